@@ -1,0 +1,226 @@
+//! `Agent`: the one entry point every channel calls. It holds the ports and
+//! the prompts; the flows themselves live in `pipeline`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::blob::BlobStore;
+use crate::domain::*;
+use crate::metrics::Metrics;
+use crate::models::{ChatModel, Described, Embedder, Transcriber};
+use crate::prompts::Prompts;
+use crate::store::{JobCounts, NewMember, Store, StoreError};
+use crate::trace::Tracer;
+use crate::vector::VectorIndex;
+
+/// Longest message or entry text we accept, in characters.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+/// The ports, wired by the binary from configuration.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub index: Arc<dyn VectorIndex>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub chat: Arc<dyn ChatModel>,
+    pub embedder: Arc<dyn Embedder>,
+    pub transcriber: Arc<dyn Transcriber>,
+    pub tracer: Tracer,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Retrieval knobs.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// How many entries retrieval considers.
+    pub retrieve_k: usize,
+    /// Cosine similarity below which a hit is not relevant (depends on the embedder).
+    pub min_score: f32,
+}
+
+impl AgentSettings {
+    /// Defaults that suit the embedder: hashed n-grams score lower than real embeddings.
+    pub fn for_embedder(provider: &str) -> Self {
+        Self { retrieve_k: 8, min_score: if provider == "offline" { 0.12 } else { 0.25 } }
+    }
+}
+
+/// Errors a channel turns into a reply or an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for AgentError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AgentError::NotFound,
+            StoreError::Conflict(m) => AgentError::Conflict(m),
+            StoreError::Unavailable(e) => AgentError::Unavailable(e),
+            e @ StoreError::Backend(_) => AgentError::Internal(Box::new(e)),
+        }
+    }
+}
+
+/// One message from a parent, on any channel.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub chat_id: String,
+    pub text: String,
+    /// When it was sent, in the parent's local offset (dates resolve against it).
+    pub sent_at: DateTime<FixedOffset>,
+    pub source: Source,
+}
+
+/// A cited entry in an answer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Citation {
+    pub entry_id: EntryId,
+    pub occurred_at: DateTime<Utc>,
+    pub snippet: String,
+    pub score: f32,
+    /// Whether the answer text cites it (`[n]`).
+    pub cited: bool,
+}
+
+/// What handling a message did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Recorded { reply: String, entry: Entry },
+    Answered { reply: String, sources: Vec<Citation> },
+    Help { reply: String },
+}
+
+impl Outcome {
+    pub fn reply(&self) -> &str {
+        match self {
+            Outcome::Recorded { reply, .. } | Outcome::Answered { reply, .. } | Outcome::Help { reply } => reply,
+        }
+    }
+}
+
+/// An entry with what has been derived from it so far.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// The insight for the current version, once enrichment has run.
+    pub insights: Option<Insight>,
+    /// Whether the current version is in the vector index.
+    pub indexed: bool,
+    pub history: Vec<EntryVersion>,
+}
+
+/// Which backend serves each port.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub offline: bool,
+    pub store: &'static str,
+    pub vector_index: &'static str,
+    pub blobs: &'static str,
+    pub traces: &'static str,
+    pub models: ModelStatus,
+    pub jobs: JobCounts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub chat: Capability,
+    pub embeddings: Capability,
+    pub transcription: Capability,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Capability {
+    pub provider: &'static str,
+    pub model: String,
+}
+
+fn capability(d: &dyn Described) -> Capability {
+    Capability { provider: d.provider(), model: d.model_name().to_string() }
+}
+
+pub struct Agent {
+    pub(crate) b: Backends,
+    pub(crate) prompts: Prompts,
+    pub(crate) settings: AgentSettings,
+    /// Wakes job workers when work is enqueued.
+    pub(crate) wake: Arc<Notify>,
+}
+
+impl Agent {
+    pub fn new(backends: Backends, settings: AgentSettings) -> Self {
+        Self { b: backends, prompts: Prompts::builtin(), settings, wake: Arc::new(Notify::new()) }
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.b
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.b.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.b.metrics
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// The user a token names, with the family they belong to.
+    pub async fn user(&self, user_id: UserId) -> Result<User, AgentError> {
+        Ok(self.b.store.get_user(user_id).await?)
+    }
+
+    pub async fn members(&self, family_id: FamilyId) -> Result<Vec<Member>, AgentError> {
+        Ok(self.b.store.list_members(family_id).await?)
+    }
+
+    pub async fn add_member(&self, family_id: FamilyId, member: NewMember) -> Result<Member, AgentError> {
+        let name = member.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AgentError::Invalid("a child's name must be 1 to 100 characters".into()));
+        }
+        let aliases: Vec<String> = member.aliases.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        if aliases.len() > 20 || aliases.iter().any(|a| a.chars().count() > 100) {
+            return Err(AgentError::Invalid("at most 20 aliases of at most 100 characters each".into()));
+        }
+        let existing = self.b.store.list_members(family_id).await?;
+        if existing.iter().any(|m| m.name.eq_ignore_ascii_case(&name)) {
+            return Err(AgentError::Conflict(format!("a child named {name} already exists")));
+        }
+        Ok(self.b.store.create_member(family_id, NewMember { name, aliases, birth_date: member.birth_date }).await?)
+    }
+
+    /// Which backends serve each port, and the family's (or service's) queue depth.
+    pub async fn status(&self, family_id: Option<FamilyId>) -> Result<Status, AgentError> {
+        Ok(Status {
+            offline: self.b.chat.provider() == "offline" || self.b.embedder.provider() == "offline",
+            store: self.b.store.backend(),
+            vector_index: self.b.index.backend(),
+            blobs: self.b.blobs.backend(),
+            traces: self.b.tracer.sink().backend(),
+            models: ModelStatus {
+                chat: capability(self.b.chat.as_ref()),
+                embeddings: capability(self.b.embedder.as_ref()),
+                transcription: capability(self.b.transcriber.as_ref()),
+            },
+            jobs: self.b.store.job_counts(family_id).await?,
+        })
+    }
+}

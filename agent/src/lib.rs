@@ -1,0 +1,18 @@
+//! Dadly's brain: the domain, the ports (`Store`, `VectorIndex`, `BlobStore`,
+//! `ChatModel`, `Embedder`, `Transcriber`, `TraceSink`), their adapters, and the
+//! record / enrich / answer pipelines that every channel shares.
+
+pub mod agent;
+pub mod blob;
+pub mod domain;
+pub mod jobs;
+pub mod metrics;
+pub mod models;
+pub mod pipeline;
+pub mod prompts;
+pub mod store;
+pub mod text;
+pub mod trace;
+pub mod vector;
+
+pub use agent::{Agent, AgentError, Backends};

@@ -1,0 +1,128 @@
+//! Model ports: `ChatModel`, `Embedder`, `Transcriber`. A request carries both
+//! the rendered prompt (for real models) and the typed task it came from (so
+//! the offline fallback can answer without a model).
+
+mod offline;
+mod openai;
+
+pub use offline::{OFFLINE_DIMENSIONS, OfflineModels};
+pub use openai::{OpenAiModels, OpenAiSettings};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Network error, timeout or a 5xx: worth retrying.
+    #[error("model server unavailable: {0}")]
+    Unavailable(String),
+    #[error("model server rate limited")]
+    RateLimited,
+    /// The server answered, but not with what we asked for.
+    #[error("model response malformed: {0}")]
+    BadResponse(String),
+    /// A 4xx other than 429: our request or configuration is wrong.
+    #[error("model request rejected: {0}")]
+    Rejected(String),
+    /// No backend for this capability is configured.
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self { role: "system".into(), content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self { role: "user".into(), content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self { role: "assistant".into(), content: content.into() }
+    }
+}
+
+/// A source handed to the answer step, numbered from 1 for citations.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceNote {
+    pub n: usize,
+    pub date: String,
+    pub text: String,
+}
+
+/// What the request is for, with its inputs in typed form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// Decide whether a message records something or asks something.
+    Route { message: String },
+    /// Summary, topics, emotions and children of an entry.
+    Enrich { text: String, member_names: Vec<String> },
+    /// Answer a question from numbered sources.
+    Answer { question: String, sources: Vec<SourceNote>, korean: bool },
+}
+
+/// A JSON schema the completion must follow (OpenAI structured output).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSchema {
+    pub name: &'static str,
+    pub schema: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub task: Task,
+    pub messages: Vec<ChatMessage>,
+    pub schema: Option<OutputSchema>,
+    pub temperature: f32,
+}
+
+/// Token counts as the model server reported them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatCompletion {
+    pub content: String,
+    /// The model that answered, as the server named it.
+    pub model: String,
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Embeddings {
+    pub vectors: Vec<Vec<f32>>,
+    pub model: String,
+    pub usage: Option<Usage>,
+}
+
+/// Who serves a capability, for status output and trace metadata.
+pub trait Described {
+    /// `offline` or `openai`.
+    fn provider(&self) -> &'static str;
+    fn model_name(&self) -> &str;
+}
+
+#[async_trait]
+pub trait ChatModel: Described + Send + Sync + 'static {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, ModelError>;
+}
+
+#[async_trait]
+pub trait Embedder: Described + Send + Sync + 'static {
+    fn dimensions(&self) -> usize;
+    async fn embed(&self, texts: &[String]) -> Result<Embeddings, ModelError>;
+}
+
+#[async_trait]
+pub trait Transcriber: Described + Send + Sync + 'static {
+    async fn transcribe(&self, audio: Vec<u8>, filename: &str) -> Result<String, ModelError>;
+}

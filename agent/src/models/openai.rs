@@ -1,0 +1,234 @@
+//! OpenAI-compatible models through async-openai: OpenAI itself, Ollama, vLLM,
+//! llama.cpp, a Whisper server. Each capability may have its own base URL.
+
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::audio::{AudioInput, CreateTranscriptionRequest};
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
+};
+use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+use async_openai::types::InputSource;
+use async_trait::async_trait;
+
+use super::*;
+
+/// Where and what to call. `None` base URLs fall back to `base_url`.
+#[derive(Debug, Clone)]
+pub struct OpenAiSettings {
+    pub api_key: Option<String>,
+    pub base_url: String,
+    pub chat_base_url: Option<String>,
+    pub embeddings_base_url: Option<String>,
+    pub transcription_base_url: Option<String>,
+    pub chat_model: String,
+    pub embedding_model: String,
+    /// Requested output size; also the index's vector size.
+    pub embedding_dimensions: usize,
+    /// Whether to send `dimensions` (only models that support shortening accept it).
+    pub send_dimensions: bool,
+    pub transcription_model: String,
+    pub timeout: Duration,
+}
+
+impl Default for OpenAiSettings {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: "https://api.openai.com/v1".into(),
+            chat_base_url: None,
+            embeddings_base_url: None,
+            transcription_base_url: None,
+            chat_model: "gpt-4o-mini".into(),
+            embedding_model: "text-embedding-3-small".into(),
+            embedding_dimensions: 1536,
+            send_dimensions: false,
+            transcription_model: "whisper-1".into(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Constructors for the OpenAI-compatible capabilities.
+pub struct OpenAiModels;
+
+impl OpenAiModels {
+    fn client(settings: &OpenAiSettings, base: &Option<String>) -> Client<OpenAIConfig> {
+        let mut config = OpenAIConfig::new().with_api_base(base.clone().unwrap_or_else(|| settings.base_url.clone()));
+        // Local servers (Ollama, vLLM) take any key; async-openai wants one set.
+        config = config.with_api_key(settings.api_key.clone().unwrap_or_else(|| "unused".into()));
+        let http = reqwest::Client::builder().timeout(settings.timeout).build().unwrap_or_default();
+        Client::with_config(config).with_http_client(http)
+    }
+
+    pub fn chat(settings: &OpenAiSettings) -> OpenAiChat {
+        OpenAiChat { client: Self::client(settings, &settings.chat_base_url), model: settings.chat_model.clone() }
+    }
+
+    pub fn embedder(settings: &OpenAiSettings) -> OpenAiEmbedder {
+        OpenAiEmbedder {
+            client: Self::client(settings, &settings.embeddings_base_url),
+            model: settings.embedding_model.clone(),
+            dimensions: settings.embedding_dimensions,
+            send_dimensions: settings.send_dimensions,
+        }
+    }
+
+    pub fn transcriber(settings: &OpenAiSettings) -> OpenAiTranscriber {
+        OpenAiTranscriber {
+            client: Self::client(settings, &settings.transcription_base_url),
+            model: settings.transcription_model.clone(),
+        }
+    }
+}
+
+pub struct OpenAiChat {
+    client: Client<OpenAIConfig>,
+    model: String,
+}
+
+pub struct OpenAiEmbedder {
+    client: Client<OpenAIConfig>,
+    model: String,
+    dimensions: usize,
+    send_dimensions: bool,
+}
+
+pub struct OpenAiTranscriber {
+    client: Client<OpenAIConfig>,
+    model: String,
+}
+
+macro_rules! described {
+    ($t:ty) => {
+        impl Described for $t {
+            fn provider(&self) -> &'static str {
+                "openai"
+            }
+            fn model_name(&self) -> &str {
+                &self.model
+            }
+        }
+    };
+}
+described!(OpenAiChat);
+described!(OpenAiEmbedder);
+described!(OpenAiTranscriber);
+
+fn map_error(e: OpenAIError) -> ModelError {
+    match e {
+        OpenAIError::Reqwest(e) => ModelError::Unavailable(if e.is_timeout() { "timed out".into() } else { e.to_string() }),
+        OpenAIError::ApiError(api) if api.status_code.as_u16() == 429 => ModelError::RateLimited,
+        OpenAIError::ApiError(api) if api.status_code.is_server_error() => {
+            ModelError::Unavailable(format!("server answered {}", api.status_code))
+        }
+        OpenAIError::ApiError(api) => ModelError::Rejected(format!("{} {}", api.status_code, api.api_error.message)),
+        OpenAIError::JSONDeserialize(e, _) => ModelError::BadResponse(e.to_string()),
+        other => ModelError::BadResponse(other.to_string()),
+    }
+}
+
+fn to_openai(m: &ChatMessage) -> ChatCompletionRequestMessage {
+    match m.role.as_str() {
+        "system" => ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+            content: ChatCompletionRequestSystemMessageContent::Text(m.content.clone()),
+            name: None,
+        }),
+        "assistant" => ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+            content: Some(ChatCompletionRequestAssistantMessageContent::Text(m.content.clone())),
+            ..Default::default()
+        }),
+        _ => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+            content: ChatCompletionRequestUserMessageContent::Text(m.content.clone()),
+            name: None,
+        }),
+    }
+}
+
+fn usage(input: u32, output: u32, total: u32) -> Usage {
+    Usage { input_tokens: input.into(), output_tokens: output.into(), total_tokens: total.into() }
+}
+
+#[async_trait]
+impl ChatModel for OpenAiChat {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, ModelError> {
+        let req = CreateChatCompletionRequest {
+            model: self.model.clone(),
+            messages: request.messages.iter().map(to_openai).collect(),
+            temperature: Some(request.temperature),
+            response_format: request.schema.as_ref().map(|s| ResponseFormat::JsonSchema {
+                json_schema: ResponseFormatJsonSchema {
+                    description: None,
+                    name: s.name.to_string(),
+                    schema: s.schema.clone(),
+                    strict: Some(true),
+                },
+            }),
+            ..Default::default()
+        };
+        let response = self.client.chat().create(req).await.map_err(map_error)?;
+        let choice = response.choices.into_iter().next().ok_or_else(|| ModelError::BadResponse("no choices".into()))?;
+        let content = choice
+            .message
+            .content
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| ModelError::BadResponse(choice.message.refusal.unwrap_or_else(|| "empty message".into())))?;
+        Ok(ChatCompletion {
+            content,
+            model: response.model,
+            usage: response.usage.map(|u| usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)),
+        })
+    }
+}
+
+#[async_trait]
+impl Embedder for OpenAiEmbedder {
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Embeddings, ModelError> {
+        let req = CreateEmbeddingRequest {
+            model: self.model.clone(),
+            input: EmbeddingInput::StringArray(texts.to_vec()),
+            dimensions: self.send_dimensions.then_some(self.dimensions as u32),
+            ..Default::default()
+        };
+        let response = self.client.embeddings().create(req).await.map_err(map_error)?;
+        let mut data = response.data;
+        data.sort_by_key(|d| d.index);
+        if data.len() != texts.len() {
+            return Err(ModelError::BadResponse(format!("{} embeddings for {} inputs", data.len(), texts.len())));
+        }
+        if let Some(bad) = data.iter().find(|d| d.embedding.len() != self.dimensions) {
+            return Err(ModelError::BadResponse(format!(
+                "embedding has {} dimensions, configured {}",
+                bad.embedding.len(),
+                self.dimensions
+            )));
+        }
+        Ok(Embeddings {
+            vectors: data.into_iter().map(|d| d.embedding).collect(),
+            model: response.model,
+            usage: Some(usage(response.usage.prompt_tokens, 0, response.usage.total_tokens)),
+        })
+    }
+}
+
+#[async_trait]
+impl Transcriber for OpenAiTranscriber {
+    async fn transcribe(&self, audio: Vec<u8>, filename: &str) -> Result<String, ModelError> {
+        let req = CreateTranscriptionRequest {
+            file: AudioInput { source: InputSource::VecU8 { filename: filename.to_string(), vec: audio } },
+            model: self.model.clone(),
+            ..Default::default()
+        };
+        let response = self.client.audio().transcription().create(req).await.map_err(map_error)?;
+        Ok(response.text)
+    }
+}

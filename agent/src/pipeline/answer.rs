@@ -1,0 +1,235 @@
+//! Ask: retrieve from the family's own entries (narrowed by the child and the
+//! period the question names), answer grounded in them with numbered
+//! citations, or say plainly that nothing was found.
+
+use chrono::{DateTime, FixedOffset, NaiveTime, TimeZone, Utc};
+use serde_json::json;
+
+use crate::agent::{Agent, AgentError, Citation};
+use crate::domain::*;
+use crate::models::{ChatMessage, ChatRequest, SourceNote, Task};
+use crate::text::{dates, is_korean, members, snippet, tokens};
+use crate::trace::{RunType, Span};
+use crate::vector::SearchFilter;
+
+/// An answer and the entries it drew on.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub text: String,
+    pub sources: Vec<Citation>,
+}
+
+/// The retrieval filter a question implies.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QueryPlan {
+    pub member_ids: Vec<MemberId>,
+    pub range: Option<dates::DateRange>,
+    /// Whether the question has words beyond names and time (if not, every
+    /// entry passing the filter is relevant, whatever its score).
+    pub has_content: bool,
+}
+
+pub(crate) fn plan(question: &str, family: &[Member], today: chrono::NaiveDate) -> QueryPlan {
+    let member_ids = members::detect_members(question, family);
+    let range = dates::resolve_range(question, today);
+    let name_tokens: Vec<String> = family
+        .iter()
+        .filter(|m| member_ids.contains(&m.id))
+        .flat_map(|m| m.names().flat_map(tokens::content_tokens).collect::<Vec<_>>())
+        .collect();
+    let has_content = tokens::content_tokens(question).iter().any(|t| {
+        !name_tokens.iter().any(|n| t.starts_with(n.as_str()))
+            && !t.chars().all(|c| c.is_ascii_digit())
+            && !["월", "일", "년", "주"].iter().any(|u| t.chars().any(|c| c.is_ascii_digit()) && t.ends_with(u))
+            && !MONTH_WORDS.contains(&t.as_str())
+    });
+    QueryPlan { member_ids, range, has_content }
+}
+
+const MONTH_WORDS: &[&str] = &[
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "days", "past",
+    "작년", "올해", "이번", "최근", "요즘", "지난", "저번",
+];
+
+fn local_midnight(day: chrono::NaiveDate, offset: &FixedOffset) -> DateTime<Utc> {
+    offset.from_local_datetime(&day.and_time(NaiveTime::MIN)).single().map(|t| t.to_utc()).unwrap_or_default()
+}
+
+/// The `[n]` citation numbers in an answer.
+pub(crate) fn cited_numbers(text: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        match after.find(']') {
+            Some(close) => {
+                for part in after[..close].split(',') {
+                    if let Ok(n) = part.trim().parse::<usize>()
+                        && !out.contains(&n)
+                    {
+                        out.push(n);
+                    }
+                }
+                rest = &after[close..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn nothing_found(korean: bool, plan: &QueryPlan) -> String {
+    match (korean, plan.range.is_some()) {
+        (true, true) => "그 기간의 일기에서는 관련된 기록을 찾지 못했어요.".into(),
+        (true, false) => "일기에서 관련된 기록을 찾지 못했어요. 아직 기록하지 않은 일일 수도 있어요.".into(),
+        (false, true) => "I couldn't find anything about that in your journal for that period.".into(),
+        (false, false) => "I couldn't find anything about that in your journal — maybe it hasn't been recorded yet.".into(),
+    }
+}
+
+impl Agent {
+    pub(crate) async fn answer_in(
+        &self,
+        user: &User,
+        question: &str,
+        sent_at: DateTime<FixedOffset>,
+        history: &[ChatTurn],
+        parent: &Span,
+    ) -> Result<Answer, AgentError> {
+        let korean = is_korean(question);
+        let family = self.b.store.list_members(user.family_id).await?;
+        let plan = plan(question, &family, sent_at.date_naive());
+        let filter = SearchFilter {
+            member_ids: plan.member_ids.clone(),
+            from: plan.range.map(|r| local_midnight(r.start, sent_at.offset())),
+            to: plan.range.map(|r| local_midnight(r.end, sent_at.offset())),
+        };
+
+        let mut retriever = parent.child(
+            "retrieve",
+            RunType::Retriever,
+            json!({ "query": question, "member_ids": filter.member_ids, "from": filter.from, "to": filter.to }),
+        );
+        let embedded = match self.call_embed(&retriever, vec![question.to_string()]).await {
+            Ok(e) => e,
+            Err(e) => {
+                retriever.fail(&e.to_string());
+                return Err(AgentError::Unavailable(Box::new(e)));
+            }
+        };
+        let query = embedded.vectors.into_iter().next().unwrap_or_default();
+        let hits = match self.b.index.search(user.family_id, &query, &filter, self.settings.retrieve_k).await {
+            Ok(h) => h,
+            Err(e) => {
+                retriever.fail(&e.to_string());
+                return Err(AgentError::Unavailable(Box::new(e)));
+            }
+        };
+        let filtered_only = !plan.has_content && (!plan.member_ids.is_empty() || plan.range.is_some());
+        let relevant: Vec<_> = hits.into_iter().filter(|h| filtered_only || h.score >= self.settings.min_score).collect();
+        let ids: Vec<EntryId> = relevant.iter().map(|h| h.entry_id).collect();
+        // Fetched through the family again: the index's answer is never trusted across families.
+        let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
+        entries.retain(|e| e.family_id == user.family_id);
+        let mut ranked: Vec<(Entry, f32)> = relevant
+            .iter()
+            .filter_map(|h| entries.iter().find(|e| e.id == h.entry_id).map(|e| (e.clone(), h.score)))
+            .collect();
+        if filtered_only {
+            ranked.sort_by(|a, b| b.0.occurred_at.cmp(&a.0.occurred_at));
+        }
+        retriever.metadata("filtered_only", json!(filtered_only));
+        retriever.end(json!({
+            "documents": ranked.iter().map(|(e, s)| json!({
+                "entry_id": e.id, "score": s, "occurred_at": e.occurred_at, "page_content": e.raw_text,
+            })).collect::<Vec<_>>(),
+        }));
+
+        if ranked.is_empty() {
+            return Ok(Answer { text: nothing_found(korean, &plan), sources: Vec::new() });
+        }
+
+        let notes: Vec<SourceNote> = ranked
+            .iter()
+            .enumerate()
+            .map(|(i, (e, _))| SourceNote {
+                n: i + 1,
+                date: e.occurred_at.with_timezone(sent_at.offset()).format("%Y-%m-%d").to_string(),
+                text: e.raw_text.clone(),
+            })
+            .collect();
+        let prompt = &self.prompts.answer;
+        let sources_text = notes.iter().map(|n| format!("[{}] ({}) {}", n.n, n.date, n.text)).collect::<Vec<_>>().join("\n");
+        let today = sent_at.format("%Y-%m-%d (%A)").to_string();
+        let language = if korean { "Korean" } else { "English" };
+        let span = parent.child("answer_prompt", RunType::Prompt, json!({ "name": prompt.name, "version": prompt.version }));
+        let (system, user_text) = prompt
+            .render(&[("language", language), ("today", &today), ("sources", &sources_text), ("question", question)])
+            .expect("answer placeholders are tested");
+        span.end(json!({ "system": system, "user": user_text }));
+        let mut messages = vec![ChatMessage::system(system)];
+        for turn in history.iter().rev().take(6).rev() {
+            messages.push(if turn.role == "assistant" { ChatMessage::assistant(&turn.content) } else { ChatMessage::user(&turn.content) });
+        }
+        messages.push(ChatMessage::user(user_text));
+        let request = ChatRequest { task: Task::Answer { question: question.to_string(), sources: notes.clone(), korean }, messages, schema: None, temperature: 0.2 };
+        let text = match self.call_chat(parent, "answer", &request).await {
+            Ok(done) => done.content,
+            Err(e) => {
+                // The model is down: still show what the journal says, and say why.
+                tracing::warn!(error = %e, "answer model failed; quoting entries instead");
+                let offline = crate::models::OfflineModels::chat();
+                let quoted = crate::models::ChatModel::complete(&offline, &request).await.map(|c| c.content).unwrap_or_default();
+                let note = if korean { "(지금은 언어 모델에 연결할 수 없어요.)" } else { "(The language model is unavailable right now.)" };
+                format!("{quoted}\n{note}")
+            }
+        };
+        let cited = cited_numbers(&text);
+        let sources = ranked
+            .iter()
+            .enumerate()
+            .map(|(i, (e, score))| Citation {
+                entry_id: e.id,
+                occurred_at: e.occurred_at,
+                snippet: snippet(&e.raw_text, 160),
+                score: *score,
+                cited: cited.contains(&(i + 1)),
+            })
+            .collect();
+        Ok(Answer { text, sources })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use uuid::Uuid;
+
+    fn kid(name: &str, alias: &str) -> Member {
+        Member { id: Uuid::now_v7(), family_id: Uuid::nil(), name: name.into(), aliases: vec![alias.into()], birth_date: None, created_at: Utc::now() }
+    }
+
+    #[test]
+    fn questions_plan_child_period_and_content() {
+        let minji = kid("Minji", "민지");
+        let fam = vec![minji.clone(), kid("Junho", "준호")];
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let p = plan("What did Minji do last month?", &fam, today);
+        assert_eq!(p.member_ids, vec![minji.id]);
+        assert!(p.range.is_some());
+        assert!(!p.has_content, "names and time only: {p:?}");
+        let p = plan("When did Minji lose her first tooth?", &fam, today);
+        assert!(p.has_content && p.range.is_none());
+        let p = plan("민지 10월에 뭐 했지?", &fam, today);
+        assert_eq!(p.member_ids, vec![minji.id]);
+        assert!(!p.has_content, "{p:?}");
+    }
+
+    #[test]
+    fn citation_numbers_are_read_from_brackets() {
+        assert_eq!(cited_numbers("She lost it on Nov 20 [1], and again [2][1]. Also [3, 4]."), vec![1, 2, 3, 4]);
+        assert!(cited_numbers("no citations [x]").is_empty());
+    }
+}

@@ -1,0 +1,227 @@
+//! Background work on an entry: enrich (one structured model call), embed and
+//! index, unindex. Each is idempotent: it acts on the version it was queued
+//! for, and a stale or deleted entry makes it a no-op.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::agent::Agent;
+use crate::domain::*;
+use crate::models::{ChatMessage, ChatRequest, ModelError, OutputSchema, Task};
+use crate::store::{Job, JobKind, StoreError, VectorRecord};
+use crate::trace::{RunType, Span};
+
+/// Why a job attempt failed; every variant is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] crate::vector::IndexError),
+}
+
+fn enrich_schema() -> OutputSchema {
+    let list = json!({ "type": "array", "items": { "type": "string" } });
+    OutputSchema {
+        name: "entry_insights",
+        schema: json!({
+            "type": "object",
+            "properties": { "summary": { "type": "string" }, "topics": list, "emotions": list, "members": list },
+            "required": ["summary", "topics", "emotions", "members"],
+            "additionalProperties": false,
+        }),
+    }
+}
+
+/// The model's insight output, validated.
+#[derive(Debug, PartialEq)]
+pub(crate) struct EnrichOutput {
+    pub summary: String,
+    pub topics: Vec<String>,
+    pub emotions: Vec<String>,
+    pub members: Vec<String>,
+}
+
+fn string_list(v: &Value, key: &str, max: usize) -> Result<Vec<String>, ModelError> {
+    let items = v.get(key).and_then(Value::as_array).ok_or_else(|| ModelError::BadResponse(format!("`{key}` is not a list")))?;
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        let s = item.as_str().ok_or_else(|| ModelError::BadResponse(format!("`{key}` has a non-string item")))?;
+        let s = s.trim().to_lowercase();
+        if !s.is_empty() && s.chars().count() <= 40 && !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out.truncate(max);
+    Ok(out)
+}
+
+pub(crate) fn parse_enrich(content: &str) -> Result<EnrichOutput, ModelError> {
+    let v = super::parse_json(content)?;
+    let summary = v
+        .get("summary")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ModelError::BadResponse("`summary` missing or empty".into()))?;
+    let members = v
+        .get("members")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ModelError::BadResponse("`members` is not a list".into()))?
+        .iter()
+        .filter_map(|m| m.as_str().map(|s| s.trim().to_string()))
+        .collect();
+    Ok(EnrichOutput {
+        summary: crate::text::snippet(summary, 500),
+        topics: string_list(&v, "topics", 6)?,
+        emotions: string_list(&v, "emotions", 4)?,
+        members,
+    })
+}
+
+impl Agent {
+    /// Runs one claimed job as its own trace.
+    pub async fn run_job(&self, job: &Job) -> Result<(), JobError> {
+        let mut root = self.b.tracer.root(job.kind.as_str(), RunType::Chain, json!({ "entry_id": job.entry_id, "version": job.entry_version }));
+        root.metadata("entry_id", json!(job.entry_id));
+        root.metadata("attempt", json!(job.attempts));
+        root.tag("job");
+        let result = match job.kind {
+            JobKind::Enrich => self.enrich(job, &root).await,
+            JobKind::Embed => self.embed(job, &root).await,
+            JobKind::Unindex => self.b.index.delete(job.family_id, job.entry_id).await.map_err(JobError::from).map(|_| "unindexed"),
+        };
+        match &result {
+            Ok(outcome) => root.end(json!({ "outcome": outcome })),
+            Err(e) => root.fail(&e.to_string()),
+        }
+        result.map(|_| ())
+    }
+
+    /// The entry as it was queued, or `None` when it was deleted or edited since.
+    async fn current_entry(&self, job: &Job) -> Result<Option<Entry>, JobError> {
+        match self.b.store.get_entry(job.family_id, job.entry_id).await {
+            Ok(entry) if entry.version == job.entry_version => Ok(Some(entry)),
+            Ok(_) | Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn enrich(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
+        let Some(entry) = self.current_entry(job).await? else { return Ok("stale") };
+        let members = self.b.store.list_members(job.family_id).await?;
+        let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+        let prompt = &self.prompts.enrich;
+        let listed = members
+            .iter()
+            .map(|m| if m.aliases.is_empty() { m.name.clone() } else { format!("{} (also {})", m.name, m.aliases.join(", ")) })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let rendered = {
+            let span = root.child("enrich_prompt", RunType::Prompt, json!({ "name": prompt.name, "version": prompt.version }));
+            let listed = if listed.is_empty() { "(none)".to_string() } else { listed };
+            let r = prompt.render(&[("members", &listed), ("text", &entry.raw_text)]).expect("enrich placeholders are tested");
+            span.end(json!({ "system": r.0, "user": r.1 }));
+            r
+        };
+        let request = ChatRequest {
+            task: Task::Enrich { text: entry.raw_text.clone(), member_names: names },
+            messages: vec![ChatMessage::system(rendered.0), ChatMessage::user(rendered.1)],
+            schema: Some(enrich_schema()),
+            temperature: 0.0,
+        };
+        let done = self.call_chat(root, "enrich", &request).await?;
+        let parser = root.child("parse_insights", RunType::Parser, json!({ "content": done.content }));
+        let out = match parse_enrich(&done.content) {
+            Ok(out) => {
+                parser.end(json!({ "topics": out.topics, "emotions": out.emotions, "members": out.members }));
+                out
+            }
+            Err(e) => {
+                parser.fail(&e.to_string());
+                return Err(e.into());
+            }
+        };
+        // The model names children; we keep the ones we know, plus those detected at record time.
+        let mut member_ids = entry.member_ids.clone();
+        for name in &out.members {
+            if let Some(m) = members.iter().find(|m| m.names().any(|n| n.eq_ignore_ascii_case(name))) {
+                if !member_ids.contains(&m.id) {
+                    member_ids.push(m.id);
+                }
+            }
+        }
+        let insight = Insight {
+            entry_id: entry.id,
+            entry_version: entry.version,
+            summary: out.summary,
+            topics: out.topics,
+            emotions: out.emotions,
+            member_ids,
+            model: done.model,
+            prompt_name: prompt.name.clone(),
+            prompt_version: prompt.version.clone(),
+            created_at: Utc::now(),
+        };
+        if !self.b.store.put_insight(job.family_id, &insight).await? {
+            return Ok("stale");
+        }
+        self.b.index.set_payload(job.family_id, entry.id, &insight.member_ids, &insight.topics, &insight.emotions).await?;
+        Ok("enriched")
+    }
+
+    async fn embed(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
+        let Some(entry) = self.current_entry(job).await? else { return Ok("stale") };
+        let done = self.call_embed(root, vec![entry.raw_text.clone()]).await?;
+        let vector = done.vectors.into_iter().next().ok_or_else(|| ModelError::BadResponse("no embedding".into()))?;
+        // Payload from the insight if enrichment already ran for this version.
+        let insight = self.b.store.get_insight(job.family_id, entry.id).await?.filter(|i| i.entry_version == entry.version);
+        let (member_ids, topics, emotions) = match insight {
+            Some(i) => (i.member_ids, i.topics, i.emotions),
+            None => (entry.member_ids.clone(), Vec::new(), Vec::new()),
+        };
+        let span = root.child("upsert_vector", RunType::Tool, json!({ "entry_id": entry.id, "backend": self.b.index.backend() }));
+        let record = VectorRecord {
+            entry_id: entry.id,
+            entry_version: entry.version,
+            model: done.model,
+            vector,
+            member_ids,
+            topics,
+            emotions,
+            occurred_at: entry.occurred_at,
+        };
+        match self.b.index.upsert(job.family_id, record).await {
+            Ok(()) => {
+                span.end(json!({ "ok": true }));
+                self.b.store.mark_indexed(job.family_id, entry.id, entry.version).await?;
+            }
+            Err(e) => {
+                span.fail(&e.to_string());
+                return Err(e.into());
+            }
+        }
+        Ok("indexed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insight_output_is_validated_and_normalised() {
+        let out = parse_enrich(r#"{"summary":" Lost a tooth ","topics":["Milestone","milestone",""],"emotions":["Joy"],"members":["Minji"]}"#).unwrap();
+        assert_eq!(out, EnrichOutput { summary: "Lost a tooth".into(), topics: vec!["milestone".into()], emotions: vec!["joy".into()], members: vec!["Minji".into()] });
+        assert!(parse_enrich("```json\n{\"summary\":\"x\",\"topics\":[],\"emotions\":[],\"members\":[]}\n```").is_ok());
+    }
+
+    #[test]
+    fn malformed_insight_output_is_a_bad_response() {
+        for bad in ["not json", r#"{"topics":[]}"#, r#"{"summary":"x","topics":"a","emotions":[],"members":[]}"#, r#"{"summary":"","topics":[],"emotions":[],"members":[]}"#] {
+            assert!(matches!(parse_enrich(bad), Err(ModelError::BadResponse(_))), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Entries as a resource: read with insights and history, list with filters,
+//! edit (history kept, insights and vector recomputed), delete everywhere.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::agent::{Agent, AgentError, EntryView};
+use crate::domain::*;
+use crate::store::JobKind;
+use crate::text::members;
+use crate::trace::RunType;
+
+/// Listing parameters, as the API takes them.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub member_id: Option<MemberId>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub topic: Option<String>,
+    pub emotion: Option<String>,
+    pub before: Option<(DateTime<Utc>, EntryId)>,
+    pub limit: Option<u32>,
+}
+
+/// An edit to an entry.
+#[derive(Debug, Clone, Default)]
+pub struct EntryPatch {
+    pub text: Option<String>,
+    pub member_ids: Option<Vec<MemberId>>,
+}
+
+pub const MAX_PAGE: u32 = 100;
+
+impl Agent {
+    pub async fn entry(&self, family_id: FamilyId, id: EntryId) -> Result<EntryView, AgentError> {
+        let entry = self.b.store.get_entry(family_id, id).await?;
+        let insights = self.b.store.get_insight(family_id, id).await?.filter(|i| i.entry_version == entry.version);
+        let indexed = self.b.store.indexed_version(family_id, id).await? == Some(entry.version);
+        let history = self.b.store.entry_history(family_id, id).await?;
+        Ok(EntryView { entry, insights, indexed, history })
+    }
+
+    pub async fn entries(&self, family_id: FamilyId, q: ListQuery) -> Result<Vec<Entry>, AgentError> {
+        let limit = q.limit.unwrap_or(20);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(AgentError::Invalid(format!("limit must be between 1 and {MAX_PAGE}")));
+        }
+        if let (Some(from), Some(to)) = (q.from, q.to)
+            && from >= to
+        {
+            return Err(AgentError::Invalid("`from` must be before `to`".into()));
+        }
+        if let Some(m) = q.member_id
+            && !self.b.store.list_members(family_id).await?.iter().any(|k| k.id == m)
+        {
+            return Err(AgentError::Invalid(format!("no child with id {m} in this family")));
+        }
+        let filter = EntryFilter {
+            member_id: q.member_id,
+            from: q.from,
+            to: q.to,
+            topic: q.topic,
+            emotion: q.emotion,
+            before: q.before,
+            limit,
+        };
+        Ok(self.b.store.list_entries(family_id, &filter).await?)
+    }
+
+    pub async fn edit_entry(&self, user: &User, id: EntryId, patch: EntryPatch) -> Result<Entry, AgentError> {
+        let current = self.b.store.get_entry(user.family_id, id).await?;
+        let text = match &patch.text {
+            Some(t) => super::record::validate_text(t)?,
+            None => current.raw_text.clone(),
+        };
+        let known = self.b.store.list_members(user.family_id).await?;
+        let member_ids = match patch.member_ids {
+            Some(ids) => {
+                if let Some(unknown) = ids.iter().find(|id| !known.iter().any(|m| m.id == **id)) {
+                    return Err(AgentError::Invalid(format!("no child with id {unknown} in this family")));
+                }
+                ids
+            }
+            None if patch.text.is_some() => members::detect_members(&text, &known),
+            None => current.member_ids.clone(),
+        };
+        if text == current.raw_text && member_ids == current.member_ids {
+            return Ok(current);
+        }
+        let mut root = self.b.tracer.root("edit_entry", RunType::Chain, json!({ "entry_id": id, "text": text }));
+        root.metadata("entry_id", json!(id));
+        let entry = self.b.store.update_entry(user.family_id, id, &text, &member_ids, &[JobKind::Enrich, JobKind::Embed]).await;
+        match &entry {
+            Ok(e) => root.end(json!({ "version": e.version })),
+            Err(e) => root.fail(&e.to_string()),
+        }
+        self.wake_workers();
+        Ok(entry?)
+    }
+
+    /// Deletes the entry, its history and insight now; its vector goes by a queued job.
+    pub async fn delete_entry(&self, family_id: FamilyId, id: EntryId) -> Result<(), AgentError> {
+        self.b.store.delete_entry(family_id, id).await?;
+        tracing::info!(entry.id = %id, family.id = %family_id, "entry deleted");
+        self.wake_workers();
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! Record: validate, attribute children, resolve the day, store durably with
+//! its jobs — all before anything slow happens.
+
+use chrono::{DateTime, FixedOffset, NaiveTime, TimeZone, Utc};
+use serde_json::json;
+
+use crate::agent::{Agent, AgentError, MAX_TEXT_CHARS};
+use crate::domain::*;
+use crate::store::JobKind;
+use crate::text::{dates, members};
+use crate::trace::{RunType, Span};
+
+/// An entry to record, from chat or from the entries API.
+#[derive(Debug, Clone)]
+pub struct RecordInput {
+    pub text: String,
+    pub source: Source,
+    /// When it happened, if the caller knows; otherwise resolved from the text.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The children it is about, if the caller knows; otherwise detected.
+    pub member_ids: Option<Vec<MemberId>>,
+    pub sent_at: DateTime<FixedOffset>,
+}
+
+/// Checks a text a parent sent: not blank, not too long.
+pub(crate) fn validate_text(text: &str) -> Result<String, AgentError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(AgentError::Invalid("the text is empty".into()));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(AgentError::Invalid(format!("the text has {chars} characters; the limit is {MAX_TEXT_CHARS}")));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The instant an entry happened: the resolved day at the time it was sent
+/// (or noon, for another day), in the parent's offset.
+pub(crate) fn occurred_at(text: &str, sent_at: DateTime<FixedOffset>) -> DateTime<Utc> {
+    let today = sent_at.date_naive();
+    match dates::resolve_date(text, today) {
+        Some(day) if day != today => {
+            let noon = day.and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default());
+            sent_at.offset().from_local_datetime(&noon).single().map(|t| t.with_timezone(&Utc)).unwrap_or(sent_at.to_utc())
+        }
+        _ => sent_at.to_utc(),
+    }
+}
+
+impl Agent {
+    /// Stores an entry (and queues its enrichment and indexing) in one transaction.
+    pub async fn record(&self, user: &User, input: RecordInput) -> Result<Entry, AgentError> {
+        let mut root = self.b.tracer.root("record", RunType::Chain, json!({ "text": input.text, "source": input.source.as_str() }));
+        match self.record_in(user, input, &root).await {
+            Ok(entry) => {
+                root.metadata("entry_id", json!(entry.id));
+                root.end(json!({ "entry_id": entry.id }));
+                Ok(entry)
+            }
+            Err(e) => {
+                root.fail(&e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn record_in(&self, user: &User, input: RecordInput, parent: &Span) -> Result<Entry, AgentError> {
+        let text = validate_text(&input.text)?;
+        let known = self.b.store.list_members(user.family_id).await?;
+        let member_ids = match input.member_ids {
+            Some(ids) => {
+                if let Some(unknown) = ids.iter().find(|id| !known.iter().any(|m| m.id == **id)) {
+                    return Err(AgentError::Invalid(format!("no child with id {unknown} in this family")));
+                }
+                let mut ids = ids;
+                ids.dedup();
+                ids
+            }
+            None => members::detect_members(&text, &known),
+        };
+        let occurred_at = input.occurred_at.unwrap_or_else(|| occurred_at(&text, input.sent_at));
+        let mut span = parent.child("store_entry", RunType::Tool, json!({ "members": member_ids, "occurred_at": occurred_at }));
+        let new = NewEntry { author_id: user.id, source: input.source, raw_text: text, member_ids, occurred_at };
+        let entry = match self.b.store.insert_entry(user.family_id, new, &[JobKind::Enrich, JobKind::Embed]).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                span.fail(&e.to_string());
+                return Err(e.into());
+            }
+        };
+        span.metadata("entry_id", json!(entry.id));
+        span.end(json!({ "entry_id": entry.id }));
+        self.b.metrics.inc("dadly_entries_recorded_total", &[("source", entry.source.as_str())]);
+        tracing::info!(entry.id = %entry.id, family.id = %user.family_id, entry.chars = entry.raw_text.chars().count(), "entry recorded");
+        self.wake_workers();
+        Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn occurred_at_uses_send_time_today_and_local_noon_otherwise() {
+        let sent = DateTime::parse_from_rfc3339("2026-11-26T21:15:00+09:00").unwrap();
+        assert_eq!(occurred_at("Minji lost her first tooth today", sent), sent.to_utc());
+        let y = occurred_at("준호가 어제 처음 자전거를 탔다", sent);
+        assert_eq!(y, DateTime::parse_from_rfc3339("2026-11-25T12:00:00+09:00").unwrap().to_utc());
+    }
+
+    #[test]
+    fn blank_and_oversized_texts_are_refused() {
+        assert!(validate_text("   \n").is_err());
+        assert!(validate_text(&"a".repeat(MAX_TEXT_CHARS + 1)).is_err());
+        assert_eq!(validate_text("  hi  ").unwrap(), "hi");
+    }
+}

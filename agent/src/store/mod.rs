@@ -1,0 +1,193 @@
+//! The `Store` port: relational data (families, members, entries, insights,
+//! chat memory, the embedded vector table and the durable job queue).
+//! Every family-owned call takes the family explicitly; adapters must scope
+//! every query by it.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::*;
+
+/// Errors a caller can act on; everything else is `Backend`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("store error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a background job does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// One structured model call: summary, topics, emotions, members.
+    Enrich,
+    /// Embed the entry text and upsert its vector.
+    Embed,
+    /// Remove a deleted entry's vector from the index.
+    Unindex,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Enrich => "enrich",
+            JobKind::Embed => "embed",
+            JobKind::Unindex => "unindex",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "enrich" => JobKind::Enrich,
+            "embed" => JobKind::Embed,
+            "unindex" => JobKind::Unindex,
+            _ => return None,
+        })
+    }
+}
+
+/// A job to enqueue. Jobs with the same `dedupe_key` are enqueued once.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub entry_id: EntryId,
+    pub entry_version: i64,
+}
+
+impl NewJob {
+    pub fn dedupe_key(&self) -> String {
+        format!("{}:{}:{}", self.kind.as_str(), self.entry_id, self.entry_version)
+    }
+}
+
+/// A claimed job. `attempts` counts this attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Uuid,
+    pub family_id: FamilyId,
+    pub kind: JobKind,
+    pub entry_id: EntryId,
+    pub entry_version: i64,
+    pub attempts: i64,
+    pub max_attempts: i64,
+}
+
+/// Queue depth by state, for status and metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct JobCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+}
+
+/// A stored vector with the payload the index filters on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorRecord {
+    pub entry_id: EntryId,
+    pub entry_version: i64,
+    pub model: String,
+    pub vector: Vec<f32>,
+    pub member_ids: Vec<MemberId>,
+    pub topics: Vec<String>,
+    pub emotions: Vec<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A new child of the family.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub birth_date: Option<NaiveDate>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Backend name for status output (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+    /// Cheap liveness check for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_family(&self, name: &str) -> StoreResult<Family>;
+    async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User>;
+    /// Looks a user up by id alone: this is how a token becomes a family.
+    async fn get_user(&self, user_id: UserId) -> StoreResult<User>;
+    async fn create_member(&self, family_id: FamilyId, member: NewMember) -> StoreResult<Member>;
+    async fn list_members(&self, family_id: FamilyId) -> StoreResult<Vec<Member>>;
+
+    /// Stores the entry and enqueues its jobs in one transaction.
+    async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry>;
+    async fn get_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Entry>;
+    /// The entries among `ids` that belong to the family, in no set order.
+    async fn get_entries(&self, family_id: FamilyId, ids: &[EntryId]) -> StoreResult<Vec<Entry>>;
+    /// Newest `occurred_at` first.
+    async fn list_entries(&self, family_id: FamilyId, filter: &EntryFilter) -> StoreResult<Vec<Entry>>;
+    /// Replaces the text (the old one goes to history), bumps the version and
+    /// enqueues `jobs` for the new version, in one transaction.
+    async fn update_entry(
+        &self,
+        family_id: FamilyId,
+        id: EntryId,
+        raw_text: &str,
+        member_ids: &[MemberId],
+        jobs: &[JobKind],
+    ) -> StoreResult<Entry>;
+    /// Deletes the entry with its history, insight and stored vector, and
+    /// enqueues `Unindex` for external indexes, in one transaction.
+    async fn delete_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<()>;
+    async fn entry_history(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Vec<EntryVersion>>;
+
+    /// Writes the insight if it is for the entry's current version; returns
+    /// whether it was written.
+    async fn put_insight(&self, family_id: FamilyId, insight: &Insight) -> StoreResult<bool>;
+    async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>>;
+
+    async fn put_vector(&self, family_id: FamilyId, record: &VectorRecord) -> StoreResult<()>;
+    async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()>;
+    async fn set_vector_payload(
+        &self,
+        family_id: FamilyId,
+        entry_id: EntryId,
+        member_ids: &[MemberId],
+        topics: &[String],
+        emotions: &[String],
+    ) -> StoreResult<()>;
+    /// Every vector of the family whose `occurred_at` is in `[from, to)`.
+    async fn load_vectors(
+        &self,
+        family_id: FamilyId,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<VectorRecord>>;
+    /// Records that `version` of the entry is in the vector index (ignored if
+    /// the entry has moved on or is gone).
+    async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()>;
+    /// The entry version that is in the vector index, if any.
+    async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>>;
+
+    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()>;
+    /// The last `limit` turns of a chat, oldest first.
+    async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>>;
+
+    /// Takes the next due job (or one whose lease ran out) for `lease`.
+    async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>>;
+    async fn complete_job(&self, id: Uuid) -> StoreResult<()>;
+    /// Records a failure; `retry_at` reschedules it, `None` gives up.
+    async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
+    /// Queue depth, for one family or (with `None`) the whole service.
+    async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts>;
+}

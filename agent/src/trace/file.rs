@@ -1,0 +1,152 @@
+//! `FileTraceSink`: appends each finished run as one JSON line to
+//! `<dir>/YYYY-MM-DD.jsonl` (UTC day of the run's end, so files rotate daily).
+//! Writing happens on a background task; a full queue drops and counts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Run, TraceSink};
+
+const QUEUE_BOUND: usize = 10_000;
+
+enum Message {
+    Run(Box<Run>),
+    Flush(oneshot::Sender<()>),
+}
+
+pub struct FileTraceSink {
+    dir: PathBuf,
+    tx: mpsc::Sender<Message>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl FileTraceSink {
+    /// Starts the writer task; needs a Tokio runtime.
+    pub fn start(dir: PathBuf) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_BOUND);
+        let writer_dir = dir.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Message::Run(run) => {
+                        if let Err(e) = append(&writer_dir, &run).await {
+                            tracing::warn!(error = %e, "could not write trace run");
+                        }
+                    }
+                    Message::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        Self { dir, tx, dropped: Arc::new(AtomicU64::new(0)) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+async fn append(dir: &Path, run: &Run) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let day = run.end_time.unwrap_or(run.start_time).format("%Y-%m-%d");
+    let mut line = serde_json::to_vec(run).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{day}.jsonl"))).await?;
+    file.write_all(&line).await?;
+    // tokio's File completes writes in the background; flush before dropping it.
+    file.flush().await
+}
+
+#[async_trait]
+impl TraceSink for FileTraceSink {
+    fn backend(&self) -> &'static str {
+        "file"
+    }
+
+    fn submit(&self, run: Run) {
+        if self.tx.try_send(Message::Run(Box::new(run))).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(traces.dropped = n, "trace queue full; run dropped");
+        }
+    }
+
+    async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Reads every run from the JSONL files in `dir`, oldest file first; lines
+/// that do not parse are skipped.
+pub fn read_runs(dir: &Path) -> std::io::Result<Vec<Run>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    files.sort();
+    let mut runs = Vec::new();
+    for file in files {
+        for line in std::fs::read_to_string(file)?.lines() {
+            match serde_json::from_str(line) {
+                Ok(run) => runs.push(run),
+                Err(e) => tracing::warn!(error = %e, "skipping a trace line that does not parse"),
+            }
+        }
+    }
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{RunType, Tracer};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn runs_round_trip_through_the_jsonl_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(FileTraceSink::start(dir.path().to_path_buf()));
+        let tracer = Tracer::new(sink.clone(), "dadly-test", true);
+        let root = tracer.root("message", RunType::Chain, json!({"text": "hi"}));
+        let child = root.child("route", RunType::Llm, json!({"messages": []}));
+        child.end(json!({"kind": "record"}));
+        root.end(json!({"reply": "ok"}));
+        sink.flush().await;
+        let runs = read_runs(dir.path()).unwrap();
+        assert_eq!(runs.len(), 2, "{}", std::fs::read_dir(dir.path()).unwrap().map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect::<String>());
+        assert_eq!(runs[0].name, "route");
+        assert_eq!(runs[0].parent_run_id, Some(runs[1].id));
+        assert_eq!(runs[1].inputs, json!({"text": "hi"}));
+        assert!(runs[0].dotted_order.starts_with(&runs[1].dotted_order));
+        assert_eq!(runs[1].session_name, "dadly-test");
+    }
+
+    #[tokio::test]
+    async fn privacy_switch_removes_the_parents_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(FileTraceSink::start(dir.path().to_path_buf()));
+        let tracer = Tracer::new(sink.clone(), "dadly", false);
+        let root = tracer.root("message", RunType::Chain, json!({"text": "Minji's secret diary"}));
+        let child = root.child("answer", RunType::Llm, json!({"messages": [{"role": "user", "content": "Minji's secret diary"}]}));
+        child.end(json!({"choices": [{"message": {"role": "assistant", "content": "Minji's secret diary"}}]}));
+        root.end(json!({"reply": "Minji's secret diary"}));
+        sink.flush().await;
+        let text = std::fs::read_to_string(std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path()).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("\"role\":\"user\""));
+    }
+}

@@ -1,0 +1,79 @@
+//! The `VectorIndex` port: nearest entries to a query vector, always within
+//! one family, optionally narrowed by child and time.
+
+mod embedded;
+
+pub use embedded::EmbeddedIndex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{EntryId, FamilyId, MemberId};
+use crate::store::VectorRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("vector index unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("vector has {got} dimensions, the index expects {expected}")]
+    Dimensions { expected: usize, got: usize },
+    #[error("vector index error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Narrows a search. The family is not optional: it is an argument of every call.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// Entries about any of these children (empty: any entry).
+    pub member_ids: Vec<MemberId>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One search result: cosine similarity in `[-1, 1]`, higher is closer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub entry_id: EntryId,
+    pub score: f32,
+}
+
+#[async_trait]
+pub trait VectorIndex: Send + Sync + 'static {
+    /// Backend name for status output.
+    fn backend(&self) -> &'static str;
+    /// Inserts or replaces the entry's point (idempotent by entry id).
+    async fn upsert(&self, family_id: FamilyId, record: VectorRecord) -> Result<(), IndexError>;
+    /// Updates the filterable payload without re-embedding; a missing point is not an error.
+    async fn set_payload(
+        &self,
+        family_id: FamilyId,
+        entry_id: EntryId,
+        member_ids: &[MemberId],
+        topics: &[String],
+        emotions: &[String],
+    ) -> Result<(), IndexError>;
+    /// Removes the entry's point; removing a missing point is not an error.
+    async fn delete(&self, family_id: FamilyId, entry_id: EntryId) -> Result<(), IndexError>;
+    /// The `limit` closest entries of the family that pass the filter, best first.
+    async fn search(
+        &self,
+        family_id: FamilyId,
+        query: &[f32],
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<Hit>, IndexError>;
+}
+
+/// Cosine similarity; zero when either vector is all zeros or lengths differ.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+}
