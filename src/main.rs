@@ -1,1 +1,115 @@
-fn main(){}
+//! `dadly`: the family-journal assistant. `dadly` (or `dadly serve`) runs the
+//! server; other subcommands manage families and tokens.
+
+use clap::{Parser, Subcommand};
+use dadly::app::App;
+use dadly::settings::{ModelBackend, Settings};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "dadly", version, about = "A family journal you talk to")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, web chat and job workers (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage families.
+    Family {
+        #[command(subcommand)]
+        command: FamilyCommand,
+    },
+    /// Mint a bearer token for a parent.
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value_t = dadly::cli::TOKEN_DAYS)]
+        days: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum FamilyCommand {
+    /// Create a family with a parent and children; prints a token for the parent.
+    Create {
+        name: String,
+        #[arg(long)]
+        parent: String,
+        /// NAME[:BIRTH_DATE][:ALIAS,ALIAS], e.g. Minji:2018-03-14:민지 (repeatable).
+        #[arg(long = "child")]
+        children: Vec<String>,
+        /// Print {"family_id","user_id","token"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logs(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json { builder.json().init() } else { builder.init() }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dadly: configuration error: {e}");
+            std::process::exit(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_logs(settings.json_logs);
+            serve(settings).await
+        }
+        Command::Migrate => {
+            dadly::app::open_store(&settings).await?;
+            println!("migrations applied to {}", settings.database_url);
+            Ok(())
+        }
+        Command::Family { command: FamilyCommand::Create { name, parent, children, json } } => {
+            dadly::cli::family_create(&settings, &name, &parent, &children, json).await
+        }
+        Command::Token { user, days } => dadly::cli::token(&settings, &user, days).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let models = match &settings.models {
+        ModelBackend::Offline => "offline fallback models (set OPENAI_API_KEY or OPENAI_BASE_URL for real ones)".to_string(),
+        ModelBackend::OpenAi(o) => format!("OpenAI-compatible models at {} (chat {}, embeddings {})", o.base_url, o.chat_model, o.embedding_model),
+    };
+    let data_dir = settings.data_dir.display().to_string();
+    let app = App::build(settings).await?;
+    let (stop, stopped) = watch::channel(false);
+    let running = app.serve(stopped).await?;
+    eprintln!("\nDadly is listening on http://{}", running.addr);
+    eprintln!("  data:   {data_dir} (SQLite, media, traces)");
+    eprintln!("  models: {models}");
+    eprintln!("  get a token:  cargo run --release -- family create \"My family\" --parent Me --child Minji:2018-03-14:민지");
+    eprintln!("  then:         curl -s http://{}/v1/chat -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"message\":\"Minji lost her first tooth today\"}}'\n", running.addr);
+    let signal = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    };
+    signal.await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    running.server.await??;
+    Ok(())
+}

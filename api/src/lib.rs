@@ -1,0 +1,63 @@
+//! Dadly's HTTP surface: the REST API and web chat over the agent, bearer-token
+//! auth, signed media URLs, health, readiness and metrics.
+
+pub mod auth;
+pub mod error;
+mod extract;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use dadly_agent::Agent;
+use dadly_agent::blob::LocalBlobs;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::Auth;
+pub use error::ApiError;
+
+/// Largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub agent: Arc<Agent>,
+    pub auth: Arc<Auth>,
+    /// Set when media lives in a local folder: the API serves its signed URLs.
+    pub local_blobs: Option<Arc<LocalBlobs>>,
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(routes::chat::routes())
+        .merge(routes::entries::routes())
+        .merge(routes::members::routes())
+        .merge(routes::health::routes())
+        .merge(routes::media::routes());
+    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    api.fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(120)))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    state.agent.metrics().inc("dadly_http_requests_total", &[("method", &method), ("route", &route), ("status", &status)]);
+    response
+}

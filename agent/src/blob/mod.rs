@@ -1,7 +1,7 @@
 //! The `BlobStore` port: media (voice notes, photos) in a private store. Keys
 //! are namespaced by family; clients only ever get short-lived signed URLs.
 
-mod local;
+pub mod local;
 
 pub use local::LocalBlobs;
 

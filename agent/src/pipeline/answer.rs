@@ -52,6 +52,16 @@ const MONTH_WORDS: &[&str] = &[
     "작년", "올해", "이번", "최근", "요즘", "지난", "저번",
 ];
 
+/// The question without the named children's names (and their particles).
+pub(crate) fn without_names(question: &str, family: &[Member], named: &[MemberId]) -> String {
+    let names: Vec<String> = family.iter().filter(|m| named.contains(&m.id)).flat_map(|m| m.names().flat_map(tokens::words).collect::<Vec<_>>()).collect();
+    if names.is_empty() {
+        return question.to_string();
+    }
+    let kept: Vec<String> = tokens::words(question).into_iter().filter(|w| !names.iter().any(|n| w.starts_with(n.as_str()))).collect();
+    if kept.is_empty() { question.to_string() } else { kept.join(" ") }
+}
+
 fn local_midnight(day: chrono::NaiveDate, offset: &FixedOffset) -> DateTime<Utc> {
     offset.from_local_datetime(&day.and_time(NaiveTime::MIN)).single().map(|t| t.to_utc()).unwrap_or_default()
 }
@@ -111,7 +121,10 @@ impl Agent {
             RunType::Retriever,
             json!({ "query": question, "member_ids": filter.member_ids, "from": filter.from, "to": filter.to }),
         );
-        let embedded = match self.call_embed(&retriever, vec![question.to_string()]).await {
+        // The child filter already selects by name; leaving names in the query
+        // would make every entry about that child look similar to it.
+        let query_text = without_names(question, &family, &plan.member_ids);
+        let embedded = match self.call_embed(&retriever, vec![query_text]).await {
             Ok(e) => e,
             Err(e) => {
                 retriever.fail(&e.to_string());
@@ -225,6 +238,15 @@ mod tests {
         let p = plan("민지 10월에 뭐 했지?", &fam, today);
         assert_eq!(p.member_ids, vec![minji.id]);
         assert!(!p.has_content, "{p:?}");
+    }
+
+    #[test]
+    fn names_are_left_out_of_the_query_text() {
+        let junho = kid("Junho", "준호");
+        let fam = vec![junho.clone()];
+        assert_eq!(without_names("What did Junho eat at the zoo?", &fam, &[junho.id]), "what did eat at the zoo");
+        assert_eq!(without_names("준호가 뭐 먹었지?", &fam, &[junho.id]), "뭐 먹었지");
+        assert_eq!(without_names("What did Junho eat?", &fam, &[]), "What did Junho eat?");
     }
 
     #[test]

@@ -16,7 +16,7 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("art", &["draw", "drew", "paint", "craft", "그림", "그렸", "색칠", "만들"]),
     ("music", &["sing", "sang", "song", "piano", "violin", "dance", "노래", "피아노", "춤", "바이올린"]),
     ("reading", &["book", "read", "story", "책", "읽", "동화"]),
-    ("outing", &["zoo", "beach", "trip", "museum", "travel", "vacation", "동물원", "바다", "여행", "박물관", "캠핑", "나들이"]),
+    ("outing", &["zoo", "aquarium", "beach", "trip", "museum", "travel", "vacation", "동물원", "수족관", "바다", "여행", "박물관", "캠핑", "나들이"]),
     ("language", &["word", "words", "said", "says", "talk", "spoke", "sentence", "말을", "말했", "단어", "말하"]),
 ];
 

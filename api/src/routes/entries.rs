@@ -1,0 +1,136 @@
+//! `/v1/entries`: record directly, list with filters, read, edit, delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Router, response::IntoResponse};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
+use dadly_agent::domain::{EntryId, MemberId, Source};
+use dadly_agent::pipeline::{EntryPatch, ListQuery, RecordInput};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/entries", get(list).post(create))
+        .route("/v1/entries/{id}", get(read).patch(edit).delete(remove))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEntry {
+    text: String,
+    #[serde(default)]
+    occurred_at: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
+    member_ids: Option<Vec<MemberId>>,
+    #[serde(default)]
+    sent_at: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(req): Json<CreateEntry>) -> Result<impl IntoResponse, ApiError> {
+    let source = match req.source.as_deref() {
+        None | Some("web") => Source::Web,
+        Some("import") => Source::Import,
+        Some(other) => return Err(ApiError::Invalid(format!("source must be `web` or `import`, not `{other}`"))),
+    };
+    let input = RecordInput {
+        text: req.text,
+        source,
+        occurred_at: req.occurred_at.map(|t| t.to_utc()),
+        member_ids: req.member_ids,
+        sent_at: req.sent_at.unwrap_or_else(|| Utc::now().fixed_offset()),
+    };
+    let entry = state.agent.record(&user, input).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "entry_id": entry.id, "entry": entry }))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    member: Option<MemberId>,
+    from: Option<String>,
+    to: Option<String>,
+    topic: Option<String>,
+    emotion: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// An instant, or a date (its UTC midnight).
+fn instant(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.to_utc());
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(|d| d.and_time(NaiveTime::MIN).and_utc())
+        .map_err(|_| ApiError::BadRequest(format!("`{name}` must be a date (2026-11-26) or an RFC 3339 instant")))
+}
+
+fn cursor(entry_ms: i64, id: EntryId) -> String {
+    format!("{entry_ms}_{id}")
+}
+
+fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, EntryId), ApiError> {
+    let bad = || ApiError::BadRequest("`cursor` is not one this API returned".into());
+    let (ms, id) = c.split_once('_').ok_or_else(bad)?;
+    let t = DateTime::from_timestamp_millis(ms.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((t, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(p): Query<ListParams>) -> Result<impl IntoResponse, ApiError> {
+    let limit = p.limit.unwrap_or(20);
+    let q = ListQuery {
+        member_id: p.member,
+        from: p.from.as_deref().map(|v| instant("from", v)).transpose()?,
+        to: p.to.as_deref().map(|v| instant("to", v)).transpose()?,
+        topic: p.topic.map(|t| t.to_lowercase()),
+        emotion: p.emotion.map(|e| e.to_lowercase()),
+        before: p.cursor.as_deref().map(parse_cursor).transpose()?,
+        limit: Some(limit),
+    };
+    let entries = state.agent.entries(user.family_id, q).await?;
+    let next = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| cursor(e.occurred_at.timestamp_millis(), e.id)))
+        .flatten();
+    Ok(axum::Json(json!({ "entries": entries, "next_cursor": next })))
+}
+
+async fn read(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<EntryId>) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.agent.entry(user.family_id, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchEntry {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    member_ids: Option<Vec<MemberId>>,
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<EntryId>,
+    Json(req): Json<PatchEntry>,
+) -> Result<impl IntoResponse, ApiError> {
+    if req.text.is_none() && req.member_ids.is_none() {
+        return Err(ApiError::Invalid("send `text` and/or `member_ids` to change".into()));
+    }
+    state.agent.edit_entry(&user, id, EntryPatch { text: req.text, member_ids: req.member_ids }).await?;
+    Ok(axum::Json(state.agent.entry(user.family_id, id).await?))
+}
+
+async fn remove(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<EntryId>) -> Result<impl IntoResponse, ApiError> {
+    state.agent.delete_entry(user.family_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

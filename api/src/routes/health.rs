@@ -1,0 +1,44 @@
+//! Liveness, readiness, metrics and the backend status.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::routing::get;
+use axum::{Router, response::IntoResponse};
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    match state.agent.store().ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "store": "unreachable" })))
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.agent.metrics().render();
+    if let Ok(counts) = state.agent.store().job_counts(None).await {
+        text.push_str("# TYPE dadly_jobs gauge\n");
+        for (s, n) in [("queued", counts.queued), ("running", counts.running), ("done", counts.done), ("failed", counts.failed)] {
+            text.push_str(&format!("dadly_jobs{{state=\"{s}\"}} {n}\n"));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn status(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.agent.status(Some(user.family_id)).await?))
+}

@@ -1,0 +1,7 @@
+//! Route groups, one module each.
+
+pub mod chat;
+pub mod entries;
+pub mod health;
+pub mod media;
+pub mod members;

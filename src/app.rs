@@ -1,0 +1,140 @@
+//! The composition root: builds every backend from `Settings`, the agent, the
+//! HTTP server and the job workers. The only place concrete backends are named.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use dadly_agent::agent::AgentSettings;
+use dadly_agent::blob::LocalBlobs;
+use dadly_agent::jobs::{WorkerSettings, spawn_workers};
+use dadly_agent::metrics::Metrics;
+use dadly_agent::models::{ChatModel, Embedder, OfflineModels, OpenAiModels, Transcriber};
+use dadly_agent::store::{SqliteStore, Store};
+use dadly_agent::trace::{FileTraceSink, Tracer};
+use dadly_agent::vector::EmbeddedIndex;
+use dadly_agent::{Agent, Backends};
+use dadly_api::{AppState, Auth};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::settings::{ModelBackend, Settings};
+
+/// The JWT secret: configured, or generated once and kept in the data dir.
+pub fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = &settings.jwt_secret {
+        return Ok(s.0.as_bytes().to_vec());
+    }
+    secret_file(settings, "jwt_secret")
+}
+
+/// A random secret kept in `<data dir>/<name>` (created 0600 on first use).
+fn secret_file(settings: &Settings, name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = settings.data_dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let secret: String = {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut f) => {
+            std::io::Write::write_all(&mut f, secret.as_bytes())?;
+            Ok(secret.into_bytes())
+        }
+        // Another process (the CLI beside the server) made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec()),
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+/// Opens the store named by `DATABASE_URL` (creating the data dir) and migrates it.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let store = SqliteStore::connect(&settings.database_url).await.context("opening the SQLite database")?;
+    Ok(Arc::new(store))
+}
+
+/// Everything wired, not yet serving.
+pub struct App {
+    pub agent: Arc<Agent>,
+    pub state: AppState,
+    pub settings: Settings,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings).await?;
+        let index = Arc::new(EmbeddedIndex::new(store.clone()));
+        let media_secret = secret_file(&settings, "media_secret")?;
+        let blobs = Arc::new(LocalBlobs::new(settings.data_dir.join("media"), media_secret, settings.public_url.clone()));
+        let (chat, embedder, transcriber): (Arc<dyn ChatModel>, Arc<dyn Embedder>, Arc<dyn Transcriber>) = match &settings.models {
+            ModelBackend::Offline => {
+                (Arc::new(OfflineModels::chat()), Arc::new(OfflineModels::embedder()), Arc::new(OfflineModels::transcriber()))
+            }
+            ModelBackend::OpenAi(o) => {
+                (Arc::new(OpenAiModels::chat(o)), Arc::new(OpenAiModels::embedder(o)), Arc::new(OpenAiModels::transcriber(o)))
+            }
+        };
+        let sink = Arc::new(FileTraceSink::start(settings.data_dir.join("traces")));
+        let tracer = Tracer::new(sink, &settings.trace_project, settings.trace_content);
+        let mut agent_settings = AgentSettings::for_embedder(embedder.provider());
+        if let Some(min) = settings.min_score {
+            agent_settings.min_score = min;
+        }
+        let backends = Backends { store, index, blobs: blobs.clone(), chat, embedder, transcriber, tracer, metrics: Arc::new(Metrics::default()) };
+        let agent = Arc::new(Agent::new(backends, agent_settings));
+        let auth = Arc::new(Auth::new(&jwt_secret(&settings)?));
+        let state = AppState { agent: agent.clone(), auth, local_blobs: Some(blobs) };
+        Ok(Self { agent, state, settings })
+    }
+
+    fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            concurrency: self.settings.workers,
+            poll: self.settings.job_poll,
+            backoff_base: self.settings.job_backoff,
+            ..WorkerSettings::default()
+        }
+    }
+
+    /// Binds, starts workers and serves until `shutdown` turns true; then
+    /// stops taking requests, lets workers finish their job and flushes traces.
+    pub async fn serve(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<Running> {
+        let listener = tokio::net::TcpListener::bind(self.settings.bind)
+            .await
+            .with_context(|| format!("binding {} (DADLY_BIND / PORT)", self.settings.bind))?;
+        let addr = listener.local_addr()?;
+        let workers = spawn_workers(self.agent.clone(), self.worker_settings(), shutdown.clone());
+        let router = dadly_api::router(self.state.clone());
+        let mut stop = shutdown.clone();
+        let agent = self.agent.clone();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            for w in workers {
+                let _ = w.await;
+            }
+            agent.backends().tracer.sink().flush().await;
+            served.context("serving HTTP")
+        });
+        Ok(Running { addr, server })
+    }
+}
+
+/// A serving app.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: JoinHandle<anyhow::Result<()>>,
+}

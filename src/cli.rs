@@ -1,0 +1,103 @@
+//! CLI commands besides `serve`: families, tokens. They work on the same
+//! `DATABASE_URL` and data dir as the server, while it runs.
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use dadly_agent::store::NewMember;
+use dadly_api::Auth;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app::{jwt_secret, open_store};
+use crate::settings::Settings;
+
+/// How long CLI-minted tokens last.
+pub const TOKEN_DAYS: i64 = 30;
+
+/// Parses `NAME[:BIRTH_DATE][:ALIAS,ALIAS]` (`Minji:2018-03-14:민지`, `Minji::민지`, `Minji:민지`).
+pub fn parse_child(spec: &str) -> anyhow::Result<NewMember> {
+    let parts: Vec<&str> = spec.splitn(3, ':').collect();
+    let name = parts[0].trim();
+    if name.is_empty() {
+        bail!("--child `{spec}`: the name is empty (expected NAME[:BIRTH_DATE][:ALIAS,ALIAS])");
+    }
+    let aliases = |s: &str| s.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect::<Vec<_>>();
+    let (birth_date, alias_list) = match parts.as_slice() {
+        [_] => (None, Vec::new()),
+        [_, second] => match NaiveDate::parse_from_str(second.trim(), "%Y-%m-%d") {
+            Ok(d) => (Some(d), Vec::new()),
+            Err(_) => (None, aliases(second)),
+        },
+        [_, date, third] => {
+            let date = date.trim();
+            let birth = if date.is_empty() {
+                None
+            } else {
+                Some(NaiveDate::parse_from_str(date, "%Y-%m-%d").with_context(|| format!("--child `{spec}`: `{date}` is not a date like 2018-03-14"))?)
+            };
+            (birth, aliases(third))
+        }
+        _ => unreachable!("splitn(3) gives 1 to 3 parts"),
+    };
+    Ok(NewMember { name: name.to_string(), aliases: alias_list, birth_date })
+}
+
+pub async fn family_create(settings: &Settings, name: &str, parent: &str, children: &[String], as_json: bool) -> anyhow::Result<()> {
+    if name.trim().is_empty() || parent.trim().is_empty() {
+        bail!("the family name and --parent must not be empty");
+    }
+    let kids = children.iter().map(|c| parse_child(c)).collect::<anyhow::Result<Vec<_>>>()?;
+    let store = open_store(settings).await?;
+    let family = store.create_family(name.trim()).await?;
+    let user = store.create_user(family.id, parent.trim()).await?;
+    let mut created = Vec::new();
+    for kid in kids {
+        created.push(store.create_member(family.id, kid).await.context("adding a child (are two children named the same?)")?);
+    }
+    let token = Auth::new(&jwt_secret(settings)?).mint(user.id, chrono::Duration::days(TOKEN_DAYS));
+    if as_json {
+        println!("{}", json!({ "family_id": family.id, "user_id": user.id, "token": token, "members": created }));
+        return Ok(());
+    }
+    println!("Created family \"{}\" ({})", family.name, family.id);
+    println!("Parent: {} (user id {})", user.name, user.id);
+    for m in &created {
+        let aliases = if m.aliases.is_empty() { String::new() } else { format!(" a.k.a. {}", m.aliases.join(", ")) };
+        println!("Child:  {}{}{}", m.name, aliases, m.birth_date.map(|d| format!(", born {d}")).unwrap_or_default());
+    }
+    println!("\nBearer token (valid {TOKEN_DAYS} days):\n{token}\n");
+    println!("Try it:\n  export TOKEN={token}");
+    println!(
+        "  curl -s http://{}/v1/chat -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"message\":\"Minji lost her first tooth today\"}}'",
+        settings.bind
+    );
+    Ok(())
+}
+
+pub async fn token(settings: &Settings, user: &str, days: i64) -> anyhow::Result<()> {
+    let user_id = Uuid::parse_str(user).with_context(|| format!("--user `{user}` is not a user id"))?;
+    if !(1..=365).contains(&days) {
+        bail!("--days must be between 1 and 365");
+    }
+    let store = open_store(settings).await?;
+    store.get_user(user_id).await.with_context(|| format!("no user with id {user_id}"))?;
+    println!("{}", Auth::new(&jwt_secret(settings)?).mint(user_id, chrono::Duration::days(days)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_specs_parse_name_birth_date_and_aliases() {
+        let c = parse_child("Minji:2018-03-14:민지,Minnie").unwrap();
+        assert_eq!((c.name.as_str(), c.birth_date, c.aliases), ("Minji", NaiveDate::from_ymd_opt(2018, 3, 14), vec!["민지".to_string(), "Minnie".into()]));
+        let c = parse_child("Junho::준호").unwrap();
+        assert_eq!((c.birth_date, c.aliases), (None, vec!["준호".to_string()]));
+        assert_eq!(parse_child("Junho:준호").unwrap().aliases, vec!["준호"]);
+        assert_eq!(parse_child("Junho:2020-01-02").unwrap().birth_date, NaiveDate::from_ymd_opt(2020, 1, 2));
+        assert!(parse_child(":2020-01-01").is_err());
+        assert!(parse_child("Junho:2020-13-01:x").is_err());
+    }
+}

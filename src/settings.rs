@@ -1,0 +1,227 @@
+//! Configuration from the environment, read once into typed settings. Unset
+//! means the embedded default; a malformed value is an error naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dadly_agent::models::OpenAiSettings;
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { var, problem: problem.into() }
+}
+
+/// Which model backend serves chat, embeddings and speech-to-text.
+#[derive(Debug, Clone)]
+pub enum ModelBackend {
+    Offline,
+    OpenAi(OpenAiSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub bind: SocketAddr,
+    /// Base URL clients reach this server at (for signed media links).
+    pub public_url: String,
+    pub models: ModelBackend,
+    pub jwt_secret: Option<Secret>,
+    pub trace_project: String,
+    pub trace_content: bool,
+    pub workers: usize,
+    pub job_backoff: Duration,
+    pub job_poll: Duration,
+    pub min_score: Option<f32>,
+    pub json_logs: bool,
+}
+
+/// Reads a variable through `get`, treating empty as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, var: &'static str, what: &str) -> Result<Option<T>, ConfigError> {
+        self.get(var).map(|v| v.parse().map_err(|_| bad(var, format!("`{v}` is not {what}")))).transpose()
+    }
+
+    fn bool(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
+        self.get(var)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(bad(var, format!("`{v}` is not true or false"))),
+            })
+            .transpose()
+    }
+
+    fn url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.get(var) {
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Ok(Some(v.trim_end_matches('/').to_string())),
+            Some(v) => Err(bad(var, format!("`{v}` is not an http(s) URL"))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Settings {
+    /// Settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    /// Settings from any lookup (tests pass a map).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let data_dir = PathBuf::from(env.get("DADLY_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = env.get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("dadly.db").display()));
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            return Err(bad("DATABASE_URL", "the Postgres backend is not in this build yet; use sqlite://PATH or leave it unset"));
+        }
+        if !database_url.starts_with("sqlite:") {
+            return Err(bad("DATABASE_URL", "must start with sqlite: (or be unset for the embedded default)"));
+        }
+        for var in ["QDRANT_URL", "S3_ENDPOINT", "S3_BUCKET"] {
+            if env.get(var).is_some() {
+                return Err(bad(var, "this backend is not in this build yet; unset it to use the embedded default"));
+            }
+        }
+        let bind = match (env.get("DADLY_BIND"), env.parse::<u16>("PORT", "a port number")?) {
+            (Some(b), _) => b.parse().map_err(|_| bad("DADLY_BIND", format!("`{b}` is not an address like 127.0.0.1:8080")))?,
+            (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let public_url = env.url("DADLY_PUBLIC_URL")?.unwrap_or_else(|| format!("http://{bind}"));
+
+        let api_key = env.get("OPENAI_API_KEY");
+        let base_url = env.url("OPENAI_BASE_URL")?;
+        let models = if api_key.is_some() || base_url.is_some() {
+            let defaults = OpenAiSettings::default();
+            let embedding_model = env.get("DADLY_EMBEDDING_MODEL").unwrap_or(defaults.embedding_model.clone());
+            let configured_dims = env.parse::<usize>("DADLY_EMBEDDING_DIMENSIONS", "a whole number")?;
+            if configured_dims == Some(0) {
+                return Err(bad("DADLY_EMBEDDING_DIMENSIONS", "must be above zero"));
+            }
+            let known_dims = match embedding_model.as_str() {
+                "text-embedding-3-large" => Some(3072),
+                "text-embedding-3-small" | "text-embedding-ada-002" => Some(1536),
+                _ => None,
+            };
+            let embedding_dimensions = configured_dims.or(known_dims).ok_or_else(|| {
+                bad("DADLY_EMBEDDING_DIMENSIONS", format!("must be set for embedding model `{embedding_model}`"))
+            })?;
+            ModelBackend::OpenAi(OpenAiSettings {
+                api_key,
+                base_url: base_url.unwrap_or(defaults.base_url),
+                chat_base_url: env.url("OPENAI_CHAT_BASE_URL")?,
+                embeddings_base_url: env.url("OPENAI_EMBEDDINGS_BASE_URL")?,
+                transcription_base_url: env.url("OPENAI_TRANSCRIPTION_BASE_URL")?,
+                chat_model: env.get("DADLY_CHAT_MODEL").unwrap_or(defaults.chat_model),
+                send_dimensions: configured_dims.is_some() && embedding_model.starts_with("text-embedding-3"),
+                embedding_model,
+                embedding_dimensions,
+                transcription_model: env.get("DADLY_TRANSCRIPTION_MODEL").unwrap_or(defaults.transcription_model),
+                timeout: Duration::from_secs(env.parse("DADLY_MODEL_TIMEOUT_SECS", "a number of seconds")?.unwrap_or(60)),
+            })
+        } else {
+            ModelBackend::Offline
+        };
+
+        let jwt_secret = env.get("JWT_SECRET").or_else(|| env.get("SUPABASE_JWT_SECRET")).map(Secret);
+        if jwt_secret.as_ref().is_some_and(|s| s.0.len() < 16) {
+            return Err(bad("JWT_SECRET", "must be at least 16 characters"));
+        }
+        let min_score = env.parse::<f32>("DADLY_MIN_SCORE", "a number")?;
+        if min_score.is_some_and(|s| !(-1.0..=1.0).contains(&s)) {
+            return Err(bad("DADLY_MIN_SCORE", "must be between -1 and 1"));
+        }
+        Ok(Self {
+            data_dir,
+            database_url,
+            bind,
+            public_url,
+            models,
+            jwt_secret,
+            trace_project: env.get("LANGCHAIN_PROJECT").unwrap_or_else(|| "dadly".into()),
+            trace_content: env.bool("DADLY_TRACE_CONTENT")?.unwrap_or(true),
+            workers: env.parse("DADLY_WORKERS", "a whole number")?.unwrap_or(2),
+            job_backoff: Duration::from_millis(env.parse("DADLY_JOB_BACKOFF_MS", "a number of milliseconds")?.unwrap_or(2000)),
+            job_poll: Duration::from_millis(env.parse("DADLY_JOB_POLL_MS", "a number of milliseconds")?.unwrap_or(500)),
+            min_score,
+            json_logs: env.get("DADLY_LOG_FORMAT").is_some_and(|f| f == "json"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_variables_means_the_embedded_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://./data/dadly.db");
+        assert!(matches!(s.models, ModelBackend::Offline));
+        assert!(s.trace_content);
+    }
+
+    #[test]
+    fn port_is_honoured_for_cloud_run_and_bind_wins() {
+        assert_eq!(settings(&[("PORT", "9000")]).unwrap().bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings(&[("PORT", "9000"), ("DADLY_BIND", "127.0.0.1:1")]).unwrap().bind.to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn an_api_key_switches_to_the_openai_compatible_backend() {
+        let s = settings(&[("OPENAI_API_KEY", "sk-test"), ("DADLY_EMBEDDING_MODEL", "text-embedding-3-large")]).unwrap();
+        let ModelBackend::OpenAi(o) = s.models else { panic!("expected OpenAI") };
+        assert_eq!(o.embedding_dimensions, 3072);
+        assert_eq!(o.base_url, "https://api.openai.com/v1");
+        assert!(format!("{:?}", settings(&[("JWT_SECRET", "0123456789abcdef-secret")]).unwrap().jwt_secret).contains("redacted"));
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        for (var, value) in [
+            ("DADLY_BIND", "nonsense"),
+            ("PORT", "eighty"),
+            ("OPENAI_BASE_URL", "localhost:11434"),
+            ("DADLY_TRACE_CONTENT", "maybe"),
+            ("DATABASE_URL", "mysql://x"),
+            ("JWT_SECRET", "short"),
+            ("DADLY_WORKERS", "-1"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+        }
+        let err = settings(&[("OPENAI_BASE_URL", "http://localhost:11434/v1"), ("DADLY_EMBEDDING_MODEL", "nomic-embed-text")]).unwrap_err();
+        assert_eq!(err.var, "DADLY_EMBEDDING_DIMENSIONS");
+    }
+}

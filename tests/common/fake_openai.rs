@@ -1,0 +1,198 @@
+//! A local OpenAI-compatible server for tests. It speaks the real wire format
+//! (`/v1/chat/completions` with `response_format: json_schema`,
+//! `/v1/embeddings`, `/v1/audio/transcriptions`), records what it was sent, and
+//! can be told to fail the next enrichment calls with a 500, a hang or
+//! malformed JSON.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+pub const API_KEY: &str = "sk-test-fake";
+pub const CHAT_MODEL: &str = "fake-gpt-1";
+pub const EMBED_MODEL: &str = "fake-embed-1";
+pub const DIMS: usize = 64;
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer 500 with a plain-text body.
+    ServerError,
+    /// Sleep this long before answering (past the client's timeout).
+    Hang(Duration),
+    /// Answer 200 with content that is not the JSON the schema asks for.
+    Malformed,
+}
+
+#[derive(Default)]
+struct FakeState {
+    requests: Mutex<Vec<(String, Value)>>,
+    enrich_faults: Mutex<VecDeque<Fault>>,
+    embed_faults: Mutex<VecDeque<Fault>>,
+}
+
+pub struct FakeOpenAi {
+    /// Base URL including `/v1`, as OPENAI_BASE_URL takes it.
+    pub base: String,
+    state: Arc<FakeState>,
+}
+
+impl FakeOpenAi {
+    pub async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base: format!("http://{addr}/v1"), state }
+    }
+
+    /// Env vars that point Dadly at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OPENAI_API_KEY", API_KEY.to_string()),
+            ("OPENAI_BASE_URL", self.base.clone()),
+            ("DADLY_CHAT_MODEL", CHAT_MODEL.to_string()),
+            ("DADLY_EMBEDDING_MODEL", EMBED_MODEL.to_string()),
+            ("DADLY_EMBEDDING_DIMENSIONS", DIMS.to_string()),
+            ("DADLY_MODEL_TIMEOUT_SECS", "1".to_string()),
+            ("DADLY_MIN_SCORE", "0.2".to_string()),
+        ]
+    }
+
+    pub fn fail_next_enrich(&self, faults: &[Fault]) {
+        self.state.enrich_faults.lock().unwrap().extend(faults.iter().cloned());
+    }
+
+    pub fn fail_next_embed(&self, faults: &[Fault]) {
+        self.state.embed_faults.lock().unwrap().extend(faults.iter().cloned());
+    }
+
+    /// Bodies received on `path` (e.g. "/v1/chat/completions").
+    pub fn requests(&self, path: &str) -> Vec<Value> {
+        self.state.requests.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, b)| b.clone()).collect()
+    }
+
+    /// Chat requests whose structured-output schema has this name.
+    pub fn chat_requests(&self, schema: Option<&str>) -> Vec<Value> {
+        self.requests("/v1/chat/completions")
+            .into_iter()
+            .filter(|b| b["response_format"]["json_schema"]["name"].as_str() == schema)
+            .collect()
+    }
+}
+
+fn openai_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": { "message": message, "type": "invalid_request_error", "param": null, "code": null } }))).into_response()
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|h| h.to_str().ok()) == Some(&format!("Bearer {API_KEY}"))
+}
+
+async fn apply(fault: Option<Fault>) -> Option<Response> {
+    match fault? {
+        Fault::ServerError => Some((StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response()),
+        Fault::Hang(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Fault::Malformed => Some(completion("{\"summary\": \"unterminated", 5)),
+    }
+}
+
+fn completion(content: &str, prompt_tokens: u64) -> Response {
+    let completion_tokens = content.split_whitespace().count() as u64 + 1;
+    axum::Json(json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1_764_000_000u32,
+        "model": CHAT_MODEL,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content, "refusal": null }, "logprobs": null, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens },
+    }))
+    .into_response()
+}
+
+fn last_user(body: &Value) -> String {
+    body["messages"].as_array().and_then(|m| m.iter().rev().find(|m| m["role"] == "user")).and_then(|m| m["content"].as_str()).unwrap_or("").to_string()
+}
+
+async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+    state.requests.lock().unwrap().push(("/v1/chat/completions".into(), body.clone()));
+    if !authorized(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+    }
+    let user = last_user(&body);
+    let prompt_tokens = body["messages"].as_array().map(|m| m.iter().map(|x| x["content"].as_str().unwrap_or("").split_whitespace().count() as u64).sum()).unwrap_or(0);
+    match body["response_format"]["json_schema"]["name"].as_str() {
+        Some("entry_insights") => {
+            let fault = state.enrich_faults.lock().unwrap().pop_front();
+            if let Some(r) = apply(fault).await {
+                return r;
+            }
+            let entry = user.split("Entry:\n").nth(1).unwrap_or("").trim().to_string();
+            let children = user.split("Children in this family: ").nth(1).and_then(|s| s.lines().next()).unwrap_or("");
+            let members: Vec<String> = children
+                .split(';')
+                .map(|c| c.split(" (also").next().unwrap_or("").trim().to_string())
+                .filter(|n| !n.is_empty() && entry.to_lowercase().contains(&n.to_lowercase()))
+                .collect();
+            let topics: Vec<&str> = if entry.contains("tooth") { vec!["milestone", "health"] } else { vec!["daily"] };
+            let content = json!({ "summary": format!("Model summary: {}", entry.chars().take(40).collect::<String>()), "topics": topics, "emotions": ["joy"], "members": members });
+            completion(&content.to_string(), prompt_tokens)
+        }
+        Some("route") => {
+            let asks = user.contains('?') || user.to_lowercase().contains("remember");
+            completion(&json!({ "kind": if asks { "ask" } else { "record" } }).to_string(), prompt_tokens)
+        }
+        _ => {
+            // An answer: cite the first numbered source.
+            let first = user.lines().find(|l| l.starts_with("[1]")).unwrap_or("");
+            let content = if first.is_empty() { "Your journal has nothing about that.".to_string() } else { format!("According to your journal: {} [1]", first.trim_start_matches("[1]").trim()) };
+            completion(&content, prompt_tokens)
+        }
+    }
+}
+
+/// Deterministic bag-of-words embedding.
+pub fn fake_embedding(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; DIMS];
+    for w in text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2) {
+        let h = w.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
+        v[(h % DIMS as u64) as usize] += 1.0;
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}
+
+async fn embeddings(State(state): State<Arc<FakeState>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+    state.requests.lock().unwrap().push(("/v1/embeddings".into(), body.clone()));
+    if !authorized(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+    }
+    let fault = state.embed_faults.lock().unwrap().pop_front();
+    if let Some(r) = apply(fault).await {
+        return r;
+    }
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        _ => return openai_error(StatusCode::BAD_REQUEST, "input must be a string or array of strings"),
+    };
+    let tokens: u64 = inputs.iter().map(|i| i.split_whitespace().count() as u64).sum();
+    let data: Vec<Value> = inputs.iter().enumerate().map(|(i, t)| json!({ "object": "embedding", "index": i, "embedding": fake_embedding(t) })).collect();
+    axum::Json(json!({ "object": "list", "data": data, "model": EMBED_MODEL, "usage": { "prompt_tokens": tokens, "total_tokens": tokens } })).into_response()
+}
