@@ -35,6 +35,7 @@ struct FakeState {
     requests: Mutex<Vec<(String, Value)>>,
     enrich_faults: Mutex<VecDeque<Fault>>,
     embed_faults: Mutex<VecDeque<Fault>>,
+    answer_faults: Mutex<VecDeque<Fault>>,
 }
 
 pub struct FakeOpenAi {
@@ -71,6 +72,10 @@ impl FakeOpenAi {
 
     pub fn fail_next_enrich(&self, faults: &[Fault]) {
         self.state.enrich_faults.lock().unwrap().extend(faults.iter().cloned());
+    }
+
+    pub fn fail_next_answer(&self, faults: &[Fault]) {
+        self.state.answer_faults.lock().unwrap().extend(faults.iter().cloned());
     }
 
     pub fn fail_next_embed(&self, faults: &[Fault]) {
@@ -156,6 +161,10 @@ async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, axum::Jso
             completion(&json!({ "kind": if asks { "ask" } else { "record" } }).to_string(), prompt_tokens)
         }
         _ => {
+            let fault = state.answer_faults.lock().unwrap().pop_front();
+            if let Some(r) = apply(fault).await {
+                return r;
+            }
             // An answer: cite the first numbered source.
             let first = user.lines().find(|l| l.starts_with("[1]")).unwrap_or("");
             let content = if first.is_empty() { "Your journal has nothing about that.".to_string() } else { format!("According to your journal: {} [1]", first.trim_start_matches("[1]").trim()) };

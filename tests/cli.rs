@@ -1,0 +1,85 @@
+//! The `dadly` binary as a user runs it: serve on embedded defaults, create a
+//! family and mint tokens from the CLI while the server runs, chat with them.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn dadly(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dadly"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DADLY_DATA_DIR", dir)
+        .env("DADLY_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+#[tokio::test]
+async fn cli_and_server_share_the_data_dir_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = dadly(dir.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("Dadly is listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(30)).expect("server printed its address");
+    assert!(dir.path().join("dadly.db").exists(), "the SQLite database is created in the data dir");
+
+    let out = dadly(dir.path())
+        .args(["family", "create", "Kim", "--parent", "Jiwoo", "--child", "Minji:2018-03-14:민지", "--child", "Junho::준호", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = created["token"].as_str().unwrap();
+    assert_eq!(created["members"][0]["aliases"], json!(["민지"]));
+    assert_eq!(created["members"][0]["birth_date"], "2018-03-14");
+
+    let http = reqwest::Client::new();
+    let reply: Value = http
+        .post(format!("{base}/v1/chat"))
+        .bearer_auth(token)
+        .json(&json!({"message": "민지가 오늘 첫 이가 빠졌다"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["kind"], "recorded", "{reply}");
+    assert_eq!(reply["entry"]["member_ids"], json!([created["members"][0]["id"]]));
+
+    let user = created["user_id"].as_str().unwrap();
+    let out = dadly(dir.path()).args(["token", "--user", user]).output().unwrap();
+    assert!(out.status.success());
+    let fresh = String::from_utf8(out.stdout).unwrap();
+    let status = http.get(format!("{base}/v1/status")).bearer_auth(fresh.trim()).send().await.unwrap().status();
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    let out = dadly(dir.path()).args(["token", "--user", "not-a-user"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a user id"));
+
+    let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "graceful shutdown on SIGTERM: {status}");
+}
+
+#[test]
+fn malformed_configuration_stops_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dadly(dir.path()).env("DADLY_BIND", "not-an-address").arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DADLY_BIND"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dadly(dir.path()).env("OPENAI_BASE_URL", "localhost:11434").arg("migrate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OPENAI_BASE_URL"));
+}

@@ -1,0 +1,141 @@
+//! The OpenAI-compatible path against a local fake server that speaks the
+//! real JSON: structured-output enrichment, embeddings, routing, answers, and
+//! outages (500, timeout, malformed JSON) that delay work but lose nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_openai::{CHAT_MODEL, DIMS, EMBED_MODEL, FakeOpenAi, Fault};
+use common::{TestApp, source_ids};
+use serde_json::json;
+
+async fn app_with(fake: &FakeOpenAi) -> TestApp {
+    let env = fake.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn_with(&pairs).await
+}
+
+#[tokio::test]
+async fn entries_are_enriched_embedded_and_answered_by_the_model_server() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"]), ("Junho", &[])]).await;
+
+    let tooth = app.chat(&kim, "Minji lost her first tooth today").await["entry_id"].as_str().unwrap().to_string();
+    let lego = app.chat(&kim, "Junho built a lego castle with grandpa").await["entry_id"].as_str().unwrap().to_string();
+    let ready = app.wait_ready(&kim, &tooth).await;
+    app.wait_ready(&kim, &lego).await;
+
+    let insights = &ready["insights"];
+    assert_eq!(insights["model"], CHAT_MODEL);
+    assert_eq!(insights["prompt_name"], "enrich");
+    assert_eq!(insights["prompt_version"], "2026-11-26.1");
+    assert_eq!(insights["summary"], "Model summary: Minji lost her first tooth today");
+    assert_eq!(insights["topics"], json!(["milestone", "health"]));
+    assert_eq!(insights["member_ids"], json!([kim.member("Minji").id]));
+
+    let enrich = fake.chat_requests(Some("entry_insights"));
+    assert_eq!(enrich.len(), 2, "one structured-output call per entry");
+    let format = &enrich[0]["response_format"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["strict"], true);
+    assert_eq!(format["json_schema"]["schema"]["required"], json!(["summary", "topics", "emotions", "members"]));
+    assert_eq!(enrich[0]["model"], CHAT_MODEL);
+    assert!(enrich.iter().any(|r| r["messages"][1]["content"].as_str().unwrap().contains("Minji (also 민지)")));
+
+    let embeds = fake.requests("/v1/embeddings");
+    assert_eq!(embeds.len(), 2);
+    assert_eq!(embeds[0]["model"], EMBED_MODEL);
+    let stored = app.app_state.agent.store().load_vectors(kim.id, None, None).await.unwrap();
+    assert!(stored.iter().all(|v| v.vector.len() == DIMS && v.model == EMBED_MODEL));
+
+    let answer = app.chat(&kim, "When did Minji lose her first tooth?").await;
+    assert_eq!(answer["kind"], "answered");
+    assert_eq!(source_ids(&answer), vec![tooth.clone()], "{answer}");
+    assert_eq!(answer["sources"][0]["cited"], true);
+    assert!(answer["reply"].as_str().unwrap().starts_with("According to your journal: ("), "{answer}");
+    let answer_call = fake.chat_requests(None).pop().expect("an answer call");
+    let prompt = answer_call["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(prompt.contains("[1] (") && prompt.contains("Minji lost her first tooth today"), "{prompt}");
+    assert!(!prompt.contains("lego"), "only retrieved entries reach the model: {prompt}");
+
+    // An unclear message goes to the model to route.
+    let unclear = app.chat(&kim, "pizza night").await;
+    assert_eq!(unclear["kind"], "recorded");
+    assert_eq!(fake.chat_requests(Some("route")).len(), 1);
+
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!(status["offline"], false);
+    assert_eq!(status["models"]["chat"], json!({"provider": "openai", "model": CHAT_MODEL}));
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("dadly_model_tokens_total{{model=\"{CHAT_MODEL}\",direction=\"input\"}}")), "{metrics}");
+}
+
+#[tokio::test]
+async fn model_outages_delay_enrichment_but_never_lose_or_duplicate_entries() {
+    let fake = FakeOpenAi::start().await;
+    // async-openai retries a 5xx three times in-process; a fourth makes the job fail and retry.
+    let server_down = [Fault::ServerError, Fault::ServerError, Fault::ServerError, Fault::ServerError];
+    fake.fail_next_enrich(&server_down);
+    fake.fail_next_enrich(&[Fault::Hang(Duration::from_secs(3)), Fault::Malformed]);
+    fake.fail_next_embed(&server_down);
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+
+    let recorded = app.chat(&kim, "Minji lost her first tooth today").await;
+    assert_eq!(recorded["kind"], "recorded", "the entry is stored before any model call");
+    let id = recorded["entry_id"].as_str().unwrap().to_string();
+    let (_, right_away) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
+    assert_eq!(right_away["raw_text"], "Minji lost her first tooth today");
+
+    let ready = app.wait_ready(&kim, &id).await;
+    assert_eq!(ready["insights"]["model"], CHAT_MODEL);
+    assert_eq!(fake.chat_requests(Some("entry_insights")).len(), 7, "4 × 500, a timeout, malformed JSON, then success");
+    assert_eq!(fake.requests("/v1/embeddings").len(), 5, "4 × 500, then success");
+    app.settle(&kim).await;
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!(status["jobs"]["failed"], 0);
+    assert_eq!(status["jobs"]["done"], 2);
+    let (_, list) = app.get(&kim.token, "/v1/entries").await;
+    assert_eq!(list["entries"].as_array().unwrap().len(), 1, "retries never duplicate the entry");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dadly_jobs_total{kind=\"enrich\",outcome=\"retry\"} 3"), "{metrics}");
+    assert!(metrics.contains("dadly_jobs_total{kind=\"embed\",outcome=\"retry\"} 1"), "{metrics}");
+    assert!(metrics.contains("dadly_model_calls_total{capability=\"chat\",model=\"fake-gpt-1\",outcome=\"unavailable\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_answer_survives_a_chat_model_outage_by_quoting_the_entries() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let id = app.chat(&kim, "Minji lost her first tooth today").await["entry_id"].as_str().unwrap().to_string();
+    app.wait_ready(&kim, &id).await;
+    fake.fail_next_answer(&[Fault::ServerError, Fault::ServerError, Fault::ServerError, Fault::ServerError]);
+    let answer = app.chat(&kim, "When did Minji lose her first tooth?").await;
+    assert_eq!(answer["kind"], "answered");
+    assert_eq!(source_ids(&answer), vec![id]);
+    let reply = answer["reply"].as_str().unwrap();
+    assert!(reply.contains("Minji lost her first tooth today") && reply.contains("unavailable right now"), "{reply}");
+}
+
+#[tokio::test]
+async fn questions_get_a_clear_503_when_embeddings_are_down_and_recording_still_works() {
+    let dead = TestApp::spawn_with(&[
+        ("OPENAI_API_KEY", "sk-test-fake"),
+        ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ("DADLY_EMBEDDING_MODEL", "fake-embed-1"),
+        ("DADLY_EMBEDDING_DIMENSIONS", "64"),
+        ("DADLY_MODEL_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    let kim = dead.family("Kim", &[("Minji", &[])]).await;
+    let recorded = dead.chat(&kim, "Minji went to bed early, tired from school.").await;
+    assert_eq!(recorded["kind"], "recorded", "recording needs no model");
+    let (status, body) = dead.post(&kim.token, "/v1/chat", json!({"message": "When did Minji lose her first tooth?"})).await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "without embeddings nothing can be retrieved: {body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let (_, entry) = dead.get(&kim.token, &format!("/v1/entries/{}", recorded["entry_id"].as_str().unwrap())).await;
+    assert_eq!(entry["raw_text"], "Minji went to bed early, tired from school.");
+}
