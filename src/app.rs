@@ -11,7 +11,7 @@ use dadly_agent::jobs::{WorkerSettings, spawn_workers};
 use dadly_agent::metrics::Metrics;
 use dadly_agent::models::{ChatModel, Embedder, OfflineModels, OpenAiModels, Transcriber};
 use dadly_agent::store::{SqliteStore, Store};
-use dadly_agent::trace::{FileTraceSink, Tracer};
+use dadly_agent::trace::{FileTraceSink, LangSmithSettings, LangSmithSink, TraceSink, Tracer};
 use dadly_agent::vector::EmbeddedIndex;
 use dadly_agent::{Agent, Backends};
 use dadly_api::{AppState, Auth};
@@ -84,13 +84,21 @@ impl App {
                 (Arc::new(OpenAiModels::chat(o)), Arc::new(OpenAiModels::embedder(o)), Arc::new(OpenAiModels::transcriber(o)))
             }
         };
-        let sink = Arc::new(FileTraceSink::start(settings.data_dir.join("traces")));
+        let metrics = Arc::new(Metrics::default());
+        let sink: Arc<dyn TraceSink> = match &settings.langsmith {
+            Some(ls) => {
+                let ls_settings = LangSmithSettings { backoff_base: ls.backoff, ..LangSmithSettings::new(&ls.endpoint, &ls.api_key.0) };
+                Arc::new(LangSmithSink::start(ls_settings, metrics.clone()))
+            }
+            None => Arc::new(FileTraceSink::start(settings.data_dir.join("traces"))),
+        };
         let tracer = Tracer::new(sink, &settings.trace_project, settings.trace_content);
         let mut agent_settings = AgentSettings::for_embedder(embedder.provider());
         if let Some(min) = settings.min_score {
             agent_settings.min_score = min;
         }
-        let backends = Backends { store, index, blobs: blobs.clone(), chat, embedder, transcriber, tracer, metrics: Arc::new(Metrics::default()) };
+        agent_settings.prices = settings.prices.clone();
+        let backends = Backends { store, index, blobs: blobs.clone(), chat, embedder, transcriber, tracer, metrics };
         let agent = Arc::new(Agent::new(backends, agent_settings));
         let auth = Arc::new(Auth::new(&jwt_secret(&settings)?));
         let state = AppState { agent: agent.clone(), auth, local_blobs: Some(blobs) };
@@ -126,7 +134,10 @@ impl App {
             for w in workers {
                 let _ = w.await;
             }
-            agent.backends().tracer.sink().flush().await;
+            // Send what traces are queued, but never hang shutdown on an unreachable LangSmith.
+            if tokio::time::timeout(std::time::Duration::from_secs(15), agent.backends().tracer.sink().flush()).await.is_err() {
+                tracing::warn!("gave up flushing traces at shutdown");
+            }
             served.context("serving HTTP")
         });
         Ok(Running { addr, server })

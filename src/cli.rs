@@ -85,6 +85,16 @@ pub async fn token(settings: &Settings, user: &str, days: i64) -> anyhow::Result
     Ok(())
 }
 
+/// Prints the most recent traces from `<data dir>/traces/` as trees.
+pub fn traces(settings: &Settings, limit: usize) -> anyhow::Result<()> {
+    if settings.langsmith.is_some() {
+        eprintln!("note: LANGCHAIN_API_KEY is set, so new traces go to LangSmith; showing what is on disk");
+    }
+    let runs = dadly_agent::trace::read_runs(&settings.data_dir.join("traces"))?;
+    print!("{}", dadly_agent::trace::render_traces(&runs, limit));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

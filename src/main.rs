@@ -25,6 +25,11 @@ enum Command {
         #[command(subcommand)]
         command: FamilyCommand,
     },
+    /// Show recent traces (from the local JSONL files) as trees.
+    Traces {
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
     /// Mint a bearer token for a parent.
     Token {
         #[arg(long)]
@@ -80,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
             dadly::cli::family_create(&settings, &name, &parent, &children, json).await
         }
         Command::Token { user, days } => dadly::cli::token(&settings, &user, days).await,
+        Command::Traces { limit } => dadly::cli::traces(&settings, limit),
     }
 }
 

@@ -6,6 +6,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dadly_agent::models::OpenAiSettings;
+use dadly_agent::pricing::PriceTable;
+
+/// Where LangSmith is and the key for it.
+#[derive(Debug, Clone)]
+pub struct LangSmith {
+    pub endpoint: String,
+    pub api_key: Secret,
+    /// First retry delay for a refused batch (doubles per attempt).
+    pub backoff: Duration,
+}
 
 /// A secret that never prints.
 #[derive(Clone)]
@@ -45,6 +55,9 @@ pub struct Settings {
     pub models: ModelBackend,
     pub jwt_secret: Option<Secret>,
     pub trace_project: String,
+    /// LangSmith export; `None` writes traces to `<data dir>/traces/`.
+    pub langsmith: Option<LangSmith>,
+    pub prices: PriceTable,
     pub trace_content: bool,
     pub workers: usize,
     pub job_backoff: Duration,
@@ -155,7 +168,18 @@ impl Settings {
         if min_score.is_some_and(|s| !(-1.0..=1.0).contains(&s)) {
             return Err(bad("DADLY_MIN_SCORE", "must be between -1 and 1"));
         }
+        let langsmith = match env.get("LANGCHAIN_API_KEY") {
+            Some(key) => Some(LangSmith {
+                endpoint: env.url("LANGCHAIN_ENDPOINT")?.unwrap_or_else(|| "https://api.smith.langchain.com".into()),
+                api_key: Secret(key),
+                backoff: Duration::from_millis(env.parse("DADLY_TRACE_BACKOFF_MS", "a number of milliseconds")?.unwrap_or(500)),
+            }),
+            None => None,
+        };
+        let prices = PriceTable::with_overrides(&env.get("DADLY_MODEL_PRICES").unwrap_or_default()).map_err(|e| bad("DADLY_MODEL_PRICES", e))?;
         Ok(Self {
+            langsmith,
+            prices,
             data_dir,
             database_url,
             bind,
@@ -208,6 +232,16 @@ mod tests {
     }
 
     #[test]
+    fn a_langsmith_key_switches_trace_export() {
+        assert!(settings(&[]).unwrap().langsmith.is_none());
+        let s = settings(&[("LANGCHAIN_API_KEY", "ls-key"), ("LANGCHAIN_PROJECT", "family-prod")]).unwrap();
+        let ls = s.langsmith.unwrap();
+        assert_eq!(ls.endpoint, "https://api.smith.langchain.com");
+        assert_eq!(s.trace_project, "family-prod");
+        assert_eq!(settings(&[("LANGCHAIN_API_KEY", "k"), ("LANGCHAIN_ENDPOINT", "http://127.0.0.1:1/")]).unwrap().langsmith.unwrap().endpoint, "http://127.0.0.1:1");
+    }
+
+    #[test]
     fn malformed_values_name_their_variable() {
         for (var, value) in [
             ("DADLY_BIND", "nonsense"),
@@ -217,6 +251,7 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("JWT_SECRET", "short"),
             ("DADLY_WORKERS", "-1"),
+            ("DADLY_MODEL_PRICES", "gpt=cheap"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

@@ -39,12 +39,14 @@ pub struct AgentSettings {
     pub retrieve_k: usize,
     /// Cosine similarity below which a hit is not relevant (depends on the embedder).
     pub min_score: f32,
+    /// Prices for estimating model spend.
+    pub prices: crate::pricing::PriceTable,
 }
 
 impl AgentSettings {
     /// Defaults that suit the embedder: hashed n-grams score lower than real embeddings.
     pub fn for_embedder(provider: &str) -> Self {
-        Self { retrieve_k: 8, min_score: if provider == "offline" { 0.12 } else { 0.25 } }
+        Self { retrieve_k: 8, min_score: if provider == "offline" { 0.12 } else { 0.25 }, prices: Default::default() }
     }
 }
 
@@ -205,6 +207,12 @@ impl Agent {
             return Err(AgentError::Conflict(format!("a child named {name} already exists")));
         }
         Ok(self.b.store.create_member(family_id, NewMember { name, aliases, birth_date: member.birth_date }).await?)
+    }
+
+    /// The family's model spend over the last `days` days.
+    pub async fn usage(&self, family_id: FamilyId, days: u32) -> Result<Vec<crate::store::UsageRow>, AgentError> {
+        let from = Utc::now().date_naive() - chrono::Days::new(u64::from(days.saturating_sub(1)));
+        Ok(self.b.store.usage_since(family_id, from).await?)
     }
 
     /// Which backends serve each port, and the family's (or service's) queue depth.

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
+pub mod pricing;
 pub mod prompts;
 pub mod store;
 pub mod text;

@@ -128,3 +128,16 @@ CREATE TABLE jobs (
     updated_at     INTEGER NOT NULL
 );
 CREATE INDEX jobs_due ON jobs(status, run_at);
+
+-- Model spend per family and day, so it is visible without LangSmith.
+CREATE TABLE model_usage (
+    family_id      TEXT NOT NULL,
+    day            TEXT NOT NULL,
+    model          TEXT NOT NULL,
+    capability     TEXT NOT NULL,
+    calls          INTEGER NOT NULL DEFAULT 0,
+    input_tokens   INTEGER NOT NULL DEFAULT 0,
+    output_tokens  INTEGER NOT NULL DEFAULT 0,
+    cost_usd       REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (family_id, day, model, capability)
+);

@@ -36,6 +36,8 @@ struct FakeState {
     enrich_faults: Mutex<VecDeque<Fault>>,
     embed_faults: Mutex<VecDeque<Fault>>,
     answer_faults: Mutex<VecDeque<Fault>>,
+    /// The `usage` object of every successful chat completion, in order.
+    usages: Mutex<Vec<Value>>,
 }
 
 pub struct FakeOpenAi {
@@ -87,6 +89,11 @@ impl FakeOpenAi {
         self.state.requests.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, b)| b.clone()).collect()
     }
 
+    /// The `usage` objects of the successful chat completions, in order.
+    pub fn usages(&self) -> Vec<Value> {
+        self.state.usages.lock().unwrap().clone()
+    }
+
     /// Chat requests whose structured-output schema has this name.
     pub fn chat_requests(&self, schema: Option<&str>) -> Vec<Value> {
         self.requests("/v1/chat/completions")
@@ -117,22 +124,37 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
 
 fn completion(content: &str, prompt_tokens: u64) -> Response {
     let completion_tokens = content.split_whitespace().count() as u64 + 1;
-    axum::Json(json!({
+    axum::Json(completion_body(content, prompt_tokens, completion_tokens)).into_response()
+}
+
+fn completion_body(content: &str, prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": 1_764_000_000u32,
         "model": CHAT_MODEL,
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": content, "refusal": null }, "logprobs": null, "finish_reason": "stop" }],
         "usage": { "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens },
-    }))
-    .into_response()
+    })
 }
 
 fn last_user(body: &Value) -> String {
     body["messages"].as_array().and_then(|m| m.iter().rev().find(|m| m["role"] == "user")).and_then(|m| m["content"].as_str()).unwrap_or("").to_string()
 }
 
-async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+    let response = chat_inner(state.clone(), headers, body).await;
+    let (parts, bytes) = response.into_parts();
+    let bytes = axum::body::to_bytes(bytes, usize::MAX).await.unwrap();
+    if parts.status.is_success()
+        && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+    {
+        state.usages.lock().unwrap().push(v["usage"].clone());
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
     state.requests.lock().unwrap().push(("/v1/chat/completions".into(), body.clone()));
     if !authorized(&headers) {
         return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");

@@ -2,6 +2,7 @@
 //! HTTP client, and helpers to make families and wait for background jobs.
 #![allow(dead_code)]
 
+pub mod fake_langsmith;
 pub mod fake_openai;
 
 use std::collections::HashMap;

@@ -124,7 +124,7 @@ impl Agent {
         // The child filter already selects by name; leaving names in the query
         // would make every entry about that child look similar to it.
         let query_text = without_names(question, &family, &plan.member_ids);
-        let embedded = match self.call_embed(&retriever, vec![query_text]).await {
+        let embedded = match self.call_embed(user.family_id, &retriever, vec![query_text]).await {
             Ok(e) => e,
             Err(e) => {
                 retriever.fail(&e.to_string());
@@ -187,7 +187,7 @@ impl Agent {
         }
         messages.push(ChatMessage::user(user_text));
         let request = ChatRequest { task: Task::Answer { question: question.to_string(), sources: notes.clone(), korean }, messages, schema: None, temperature: 0.2 };
-        let text = match self.call_chat(parent, "answer", &request).await {
+        let text = match self.call_chat(user.family_id, parent, "answer", &request).await {
             Ok(done) => done.content,
             Err(e) => {
                 // The model is down: still show what the journal says, and say why.

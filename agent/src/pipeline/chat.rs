@@ -74,7 +74,7 @@ impl Agent {
         let (intent, body) = route(&text);
         let korean = is_korean(&text);
         let intent = match intent {
-            Intent::Unclear => self.route_with_model(body, root).await,
+            Intent::Unclear => self.route_with_model(user.family_id, body, root).await,
             other => other,
         };
         root.metadata("intent", json!(format!("{intent:?}").to_lowercase()));
@@ -107,7 +107,7 @@ impl Agent {
 
     /// Asks the chat model whether an unclear message records or asks. If the
     /// model fails, the message is recorded: keeping a note loses nothing.
-    async fn route_with_model(&self, text: &str, root: &Span) -> Intent {
+    async fn route_with_model(&self, family_id: FamilyId, text: &str, root: &Span) -> Intent {
         let prompt = &self.prompts.route;
         let (system, user) = prompt.render(&[("message", text)]).expect("route placeholders are tested");
         let request = ChatRequest {
@@ -116,7 +116,7 @@ impl Agent {
             schema: Some(route_schema()),
             temperature: 0.0,
         };
-        match self.call_chat(root, "route", &request).await {
+        match self.call_chat(family_id, root, "route", &request).await {
             Ok(done) => match super::parse_json(&done.content).ok().and_then(|v| v["kind"].as_str().map(str::to_string)).as_deref() {
                 Some("ask") => Intent::Ask,
                 _ => Intent::Record,

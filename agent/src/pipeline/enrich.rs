@@ -132,7 +132,7 @@ impl Agent {
             schema: Some(enrich_schema()),
             temperature: 0.0,
         };
-        let done = self.call_chat(root, "enrich", &request).await?;
+        let done = self.call_chat(job.family_id, root, "enrich", &request).await?;
         let parser = root.child("parse_insights", RunType::Parser, json!({ "content": done.content }));
         let out = match parse_enrich(&done.content) {
             Ok(out) => {
@@ -174,7 +174,7 @@ impl Agent {
 
     async fn embed(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
         let Some(entry) = self.current_entry(job).await? else { return Ok("stale") };
-        let done = self.call_embed(root, vec![entry.raw_text.clone()]).await?;
+        let done = self.call_embed(job.family_id, root, vec![entry.raw_text.clone()]).await?;
         let vector = done.vectors.into_iter().next().ok_or_else(|| ModelError::BadResponse("no embedding".into()))?;
         // Payload from the insight if enrichment already ran for this version.
         let insight = self.b.store.get_insight(job.family_id, entry.id).await?.filter(|i| i.entry_version == entry.version);

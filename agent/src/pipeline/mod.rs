@@ -15,24 +15,26 @@ pub use record::RecordInput;
 use serde_json::{Value, json};
 
 use crate::agent::Agent;
-use crate::models::{ChatCompletion, ChatRequest, Embeddings, ModelError};
+use crate::domain::FamilyId;
+use crate::models::{ChatCompletion, ChatRequest, Embeddings, ModelError, Usage};
 use crate::trace::{RunType, Span};
 
 impl Agent {
     /// One chat-model call as an `llm` run with messages in, completion out, usage.
-    pub(crate) async fn call_chat(&self, parent: &Span, name: &str, request: &ChatRequest) -> Result<ChatCompletion, ModelError> {
+    pub(crate) async fn call_chat(&self, family_id: FamilyId, parent: &Span, name: &str, request: &ChatRequest) -> Result<ChatCompletion, ModelError> {
         let chat = &self.b.chat;
         let mut span = parent.child(name, RunType::Llm, json!({ "messages": request.messages }));
         span.metadata("ls_provider", json!(chat.provider()));
         span.metadata("ls_model_name", json!(chat.model_name()));
         span.metadata("ls_model_type", json!("chat"));
-        span.metadata("ls_temperature", json!(request.temperature));
+        // f32 → f64 would print 0.20000000298; round to what was configured.
+        span.metadata("ls_temperature", json!((f64::from(request.temperature) * 1000.0).round() / 1000.0));
         if let Some(schema) = &request.schema {
             span.metadata("response_format", json!(schema.name));
         }
         match chat.complete(request).await {
             Ok(done) => {
-                self.b.metrics.model_call("chat", &done.model, "ok", done.usage);
+                self.count_usage(family_id, "chat", &done.model, done.usage).await;
                 span.usage(done.usage);
                 span.metadata("ls_model_name", json!(done.model));
                 span.end(json!({
@@ -49,7 +51,7 @@ impl Agent {
     }
 
     /// One embedding call as an `embedding` run.
-    pub(crate) async fn call_embed(&self, parent: &Span, texts: Vec<String>) -> Result<Embeddings, ModelError> {
+    pub(crate) async fn call_embed(&self, family_id: FamilyId, parent: &Span, texts: Vec<String>) -> Result<Embeddings, ModelError> {
         let embedder = &self.b.embedder;
         let mut span = parent.child("embed", RunType::Embedding, json!({ "input": texts }));
         span.metadata("ls_provider", json!(embedder.provider()));
@@ -57,7 +59,7 @@ impl Agent {
         span.metadata("dimensions", json!(embedder.dimensions()));
         match embedder.embed(&texts).await {
             Ok(done) => {
-                self.b.metrics.model_call("embeddings", &done.model, "ok", done.usage);
+                self.count_usage(family_id, "embeddings", &done.model, done.usage).await;
                 span.usage(done.usage);
                 span.end(json!({ "count": done.vectors.len(), "dimensions": done.vectors.first().map(Vec::len) }));
                 Ok(done)
@@ -67,6 +69,22 @@ impl Agent {
                 span.fail(&e.to_string());
                 Err(e)
             }
+        }
+    }
+}
+
+impl Agent {
+    /// Counts a successful call in metrics and in the family's spend.
+    async fn count_usage(&self, family_id: FamilyId, capability: &str, model: &str, usage: Option<Usage>) {
+        let cost = usage.map(|u| self.settings.prices.cost(model, &u)).unwrap_or(0.0);
+        self.b.metrics.model_call(capability, model, "ok", usage);
+        if cost > 0.0 {
+            self.b.metrics.add("dadly_model_cost_usd_total", &[("model", model)], cost);
+        }
+        let u = usage.unwrap_or_default();
+        let today = chrono::Utc::now().date_naive();
+        if let Err(e) = self.b.store.add_usage(family_id, today, model, capability, u.input_tokens, u.output_tokens, cost).await {
+            tracing::warn!(error = %e, "could not record model usage");
         }
     }
 }

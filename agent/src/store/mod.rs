@@ -107,6 +107,17 @@ pub struct VectorRecord {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// Model spend of one family for one model and capability.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct UsageRow {
+    pub model: String,
+    pub capability: String,
+    pub calls: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+}
+
 /// A new child of the family.
 #[derive(Debug, Clone)]
 pub struct NewMember {
@@ -182,6 +193,20 @@ pub trait Store: Send + Sync + 'static {
     async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()>;
     /// The last `limit` turns of a chat, oldest first.
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>>;
+
+    /// Adds one model call's tokens and estimated cost to the family's daily spend.
+    async fn add_usage(
+        &self,
+        family_id: FamilyId,
+        day: NaiveDate,
+        model: &str,
+        capability: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: f64,
+    ) -> StoreResult<()>;
+    /// The family's spend since `from` (inclusive), per model and capability.
+    async fn usage_since(&self, family_id: FamilyId, from: NaiveDate) -> StoreResult<Vec<UsageRow>>;
 
     /// Takes the next due job (or one whose lease ran out) for `lease`.
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>>;

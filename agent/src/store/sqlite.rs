@@ -642,6 +642,59 @@ impl Store for SqliteStore {
         Ok(turns)
     }
 
+    async fn add_usage(
+        &self,
+        family_id: FamilyId,
+        day: NaiveDate,
+        model: &str,
+        capability: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: f64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO model_usage (family_id, day, model, capability, calls, input_tokens, output_tokens, cost_usd) \
+             VALUES ($1, $2, $3, $4, 1, $5, $6, $7) ON CONFLICT (family_id, day, model, capability) DO UPDATE SET \
+             calls = calls + 1, input_tokens = input_tokens + excluded.input_tokens, \
+             output_tokens = output_tokens + excluded.output_tokens, cost_usd = cost_usd + excluded.cost_usd",
+        )
+        .bind(family_id.to_string())
+        .bind(day.format("%Y-%m-%d").to_string())
+        .bind(model)
+        .bind(capability)
+        .bind(input_tokens as i64)
+        .bind(output_tokens as i64)
+        .bind(cost_usd)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)
+        .map(|_| ())
+    }
+
+    async fn usage_since(&self, family_id: FamilyId, from: NaiveDate) -> StoreResult<Vec<UsageRow>> {
+        let rows = sqlx::query(
+            "SELECT model, capability, SUM(calls) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, \
+             SUM(cost_usd) AS cost_usd FROM model_usage WHERE family_id = $1 AND day >= $2 GROUP BY model, capability ORDER BY model, capability",
+        )
+        .bind(family_id.to_string())
+        .bind(from.format("%Y-%m-%d").to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageRow {
+                    model: r.try_get("model").map_err(map_err)?,
+                    capability: r.try_get("capability").map_err(map_err)?,
+                    calls: r.try_get("calls").map_err(map_err)?,
+                    input_tokens: r.try_get("input_tokens").map_err(map_err)?,
+                    output_tokens: r.try_get("output_tokens").map_err(map_err)?,
+                    cost_usd: r.try_get("cost_usd").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
         // One UPDATE … RETURNING: SQLite serialises writers, so a job goes to one worker.
         let row = sqlx::query(

@@ -3,10 +3,14 @@
 //! (a JSONL file, or LangSmith's ingestion API) off the request path.
 
 mod file;
+mod langsmith;
 mod run;
+mod tree;
 
 pub use file::{FileTraceSink, read_runs};
+pub use langsmith::{LangSmithSettings, LangSmithSink};
 pub use run::{Run, RunType, dotted_segment};
+pub use tree::render_traces;
 
 use std::sync::Arc;
 
@@ -46,7 +50,7 @@ impl Tracer {
 
     /// Starts a new trace.
     pub fn root(&self, name: &str, run_type: RunType, inputs: Value) -> Span {
-        let start = Utc::now();
+        let start = now();
         let id = Uuid::now_v7();
         let inputs = self.redact(inputs);
         let run = Run::new(id, id, None, dotted_segment(start, id), name, run_type, inputs, start, &self.project);
@@ -56,6 +60,13 @@ impl Tracer {
     fn redact(&self, value: Value) -> Value {
         if self.content { value } else { redact(value, None) }
     }
+}
+
+/// Now, to the microsecond: LangSmith's `dotted_order` carries microseconds,
+/// and a run's `start_time` must match its segment exactly.
+fn now() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
 }
 
 /// Keys whose string values describe structure, not what a parent wrote.
@@ -82,7 +93,7 @@ impl Span {
     /// Opens a child run under this one.
     pub fn child(&self, name: &str, run_type: RunType, inputs: Value) -> Span {
         let parent = self.run.as_ref().expect("an open span has its run");
-        let start = Utc::now().max(parent.start_time);
+        let start = now().max(parent.start_time);
         let id = Uuid::now_v7();
         let dotted = format!("{}.{}", parent.dotted_order, dotted_segment(start, id));
         let inputs = self.tracer.redact(inputs);
@@ -132,7 +143,7 @@ impl Span {
 
     fn finish(&mut self, outputs: Option<Value>, error: Option<String>) {
         let Some(mut run) = self.run.take() else { return };
-        run.end_time = Some(Utc::now().max(run.start_time));
+        run.end_time = Some(now().max(run.start_time));
         let mut outputs = outputs.map(|o| self.tracer.redact(o));
         if let Some(usage) = run.usage.take() {
             let out = outputs.get_or_insert_with(|| json!({}));

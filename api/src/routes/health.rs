@@ -16,6 +16,7 @@ pub fn routes() -> Router<AppState> {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
+        .route("/v1/usage", get(usage))
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
@@ -37,6 +38,27 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    days: Option<u32>,
+}
+
+/// The family's model calls, tokens and estimated cost over the last `days` (default 30).
+async fn usage(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    crate::extract::Query(p): crate::extract::Query<UsageParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let days = p.days.unwrap_or(30);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::Invalid("days must be between 1 and 366".into()));
+    }
+    let rows = state.agent.usage(user.family_id, days).await?;
+    let total: f64 = rows.iter().map(|r| r.cost_usd).sum();
+    Ok(axum::Json(json!({ "days": days, "models": rows, "total_cost_usd": total })))
 }
 
 async fn status(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
