@@ -3,8 +3,10 @@
 //! Every family-owned call takes the family explicitly; adapters must scope
 //! every query by it.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

@@ -104,13 +104,15 @@ const ENTRY_COLUMNS: &str = "e.id, e.family_id, e.author_id, e.source, e.raw_tex
 
 fn entry_from_row(row: &SqliteRow) -> StoreResult<Entry> {
     let source: String = row.try_get("source").map_err(map_err)?;
+    let mut member_ids: Vec<MemberId> = json_list(row, "member_ids")?;
+    member_ids.sort();
     Ok(Entry {
         id: uuid(row, "id")?,
         family_id: uuid(row, "family_id")?,
         author_id: uuid(row, "author_id")?,
         source: Source::parse(&source).unwrap_or(Source::Web),
         raw_text: row.try_get("raw_text").map_err(map_err)?,
-        member_ids: json_list(row, "member_ids")?,
+        member_ids,
         occurred_at: at(row.try_get("occurred_at").map_err(map_err)?),
         created_at: at(row.try_get("created_at").map_err(map_err)?),
         updated_at: at(row.try_get("updated_at").map_err(map_err)?),
@@ -193,6 +195,13 @@ async fn set_entry_members(
     Ok(())
 }
 
+/// Now, at the precision the database keeps (milliseconds), so what a create call
+/// returns equals what a later read returns.
+fn stored_now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(3)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -204,7 +213,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_family(&self, name: &str) -> StoreResult<Family> {
-        let family = Family { id: Uuid::now_v7(), name: name.to_string(), created_at: Utc::now() };
+        let family = Family { id: Uuid::now_v7(), name: name.to_string(), created_at: stored_now() };
         sqlx::query("INSERT INTO families (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(family.id.to_string())
             .bind(&family.name)
@@ -216,7 +225,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User> {
-        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: Utc::now() };
+        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now() };
         sqlx::query("INSERT INTO users (id, family_id, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(user.id.to_string())
             .bind(family_id.to_string())
@@ -252,7 +261,7 @@ impl Store for SqliteStore {
             name: member.name,
             aliases: member.aliases,
             birth_date: member.birth_date,
-            created_at: Utc::now(),
+            created_at: stored_now(),
         };
         sqlx::query("INSERT INTO members (id, family_id, name, aliases, birth_date, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(created.id.to_string())
@@ -268,7 +277,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_members(&self, family_id: FamilyId) -> StoreResult<Vec<Member>> {
-        let rows = sqlx::query("SELECT * FROM members WHERE family_id = $1 ORDER BY created_at, name")
+        let rows = sqlx::query("SELECT * FROM members WHERE family_id = $1 ORDER BY created_at, id")
             .bind(family_id.to_string())
             .fetch_all(&self.pool)
             .await

@@ -1,0 +1,321 @@
+//! The `Store` contract, written once and run against every backend: SQLite
+//! always, Postgres when reachable (always in CI). Postgres also proves
+//! row-level security and that two workers drain one queue exactly once.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use dadly_agent::domain::*;
+use dadly_agent::store::*;
+use uuid::Uuid;
+
+struct Fam {
+    family: Family,
+    user: User,
+    kids: Vec<Member>,
+}
+
+async fn fam(store: &dyn Store, name: &str) -> Fam {
+    let family = store.create_family(name).await.unwrap();
+    let user = store.create_user(family.id, "Parent").await.unwrap();
+    let mut kids = Vec::new();
+    for kid in ["Minji", "Junho"] {
+        kids.push(store.create_member(family.id, NewMember { name: kid.into(), aliases: vec![format!("{kid}-ko")], birth_date: NaiveDate::from_ymd_opt(2019, 1, 2) }).await.unwrap());
+    }
+    Fam { family, user, kids }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+async fn add(store: &dyn Store, f: &Fam, text: &str, at: &str, kids: &[usize]) -> Entry {
+    let new = NewEntry {
+        author_id: f.user.id,
+        source: Source::Web,
+        raw_text: text.into(),
+        member_ids: kids.iter().map(|i| f.kids[*i].id).collect(),
+        occurred_at: t(at),
+    };
+    store.insert_entry(f.family.id, new, &[JobKind::Enrich, JobKind::Embed]).await.unwrap()
+}
+
+fn insight(e: &Entry, version: i64, topics: &[&str], emotions: &[&str]) -> Insight {
+    Insight {
+        entry_id: e.id,
+        entry_version: version,
+        summary: "s".into(),
+        topics: topics.iter().map(|s| s.to_string()).collect(),
+        emotions: emotions.iter().map(|s| s.to_string()).collect(),
+        member_ids: e.member_ids.clone(),
+        model: "m".into(),
+        prompt_name: "enrich".into(),
+        prompt_version: "1".into(),
+        created_at: Utc::now(),
+    }
+}
+
+async fn families_users_and_members(store: Arc<dyn Store>) {
+    let f = fam(store.as_ref(), "Kim").await;
+    let user = store.get_user(f.user.id).await.unwrap();
+    assert_eq!(user.family_id, f.family.id);
+    let kids = store.list_members(f.family.id).await.unwrap();
+    assert_eq!(kids, f.kids);
+    assert_eq!(kids[0].aliases, vec!["Minji-ko"]);
+    assert_eq!(kids[0].birth_date, NaiveDate::from_ymd_opt(2019, 1, 2));
+    let dup = store.create_member(f.family.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert!(matches!(store.get_user(Uuid::now_v7()).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.create_user(Uuid::now_v7(), "x").await, Err(StoreError::NotFound | StoreError::Backend(_))));
+    store.ping().await.unwrap();
+}
+
+async fn entries_lifecycle(store: Arc<dyn Store>) {
+    let f = fam(store.as_ref(), "Kim").await;
+    let fid = f.family.id;
+    let a = add(store.as_ref(), &f, "first", "2026-10-01T10:00:00Z", &[0]).await;
+    let b = add(store.as_ref(), &f, "second", "2026-10-02T10:00:00Z", &[1]).await;
+    let c = add(store.as_ref(), &f, "third", "2026-10-03T10:00:00Z", &[0, 1]).await;
+    assert_eq!(a.version, 1);
+    assert_eq!(a.raw_text, "first");
+    assert_eq!(a.occurred_at, t("2026-10-01T10:00:00Z"));
+    let mut both = vec![f.kids[0].id, f.kids[1].id];
+    both.sort();
+    assert_eq!(store.get_entry(fid, c.id).await.unwrap().member_ids, both);
+
+    let all = store.list_entries(fid, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c.id, b.id, a.id]);
+    let minji = store.list_entries(fid, &EntryFilter { member_id: Some(f.kids[0].id), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(minji.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c.id, a.id]);
+    let window = EntryFilter { from: Some(t("2026-10-02T00:00:00Z")), to: Some(t("2026-10-03T00:00:00Z")), limit: 10, ..Default::default() };
+    assert_eq!(store.list_entries(fid, &window).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id]);
+    let page = store.list_entries(fid, &EntryFilter { before: Some((c.occurred_at, c.id)), limit: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id]);
+    assert!(store.put_insight(fid, &insight(&b, 1, &["School"], &["joy"])).await.unwrap());
+    let school = store.list_entries(fid, &EntryFilter { topic: Some("school".into()), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(school.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id]);
+    let joy = store.list_entries(fid, &EntryFilter { emotion: Some("JOY".into()), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(joy.len(), 1);
+    let mut got = store.get_entries(fid, &[a.id, c.id, Uuid::now_v7()]).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>();
+    got.sort();
+    assert_eq!(got, vec![a.id, c.id]);
+
+    let edited = store.update_entry(fid, a.id, "first, corrected", &[f.kids[1].id], &[JobKind::Enrich]).await.unwrap();
+    assert_eq!((edited.version, edited.raw_text.as_str(), edited.member_ids.clone()), (2, "first, corrected", vec![f.kids[1].id]));
+    let history = store.entry_history(fid, a.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!((history[0].version, history[0].raw_text.as_str()), (1, "first"));
+    assert!(!store.put_insight(fid, &insight(&a, 1, &["stale"], &[])).await.unwrap(), "an insight for an old version is refused");
+    assert!(store.put_insight(fid, &insight(&a, 2, &["fresh"], &[])).await.unwrap());
+    assert_eq!(store.get_insight(fid, a.id).await.unwrap().unwrap().topics, vec!["fresh"]);
+
+    let other = fam(store.as_ref(), "Lee").await;
+    let bad = store.update_entry(fid, b.id, "x", &[other.kids[0].id], &[]).await;
+    assert!(matches!(bad, Err(StoreError::NotFound)), "another family's child cannot be attached: {bad:?}");
+    assert_eq!(store.get_entry(fid, b.id).await.unwrap().raw_text, "second", "the failed update wrote nothing");
+
+    store.delete_entry(fid, b.id).await.unwrap();
+    assert!(matches!(store.get_entry(fid, b.id).await, Err(StoreError::NotFound)));
+    assert!(store.get_insight(fid, b.id).await.unwrap().is_none());
+    assert!(matches!(store.delete_entry(fid, b.id).await, Err(StoreError::NotFound)));
+}
+
+async fn families_are_isolated(store: Arc<dyn Store>) {
+    let kim = fam(store.as_ref(), "Kim").await;
+    let lee = fam(store.as_ref(), "Lee").await;
+    let secret = add(store.as_ref(), &kim, "kim secret", "2026-10-01T10:00:00Z", &[0]).await;
+    let (kid, lid) = (kim.family.id, lee.family.id);
+    assert!(matches!(store.get_entry(lid, secret.id).await, Err(StoreError::NotFound)));
+    assert!(store.get_entries(lid, &[secret.id]).await.unwrap().is_empty());
+    assert!(store.list_entries(lid, &EntryFilter { limit: 100, ..Default::default() }).await.unwrap().is_empty());
+    assert!(matches!(store.update_entry(lid, secret.id, "x", &[], &[]).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.delete_entry(lid, secret.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.entry_history(lid, secret.id).await, Ok(h) if h.is_empty()));
+    assert!(!store.put_insight(lid, &insight(&secret, 1, &[], &[])).await.unwrap());
+    let v = VectorRecord { entry_id: secret.id, entry_version: 1, model: "m".into(), vector: vec![1.0, 0.0], member_ids: vec![], topics: vec![], emotions: vec![], occurred_at: secret.occurred_at };
+    store.put_vector(lid, &v).await.unwrap();
+    assert!(store.load_vectors(lid, None, None).await.unwrap().is_empty(), "a vector cannot be attached to another family's entry");
+    assert!(store.load_vectors(kid, None, None).await.unwrap().is_empty());
+    let as_lee = NewEntry { author_id: kim.user.id, source: Source::Web, raw_text: "x".into(), member_ids: vec![], occurred_at: Utc::now() };
+    assert!(matches!(store.insert_entry(lid, as_lee, &[]).await, Err(StoreError::NotFound)), "an author from another family is refused");
+    assert_eq!(store.list_members(lid).await.unwrap(), lee.kids);
+    assert_eq!(store.job_counts(Some(lid)).await.unwrap(), JobCounts::default());
+    assert_eq!(store.get_entry(kid, secret.id).await.unwrap().raw_text, "kim secret");
+}
+
+async fn vectors_and_index_marks(store: Arc<dyn Store>) {
+    let f = fam(store.as_ref(), "Kim").await;
+    let fid = f.family.id;
+    let e = add(store.as_ref(), &f, "v", "2026-10-05T10:00:00Z", &[0]).await;
+    let rec = VectorRecord { entry_id: e.id, entry_version: 1, model: "m".into(), vector: vec![0.25, -1.5, 3.0], member_ids: e.member_ids.clone(), topics: vec!["a".into()], emotions: vec![], occurred_at: e.occurred_at };
+    store.put_vector(fid, &rec).await.unwrap();
+    store.put_vector(fid, &rec).await.unwrap();
+    assert_eq!(store.load_vectors(fid, None, None).await.unwrap(), vec![rec.clone()], "upsert is idempotent");
+    assert!(store.load_vectors(fid, Some(t("2026-10-06T00:00:00Z")), None).await.unwrap().is_empty());
+    assert_eq!(store.load_vectors(fid, Some(t("2026-10-05T00:00:00Z")), Some(t("2026-10-06T00:00:00Z"))).await.unwrap().len(), 1);
+    store.set_vector_payload(fid, e.id, &[f.kids[1].id], &["b".into()], &["joy".into()]).await.unwrap();
+    let got = store.load_vectors(fid, None, None).await.unwrap();
+    assert_eq!((got[0].member_ids.clone(), got[0].topics.clone(), got[0].emotions.clone()), (vec![f.kids[1].id], vec!["b".to_string()], vec!["joy".to_string()]));
+    assert_eq!(store.indexed_version(fid, e.id).await.unwrap(), None);
+    store.mark_indexed(fid, e.id, 1).await.unwrap();
+    assert_eq!(store.indexed_version(fid, e.id).await.unwrap(), Some(1));
+    store.mark_indexed(fid, e.id, 7).await.unwrap();
+    assert_eq!(store.indexed_version(fid, e.id).await.unwrap(), Some(1), "a mark for a version the entry is not at is ignored");
+    store.delete_vector(fid, e.id).await.unwrap();
+    assert!(store.load_vectors(fid, None, None).await.unwrap().is_empty());
+}
+
+async fn job_queue(store: Arc<dyn Store>) {
+    let f = fam(store.as_ref(), "Kim").await;
+    let e = add(store.as_ref(), &f, "job", "2026-10-05T10:00:00Z", &[]).await;
+    let now = Utc::now();
+    let lease = Duration::minutes(5);
+    let first = store.claim_job(now, lease).await.unwrap().expect("a queued job");
+    let second = store.claim_job(now, lease).await.unwrap().expect("another queued job");
+    assert_ne!(first.id, second.id);
+    let kinds: HashSet<_> = [first.kind, second.kind].into_iter().collect();
+    assert_eq!(kinds, HashSet::from([JobKind::Enrich, JobKind::Embed]));
+    assert_eq!((first.entry_id, first.entry_version, first.attempts, first.family_id), (e.id, 1, 1, f.family.id));
+    assert!(store.claim_job(now, lease).await.unwrap().is_none(), "running jobs are not handed out twice");
+    assert_eq!(store.job_counts(Some(f.family.id)).await.unwrap(), JobCounts { running: 2, ..Default::default() });
+
+    store.complete_job(first.id).await.unwrap();
+    store.fail_job(second.id, "model down", Some(now + Duration::seconds(30))).await.unwrap();
+    assert!(store.claim_job(now, lease).await.unwrap().is_none(), "not due yet");
+    let retried = store.claim_job(now + Duration::seconds(31), lease).await.unwrap().expect("due again");
+    assert_eq!((retried.id, retried.attempts), (second.id, 2));
+    // A worker that died: its lease runs out and another takes the job over.
+    let taken_over = store.claim_job(now + Duration::minutes(10), lease).await.unwrap().expect("lease expired");
+    assert_eq!((taken_over.id, taken_over.attempts), (second.id, 3));
+    store.fail_job(second.id, "gave up", None).await.unwrap();
+    assert_eq!(store.job_counts(Some(f.family.id)).await.unwrap(), JobCounts { done: 1, failed: 1, ..Default::default() });
+    assert_eq!(store.job_counts(None).await.unwrap().done, 1);
+
+    // Editing twice to the same version's jobs is deduplicated by key.
+    store.update_entry(f.family.id, e.id, "job v2", &[], &[JobKind::Embed]).await.unwrap();
+    store.delete_entry(f.family.id, e.id).await.unwrap();
+    let unindex = store.claim_job(now + Duration::minutes(20), lease).await.unwrap().expect("the delete's unindex job");
+    assert_eq!((unindex.kind, unindex.entry_id), (JobKind::Unindex, e.id));
+    assert!(store.claim_job(now + Duration::minutes(20), lease).await.unwrap().is_none(), "queued work for a deleted entry is dropped");
+}
+
+async fn chat_turns_and_usage(store: Arc<dyn Store>) {
+    let f = fam(store.as_ref(), "Kim").await;
+    let fid = f.family.id;
+    for (i, role) in ["user", "assistant", "user"].iter().enumerate() {
+        let turn = ChatTurn { chat_id: "c1".into(), role: role.to_string(), content: format!("turn {i}"), created_at: Utc::now() + Duration::milliseconds(i as i64) };
+        store.add_chat_turn(fid, f.user.id, &turn).await.unwrap();
+    }
+    let recent = store.recent_chat_turns(fid, "c1", 2).await.unwrap();
+    assert_eq!(recent.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), vec!["turn 1", "turn 2"]);
+    assert!(store.recent_chat_turns(fid, "other", 5).await.unwrap().is_empty());
+    let lee = fam(store.as_ref(), "Lee").await;
+    assert!(store.recent_chat_turns(lee.family.id, "c1", 5).await.unwrap().is_empty());
+
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    store.add_usage(fid, day, "gpt", "chat", 10, 5, 0.5).await.unwrap();
+    store.add_usage(fid, day, "gpt", "chat", 1, 1, 0.25).await.unwrap();
+    store.add_usage(fid, day.pred_opt().unwrap(), "emb", "embeddings", 7, 0, 0.0).await.unwrap();
+    let rows = store.usage_since(fid, day).await.unwrap();
+    assert_eq!(rows, vec![UsageRow { model: "gpt".into(), capability: "chat".into(), calls: 2, input_tokens: 11, output_tokens: 6, cost_usd: 0.75 }]);
+    assert_eq!(store.usage_since(fid, day.pred_opt().unwrap()).await.unwrap().len(), 2);
+    assert!(store.usage_since(lee.family.id, day).await.unwrap().is_empty());
+}
+
+macro_rules! contract {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { let (s, _d) = crate::support::sqlite().await; super::$name(s).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { if let Some(s) = crate::support::postgres().await { super::$name(s).await; } })*
+        }
+    };
+}
+
+contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, chat_turns_and_usage);
+
+mod postgres_only {
+    use super::*;
+    use dadly_agent::store::PostgresStore;
+    use sqlx::Row;
+
+    #[tokio::test]
+    async fn row_level_security_hides_other_families_even_without_a_where() {
+        let Some(store) = crate::support::postgres().await else { return };
+        let kim = fam(store.as_ref(), "Kim").await;
+        let lee = fam(store.as_ref(), "Lee").await;
+        add(store.as_ref(), &kim, "kim 1", "2026-10-01T10:00:00Z", &[]).await;
+        add(store.as_ref(), &kim, "kim 2", "2026-10-01T11:00:00Z", &[]).await;
+        add(store.as_ref(), &lee, "lee 1", "2026-10-01T12:00:00Z", &[]).await;
+
+        let pool = store.pool();
+        let role = sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetch_one(pool).await.unwrap();
+        assert!(!role.get::<bool, _>(0) && !role.get::<bool, _>(1), "the service role must not bypass RLS");
+
+        let count = |family: Option<Uuid>| async move {
+            let mut tx = pool.begin().await.unwrap();
+            if let Some(f) = family {
+                sqlx::query("SELECT set_config('app.family_id', $1, true)").bind(f.to_string()).execute(&mut *tx).await.unwrap();
+            }
+            // Deliberately no WHERE: only the policy stands between families.
+            let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM entries").fetch_one(&mut *tx).await.unwrap();
+            let members: i64 = sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(&mut *tx).await.unwrap();
+            let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&mut *tx).await.unwrap();
+            (entries, members, jobs)
+        };
+        assert_eq!(count(Some(kim.family.id)).await, (2, 2, 4));
+        assert_eq!(count(Some(lee.family.id)).await, (1, 2, 2));
+        assert_eq!(count(None).await, (0, 0, 0), "no family set: nothing visible");
+
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.family_id', $1, true)").bind(lee.family.id.to_string()).execute(&mut *tx).await.unwrap();
+        let updated = sqlx::query("UPDATE entries SET raw_text = 'hijacked'").execute(&mut *tx).await.unwrap().rows_affected();
+        assert_eq!(updated, 1, "an unscoped UPDATE touches only the current family");
+        let forged = sqlx::query("INSERT INTO members (id, family_id, name, created_at) VALUES ($1, $2, 'Forged', now())")
+            .bind(Uuid::now_v7())
+            .bind(kim.family.id)
+            .execute(&mut *tx)
+            .await;
+        assert!(forged.is_err(), "a row for another family is refused by WITH CHECK");
+        drop(tx);
+        let kim_texts: Vec<String> = store.list_entries(kim.family.id, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap().into_iter().map(|e| e.raw_text).collect();
+        assert!(kim_texts.iter().all(|t| t.starts_with("kim")));
+        let _ = Row::columns(&role);
+    }
+
+    #[tokio::test]
+    async fn two_workers_drain_one_queue_each_job_exactly_once() {
+        let Some(url) = crate::support::postgres_url().await else { return };
+        let a = Arc::new(PostgresStore::connect(&url, 4).await.unwrap());
+        let b = Arc::new(PostgresStore::connect(&url, 4).await.unwrap());
+        let mut expected = HashSet::new();
+        for i in 0..6 {
+            let f = fam(a.as_ref(), &format!("F{i}")).await;
+            for j in 0..5 {
+                add(a.as_ref(), &f, &format!("e{j}"), "2026-10-01T10:00:00Z", &[]).await;
+            }
+            expected.insert(f.family.id);
+        }
+        let drain = |store: Arc<PostgresStore>| tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(job) = store.claim_job(Utc::now(), Duration::minutes(5)).await.unwrap() {
+                mine.push(job.id);
+                tokio::task::yield_now().await;
+                store.complete_job(job.id).await.unwrap();
+            }
+            mine
+        });
+        let (ja, jb) = (drain(a.clone()), drain(b.clone()));
+        let (ja, jb) = (ja.await.unwrap(), jb.await.unwrap());
+        let all: Vec<Uuid> = ja.iter().chain(jb.iter()).copied().collect();
+        let unique: HashSet<Uuid> = all.iter().copied().collect();
+        assert_eq!(all.len(), 60, "6 families × 5 entries × 2 jobs");
+        assert_eq!(unique.len(), all.len(), "no job was handed to both workers");
+        assert!(!ja.is_empty() && !jb.is_empty(), "both workers took part ({} / {})", ja.len(), jb.len());
+        assert_eq!(a.job_counts(None).await.unwrap(), JobCounts { done: 60, ..Default::default() });
+    }
+}
