@@ -2,8 +2,10 @@
 //! one family, optionally narrowed by child and time.
 
 mod embedded;
+mod qdrant;
 
 pub use embedded::EmbeddedIndex;
+pub use qdrant::QdrantIndex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

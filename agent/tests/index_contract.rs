@@ -1,0 +1,153 @@
+//! The `VectorIndex` contract, run against every backend: the embedded index
+//! over SQLite and over Postgres, Qdrant through the gRPC stand-in, and a real
+//! Qdrant whenever `QDRANT_URL` is set.
+
+mod support;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dadly_agent::domain::*;
+use dadly_agent::store::*;
+use dadly_agent::vector::*;
+use dadly_testkit::qdrant::QdrantStandIn;
+
+const DIMS: usize = 4;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+struct World {
+    family: Family,
+    kids: Vec<Member>,
+    entries: Vec<Entry>,
+}
+
+/// Entries exist in the store (the embedded index keeps vectors beside them).
+async fn world(store: &dyn Store, name: &str) -> World {
+    let family = store.create_family(name).await.unwrap();
+    let user = store.create_user(family.id, "p").await.unwrap();
+    let mut kids = Vec::new();
+    for k in ["A", "B"] {
+        kids.push(store.create_member(family.id, NewMember { name: k.into(), aliases: vec![], birth_date: None }).await.unwrap());
+    }
+    let mut entries = Vec::new();
+    for (i, at) in ["2026-10-01T10:00:00Z", "2026-10-15T10:00:00Z", "2026-11-01T10:00:00Z"].iter().enumerate() {
+        let new = NewEntry { author_id: user.id, source: Source::Web, raw_text: format!("e{i}"), member_ids: vec![kids[i % 2].id], occurred_at: t(at) };
+        entries.push(store.insert_entry(family.id, new, &[]).await.unwrap());
+    }
+    World { family, kids, entries }
+}
+
+fn record(e: &Entry, vector: [f32; DIMS]) -> VectorRecord {
+    VectorRecord { entry_id: e.id, entry_version: e.version, model: "m".into(), vector: vector.to_vec(), member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at }
+}
+
+fn ids(hits: &[Hit]) -> Vec<EntryId> {
+    hits.iter().map(|h| h.entry_id).collect()
+}
+
+async fn contract(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>) {
+    let w = world(store.as_ref(), "Kim").await;
+    let other = world(store.as_ref(), "Lee").await;
+    let fid = w.family.id;
+    index.upsert(fid, record(&w.entries[0], [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    index.upsert(fid, record(&w.entries[1], [0.7, 0.7, 0.0, 0.0])).await.unwrap();
+    index.upsert(fid, record(&w.entries[2], [0.0, 0.0, 1.0, 0.0])).await.unwrap();
+    // The same direction in another family: must never come back for Kim.
+    index.upsert(other.family.id, record(&other.entries[0], [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+
+    let q = [1.0, 0.1, 0.0, 0.0];
+    let hits = index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap();
+    assert_eq!(ids(&hits), vec![w.entries[0].id, w.entries[1].id, w.entries[2].id], "ranked by cosine, own family only");
+    assert!(hits[0].score > 0.99 && hits[0].score <= 1.0001, "cosine similarity: {}", hits[0].score);
+    assert!(hits[2].score.abs() < 1e-4);
+    assert_eq!(index.search(fid, &q, &SearchFilter::default(), 1).await.unwrap().len(), 1, "limit");
+    let lee = index.search(other.family.id, &q, &SearchFilter::default(), 10).await.unwrap();
+    assert_eq!(ids(&lee), vec![other.entries[0].id]);
+
+    let only_b = SearchFilter { member_ids: vec![w.kids[1].id], ..Default::default() };
+    assert_eq!(ids(&index.search(fid, &q, &only_b, 10).await.unwrap()), vec![w.entries[1].id]);
+    let either = SearchFilter { member_ids: vec![w.kids[0].id, w.kids[1].id], ..Default::default() };
+    assert_eq!(index.search(fid, &q, &either, 10).await.unwrap().len(), 3);
+    let october = SearchFilter { from: Some(t("2026-10-01T00:00:00Z")), to: Some(t("2026-11-01T00:00:00Z")), ..Default::default() };
+    assert_eq!(ids(&index.search(fid, &q, &october, 10).await.unwrap()), vec![w.entries[0].id, w.entries[1].id], "from inclusive, to exclusive");
+
+    // Upserts are idempotent and replace the vector.
+    index.upsert(fid, record(&w.entries[2], [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    index.upsert(fid, record(&w.entries[2], [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    let hits = index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(ids(&hits)[..2].contains(&w.entries[2].id));
+
+    // Payload updates change what filters see, without re-embedding.
+    index.set_payload(fid, w.entries[0].id, &[w.kids[1].id], &["school".into()], &["joy".into()]).await.unwrap();
+    let now_b = ids(&index.search(fid, &q, &only_b, 10).await.unwrap());
+    assert!(now_b.contains(&w.entries[0].id) && now_b.contains(&w.entries[1].id), "{now_b:?}");
+    // Another family cannot touch Kim's points.
+    index.set_payload(other.family.id, w.entries[1].id, &[], &[], &[]).await.unwrap();
+    index.delete(other.family.id, w.entries[1].id).await.unwrap();
+    assert_eq!(index.search(fid, &q, &only_b, 10).await.unwrap().len(), 2, "Lee's delete did not remove Kim's point");
+    index.set_payload(fid, EntryId::now_v7(), &[], &[], &[]).await.unwrap();
+
+    index.delete(fid, w.entries[0].id).await.unwrap();
+    index.delete(fid, w.entries[0].id).await.unwrap();
+    let left = ids(&index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap());
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains(&w.entries[0].id));
+}
+
+#[tokio::test]
+async fn embedded_index_over_sqlite() {
+    let (store, _dir) = support::sqlite().await;
+    contract(store.clone(), Arc::new(EmbeddedIndex::new(store))).await;
+}
+
+#[tokio::test]
+async fn embedded_index_over_postgres() {
+    let Some(store) = support::postgres().await else { return };
+    let store: Arc<dyn Store> = store;
+    contract(store.clone(), Arc::new(EmbeddedIndex::new(store))).await;
+}
+
+#[tokio::test]
+async fn qdrant_index_over_the_grpc_stand_in() {
+    let qdrant = QdrantStandIn::start(Some("secret-key")).await;
+    let (store, _dir) = support::sqlite().await;
+    let index = QdrantIndex::connect(&qdrant.url, Some("secret-key"), "entries_v1", DIMS).await.unwrap();
+    contract(store, Arc::new(index)).await;
+    let indexes = qdrant.indexes("entries_v1");
+    for field in ["owner_id", "member_ids", "topics", "emotions", "occurred_at"] {
+        assert!(indexes.contains_key(field), "payload index on {field}: {indexes:?}");
+    }
+}
+
+#[tokio::test]
+async fn qdrant_index_against_a_real_server_when_configured() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        eprintln!("SKIPPED: QDRANT_URL not set; the stand-in test covers the protocol");
+        return;
+    };
+    let key = std::env::var("QDRANT_API_KEY").ok();
+    let collection = format!("dadly_test_{}", uuid::Uuid::new_v4().simple());
+    let (store, _dir) = support::sqlite().await;
+    let index = QdrantIndex::connect(&url, key.as_deref(), &collection, DIMS).await.unwrap();
+    contract(store, Arc::new(index)).await;
+}
+
+#[tokio::test]
+async fn an_existing_collection_of_another_size_is_a_clear_error() {
+    let qdrant = QdrantStandIn::start(None).await;
+    QdrantIndex::connect(&qdrant.url, None, "entries_v1", 3072).await.unwrap();
+    QdrantIndex::connect(&qdrant.url, None, "entries_v1", 3072).await.expect("reconnecting to the same size is fine");
+    let err = QdrantIndex::connect(&qdrant.url, None, "entries_v1", 1536).await.err().expect("a size mismatch");
+    assert!(matches!(err, IndexError::Dimensions { expected: 3072, got: 1536 }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_refused() {
+    let qdrant = QdrantStandIn::start(Some("right")).await;
+    let err = QdrantIndex::connect(&qdrant.url, Some("wrong"), "entries_v1", 4).await.err().expect("refused");
+    assert!(matches!(err, IndexError::Unavailable(_)), "{err:?}");
+}

@@ -1,0 +1,3 @@
+//! Test stand-ins for services that cannot run on a test machine.
+
+pub mod qdrant;

@@ -1,0 +1,434 @@
+//! An in-memory Qdrant that speaks the real gRPC protocol: it implements the
+//! server traits generated in qdrant-client, so our real `QdrantIndex` code
+//! talks to it unchanged. It covers the calls Dadly makes — collections
+//! (create, exists, info), field indexes, upsert, set payload, delete, search
+//! — with Qdrant's semantics: cosine scores, `must`/`should`/`must_not`
+//! filters with keyword, any-of-keywords, datetime-range and has-id
+//! conditions, and the `api-key` header. Anything else answers
+//! `UNIMPLEMENTED` rather than pretending.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use ::qdrant_client::qdrant::collections_server::{Collections, CollectionsServer};
+use ::qdrant_client::qdrant::points_server::{Points, PointsServer};
+use ::qdrant_client::qdrant::qdrant_server::{Qdrant, QdrantServer};
+use ::qdrant_client::qdrant::*;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone)]
+struct Point {
+    vector: Vec<f32>,
+    payload: HashMap<String, Value>,
+}
+
+struct Collection {
+    size: u64,
+    points: HashMap<String, Point>,
+    indexes: HashMap<String, i32>,
+}
+
+#[derive(Default)]
+struct State {
+    collections: HashMap<String, Collection>,
+}
+
+/// A running stand-in. Dropping it does not stop the server task.
+#[derive(Clone)]
+pub struct QdrantStandIn {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl QdrantStandIn {
+    /// Starts on a random local port; `api_key` makes it demand the `api-key` header.
+    pub async fn start(api_key: Option<&str>) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let svc = Service { state: state.clone() };
+        let key = api_key.map(String::from);
+        let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+            match &key {
+                Some(k) if req.metadata().get("api-key").and_then(|v| v.to_str().ok()) != Some(k.as_str()) => {
+                    Err(Status::unauthenticated("Must provide an API key or an Authorization bearer token"))
+                }
+                _ => Ok(req),
+            }
+        };
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(QdrantServer::with_interceptor(svc.clone(), check.clone()))
+                .add_service(CollectionsServer::with_interceptor(svc.clone(), check.clone()))
+                .add_service(PointsServer::with_interceptor(svc, check))
+                .serve_with_incoming(incoming),
+        );
+        Self { url: format!("http://{addr}"), state }
+    }
+
+    /// How many points a collection holds (for assertions).
+    pub fn count(&self, collection: &str) -> usize {
+        self.state.lock().unwrap().collections.get(collection).map(|c| c.points.len()).unwrap_or(0)
+    }
+
+    /// The payload indexes of a collection: field → `FieldType` as i32.
+    pub fn indexes(&self, collection: &str) -> HashMap<String, i32> {
+        self.state.lock().unwrap().collections.get(collection).map(|c| c.indexes.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+struct Service {
+    state: Arc<Mutex<State>>,
+}
+
+fn ok_update() -> Response<PointsOperationResponse> {
+    Response::new(PointsOperationResponse {
+        result: Some(UpdateResult { operation_id: Some(0), status: UpdateStatus::Completed as i32 }),
+        time: 0.0,
+        usage: None,
+    })
+}
+
+fn id_key(id: &PointId) -> Result<String, Status> {
+    match &id.point_id_options {
+        Some(point_id::PointIdOptions::Uuid(u)) => Ok(u.to_lowercase()),
+        Some(point_id::PointIdOptions::Num(n)) => Ok(n.to_string()),
+        None => Err(Status::invalid_argument("point id is empty")),
+    }
+}
+
+fn key_to_id(key: &str) -> PointId {
+    match key.parse::<u64>() {
+        Ok(n) => PointId::from(n),
+        Err(_) => PointId::from(key.to_string()),
+    }
+}
+
+#[allow(deprecated)]
+fn dense(v: &Vector) -> Result<Vec<f32>, Status> {
+    match &v.vector {
+        Some(vector::Vector::Dense(d)) => Ok(d.data.clone()),
+        Some(_) => Err(Status::unimplemented("only dense vectors are supported by the stand-in")),
+        None => Ok(v.data.clone()),
+    }
+}
+
+fn normalise(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match &v.kind {
+        Some(value::Kind::StringValue(s)) => vec![s.clone()],
+        Some(value::Kind::ListValue(l)) => l.values.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn to_datetime(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(ts.seconds, ts.nanos as u32)
+}
+
+fn field_matches(point: &Point, f: &FieldCondition) -> Result<bool, Status> {
+    let values = point.payload.get(&f.key).map(strings).unwrap_or_default();
+    if let Some(m) = &f.r#match {
+        return match &m.match_value {
+            Some(r#match::MatchValue::Keyword(k)) => Ok(values.iter().any(|v| v == k)),
+            Some(r#match::MatchValue::Keywords(ks)) => Ok(values.iter().any(|v| ks.strings.contains(v))),
+            Some(r#match::MatchValue::ExceptKeywords(ks)) => Ok(!values.iter().any(|v| ks.strings.contains(v))),
+            _ => Err(Status::unimplemented("the stand-in supports keyword matches only")),
+        };
+    }
+    if let Some(r) = &f.datetime_range {
+        let times: Vec<DateTime<Utc>> = values.iter().filter_map(|v| DateTime::parse_from_rfc3339(v).ok().map(|t| t.to_utc())).collect();
+        return Ok(times.iter().any(|t| {
+            r.gte.as_ref().and_then(to_datetime).is_none_or(|b| *t >= b)
+                && r.gt.as_ref().and_then(to_datetime).is_none_or(|b| *t > b)
+                && r.lte.as_ref().and_then(to_datetime).is_none_or(|b| *t <= b)
+                && r.lt.as_ref().and_then(to_datetime).is_none_or(|b| *t < b)
+        }));
+    }
+    Err(Status::unimplemented("the stand-in supports match and datetime_range field conditions only"))
+}
+
+fn condition_matches(key: &str, point: &Point, c: &Condition) -> Result<bool, Status> {
+    match &c.condition_one_of {
+        Some(condition::ConditionOneOf::Field(f)) => field_matches(point, f),
+        Some(condition::ConditionOneOf::HasId(h)) => Ok(h.has_id.iter().filter_map(|i| id_key(i).ok()).any(|k| k == key)),
+        Some(condition::ConditionOneOf::Filter(f)) => filter_matches(key, point, Some(f)),
+        _ => Err(Status::unimplemented("condition not supported by the stand-in")),
+    }
+}
+
+fn filter_matches(key: &str, point: &Point, filter: Option<&Filter>) -> Result<bool, Status> {
+    let Some(f) = filter else { return Ok(true) };
+    for c in &f.must {
+        if !condition_matches(key, point, c)? {
+            return Ok(false);
+        }
+    }
+    for c in &f.must_not {
+        if condition_matches(key, point, c)? {
+            return Ok(false);
+        }
+    }
+    if !f.should.is_empty() {
+        let mut any = false;
+        for c in &f.should {
+            any |= condition_matches(key, point, c)?;
+        }
+        if !any {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The keys of the points a selector names.
+fn selected(coll: &Collection, selector: Option<&PointsSelector>) -> Result<Vec<String>, Status> {
+    match selector.and_then(|s| s.points_selector_one_of.as_ref()) {
+        Some(points_selector::PointsSelectorOneOf::Points(list)) => {
+            list.ids.iter().map(id_key).filter(|k| k.as_ref().map(|k| coll.points.contains_key(k)).unwrap_or(true)).collect()
+        }
+        Some(points_selector::PointsSelectorOneOf::Filter(f)) => {
+            let mut keys = Vec::new();
+            for (k, p) in &coll.points {
+                if filter_matches(k, p, Some(f))? {
+                    keys.push(k.clone());
+                }
+            }
+            Ok(keys)
+        }
+        None => Err(Status::invalid_argument("points selector is empty")),
+    }
+}
+
+impl Service {
+    fn with<T>(&self, name: &str, f: impl FnOnce(&mut Collection) -> Result<T, Status>) -> Result<T, Status> {
+        let mut state = self.state.lock().unwrap();
+        let coll = state.collections.get_mut(name).ok_or_else(|| Status::not_found(format!("Collection `{name}` doesn't exist!")))?;
+        f(coll)
+    }
+}
+
+/// Methods answered `UNIMPLEMENTED`, written in the form `async_trait`
+/// expands to (the attribute cannot see methods a macro produces).
+macro_rules! unimplemented_calls {
+    ($($name:ident($req:ty) -> $resp:ty;)*) => {
+        $(fn $name<'life0, 'async_trait>(
+            &'life0 self,
+            _r: Request<$req>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<$resp>, Status>> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async { Err(Status::unimplemented(concat!(stringify!($name), " is not supported by the Qdrant stand-in"))) })
+        })*
+    };
+}
+
+#[tonic::async_trait]
+impl Qdrant for Service {
+    async fn health_check(&self, _r: Request<HealthCheckRequest>) -> Result<Response<HealthCheckReply>, Status> {
+        Ok(Response::new(HealthCheckReply { title: "qdrant stand-in".into(), version: "1.20.0".into(), commit: None }))
+    }
+}
+
+#[tonic::async_trait]
+impl Collections for Service {
+    async fn get(&self, r: Request<GetCollectionInfoRequest>) -> Result<Response<GetCollectionInfoResponse>, Status> {
+        let name = r.into_inner().collection_name;
+        self.with(&name, |c| {
+            let params = CollectionParams {
+                vectors_config: Some(VectorsConfig {
+                    config: Some(vectors_config::Config::Params(VectorParams { size: c.size, distance: Distance::Cosine as i32, ..Default::default() })),
+                }),
+                shard_number: 1,
+                ..Default::default()
+            };
+            Ok(Response::new(GetCollectionInfoResponse {
+                result: Some(CollectionInfo {
+                    status: CollectionStatus::Green as i32,
+                    points_count: Some(c.points.len() as u64),
+                    segments_count: 1,
+                    config: Some(CollectionConfig { params: Some(params), ..Default::default() }),
+                    ..Default::default()
+                }),
+                time: 0.0,
+            }))
+        })
+    }
+
+    async fn list(&self, _r: Request<ListCollectionsRequest>) -> Result<Response<ListCollectionsResponse>, Status> {
+        let names = self.state.lock().unwrap().collections.keys().map(|n| CollectionDescription { name: n.clone() }).collect();
+        Ok(Response::new(ListCollectionsResponse { collections: names, time: 0.0 }))
+    }
+
+    async fn create(&self, r: Request<CreateCollection>) -> Result<Response<CollectionOperationResponse>, Status> {
+        let req = r.into_inner();
+        let size = match req.vectors_config.and_then(|v| v.config) {
+            Some(vectors_config::Config::Params(p)) if p.distance == Distance::Cosine as i32 => p.size,
+            Some(vectors_config::Config::Params(_)) => return Err(Status::unimplemented("the stand-in supports cosine distance only")),
+            _ => return Err(Status::invalid_argument("one unnamed vector config is required")),
+        };
+        let mut state = self.state.lock().unwrap();
+        if state.collections.contains_key(&req.collection_name) {
+            return Err(Status::already_exists(format!("Collection `{}` already exists!", req.collection_name)));
+        }
+        state.collections.insert(req.collection_name, Collection { size, points: HashMap::new(), indexes: HashMap::new() });
+        Ok(Response::new(CollectionOperationResponse { result: true, time: 0.0 }))
+    }
+
+    async fn delete(&self, r: Request<DeleteCollection>) -> Result<Response<CollectionOperationResponse>, Status> {
+        let removed = self.state.lock().unwrap().collections.remove(&r.into_inner().collection_name).is_some();
+        Ok(Response::new(CollectionOperationResponse { result: removed, time: 0.0 }))
+    }
+
+    async fn collection_exists(&self, r: Request<CollectionExistsRequest>) -> Result<Response<CollectionExistsResponse>, Status> {
+        let exists = self.state.lock().unwrap().collections.contains_key(&r.into_inner().collection_name);
+        Ok(Response::new(CollectionExistsResponse { result: Some(CollectionExists { exists }), time: 0.0 }))
+    }
+
+    unimplemented_calls! {
+        update(UpdateCollection) -> CollectionOperationResponse;
+        update_aliases(ChangeAliases) -> CollectionOperationResponse;
+        list_collection_aliases(ListCollectionAliasesRequest) -> ListAliasesResponse;
+        list_aliases(ListAliasesRequest) -> ListAliasesResponse;
+        collection_cluster_info(CollectionClusterInfoRequest) -> CollectionClusterInfoResponse;
+        update_collection_cluster_setup(UpdateCollectionClusterSetupRequest) -> UpdateCollectionClusterSetupResponse;
+        create_shard_key(CreateShardKeyRequest) -> CreateShardKeyResponse;
+        delete_shard_key(DeleteShardKeyRequest) -> DeleteShardKeyResponse;
+        list_shard_keys(ListShardKeysRequest) -> ListShardKeysResponse;
+    }
+}
+
+#[tonic::async_trait]
+impl Points for Service {
+    async fn upsert(&self, r: Request<UpsertPoints>) -> Result<Response<PointsOperationResponse>, Status> {
+        let req = r.into_inner();
+        self.with(&req.collection_name, |c| {
+            for p in req.points {
+                let key = id_key(p.id.as_ref().ok_or_else(|| Status::invalid_argument("point without id"))?)?;
+                let mut vector = match p.vectors.and_then(|v| v.vectors_options) {
+                    Some(vectors::VectorsOptions::Vector(v)) => dense(&v)?,
+                    _ => return Err(Status::unimplemented("the stand-in supports one unnamed dense vector per point")),
+                };
+                if vector.len() as u64 != c.size {
+                    return Err(Status::invalid_argument(format!(
+                        "Wrong input: Vector dimension error: expected dim: {}, got {}",
+                        c.size,
+                        vector.len()
+                    )));
+                }
+                normalise(&mut vector);
+                c.points.insert(key, Point { vector, payload: p.payload });
+            }
+            Ok(ok_update())
+        })
+    }
+
+    async fn delete(&self, r: Request<DeletePoints>) -> Result<Response<PointsOperationResponse>, Status> {
+        let req = r.into_inner();
+        self.with(&req.collection_name, |c| {
+            for key in selected(c, req.points.as_ref())? {
+                c.points.remove(&key);
+            }
+            Ok(ok_update())
+        })
+    }
+
+    async fn set_payload(&self, r: Request<SetPayloadPoints>) -> Result<Response<PointsOperationResponse>, Status> {
+        let req = r.into_inner();
+        if req.key.is_some() {
+            return Err(Status::unimplemented("nested payload keys are not supported by the stand-in"));
+        }
+        self.with(&req.collection_name, |c| {
+            for key in selected(c, req.points_selector.as_ref())? {
+                if let Some(p) = c.points.get_mut(&key) {
+                    p.payload.extend(req.payload.clone());
+                }
+            }
+            Ok(ok_update())
+        })
+    }
+
+    async fn create_field_index(&self, r: Request<CreateFieldIndexCollection>) -> Result<Response<PointsOperationResponse>, Status> {
+        let req = r.into_inner();
+        self.with(&req.collection_name, |c| {
+            c.indexes.insert(req.field_name, req.field_type.unwrap_or_default());
+            Ok(ok_update())
+        })
+    }
+
+    #[allow(deprecated)]
+    async fn search(&self, r: Request<SearchPoints>) -> Result<Response<SearchResponse>, Status> {
+        let req = r.into_inner();
+        self.with(&req.collection_name, |c| {
+            if req.vector.len() as u64 != c.size {
+                return Err(Status::invalid_argument(format!("Wrong input: Vector dimension error: expected dim: {}, got {}", c.size, req.vector.len())));
+            }
+            let mut query = req.vector.clone();
+            normalise(&mut query);
+            let mut scored = Vec::new();
+            for (key, p) in &c.points {
+                if filter_matches(key, p, req.filter.as_ref())? {
+                    let score: f32 = p.vector.iter().zip(&query).map(|(a, b)| a * b).sum();
+                    if req.score_threshold.is_none_or(|t| score >= t) {
+                        scored.push((key.clone(), score, p));
+                    }
+                }
+            }
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let with_payload = req.with_payload.is_some_and(|w| matches!(w.selector_options, Some(with_payload_selector::SelectorOptions::Enable(true))));
+            let result = scored
+                .into_iter()
+                .skip(req.offset.unwrap_or(0) as usize)
+                .take(req.limit as usize)
+                .map(|(key, score, p)| ScoredPoint {
+                    id: Some(key_to_id(&key)),
+                    payload: if with_payload { p.payload.clone() } else { HashMap::new() },
+                    score,
+                    version: 0,
+                    ..Default::default()
+                })
+                .collect();
+            Ok(Response::new(SearchResponse { result, time: 0.0, usage: None }))
+        })
+    }
+
+    unimplemented_calls! {
+        get(GetPoints) -> GetResponse;
+        update_vectors(UpdatePointVectors) -> PointsOperationResponse;
+        delete_vectors(DeletePointVectors) -> PointsOperationResponse;
+        overwrite_payload(SetPayloadPoints) -> PointsOperationResponse;
+        delete_payload(DeletePayloadPoints) -> PointsOperationResponse;
+        clear_payload(ClearPayloadPoints) -> PointsOperationResponse;
+        delete_field_index(DeleteFieldIndexCollection) -> PointsOperationResponse;
+        create_vector_name(CreateVectorNameRequest) -> PointsOperationResponse;
+        delete_vector_name(DeleteVectorNameRequest) -> PointsOperationResponse;
+        search_batch(SearchBatchPoints) -> SearchBatchResponse;
+        search_groups(SearchPointGroups) -> SearchGroupsResponse;
+        scroll(ScrollPoints) -> ScrollResponse;
+        recommend(RecommendPoints) -> RecommendResponse;
+        recommend_batch(RecommendBatchPoints) -> RecommendBatchResponse;
+        recommend_groups(RecommendPointGroups) -> RecommendGroupsResponse;
+        discover(DiscoverPoints) -> DiscoverResponse;
+        discover_batch(DiscoverBatchPoints) -> DiscoverBatchResponse;
+        count(CountPoints) -> CountResponse;
+        update_batch(UpdateBatchPoints) -> UpdateBatchResponse;
+        query(QueryPoints) -> QueryResponse;
+        query_batch(QueryBatchPoints) -> QueryBatchResponse;
+        query_groups(QueryPointGroups) -> QueryGroupsResponse;
+        facet(FacetCounts) -> FacetResponse;
+        search_matrix_pairs(SearchMatrixPoints) -> SearchMatrixPairsResponse;
+        search_matrix_offsets(SearchMatrixPoints) -> SearchMatrixOffsetsResponse;
+    }
+}
