@@ -10,15 +10,16 @@ use dadly_agent::blob::LocalBlobs;
 use dadly_agent::jobs::{WorkerSettings, spawn_workers};
 use dadly_agent::metrics::Metrics;
 use dadly_agent::models::{ChatModel, Embedder, OfflineModels, OpenAiModels, Transcriber};
-use dadly_agent::store::{SqliteStore, Store};
+use dadly_agent::blob::{BlobStore, S3Blobs};
+use dadly_agent::store::{PostgresStore, SqliteStore, Store};
 use dadly_agent::trace::{FileTraceSink, LangSmithSettings, LangSmithSink, TraceSink, Tracer};
-use dadly_agent::vector::EmbeddedIndex;
+use dadly_agent::vector::{EmbeddedIndex, QdrantIndex, VectorIndex};
 use dadly_agent::{Agent, Backends};
 use dadly_api::{AppState, Auth};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::settings::{ModelBackend, Settings};
+use crate::settings::{BlobBackend, IndexBackend, ModelBackend, Settings, StoreBackend};
 
 /// The JWT secret: configured, or generated once and kept in the data dir.
 pub fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
@@ -59,8 +60,12 @@ fn secret_file(settings: &Settings, name: &str) -> anyhow::Result<Vec<u8>> {
 /// Opens the store named by `DATABASE_URL` (creating the data dir) and migrates it.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
-    let store = SqliteStore::connect(&settings.database_url).await.context("opening the SQLite database")?;
-    Ok(Arc::new(store))
+    Ok(match &settings.store {
+        StoreBackend::Sqlite(url) => Arc::new(SqliteStore::connect(url).await.context("opening the SQLite database (DATABASE_URL)")?),
+        StoreBackend::Postgres { url, max_connections } => {
+            Arc::new(PostgresStore::connect(url, *max_connections).await.context("connecting to Postgres (DATABASE_URL)")?)
+        }
+    })
 }
 
 /// Everything wired, not yet serving.
@@ -73,9 +78,18 @@ pub struct App {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
-        let index = Arc::new(EmbeddedIndex::new(store.clone()));
-        let media_secret = secret_file(&settings, "media_secret")?;
-        let blobs = Arc::new(LocalBlobs::new(settings.data_dir.join("media"), media_secret, settings.public_url.clone()));
+        let (blobs, local_blobs): (Arc<dyn BlobStore>, Option<Arc<LocalBlobs>>) = match &settings.blobs {
+            BlobBackend::Local => {
+                let media_secret = secret_file(&settings, "media_secret")?;
+                let local = Arc::new(LocalBlobs::new(settings.data_dir.join("media"), media_secret, settings.public_url.clone()));
+                (local.clone(), Some(local))
+            }
+            BlobBackend::S3(s3) => {
+                let blobs = S3Blobs::new(s3).context("configuring S3 (S3_ENDPOINT, S3_BUCKET, R2_ACCESS_KEY, R2_SECRET_KEY)")?;
+                blobs.check().await.with_context(|| format!("reaching bucket {} (S3_ENDPOINT / S3_BUCKET / credentials)", s3.bucket))?;
+                (Arc::new(blobs), None)
+            }
+        };
         let (chat, embedder, transcriber): (Arc<dyn ChatModel>, Arc<dyn Embedder>, Arc<dyn Transcriber>) = match &settings.models {
             ModelBackend::Offline => {
                 (Arc::new(OfflineModels::chat()), Arc::new(OfflineModels::embedder()), Arc::new(OfflineModels::transcriber()))
@@ -83,6 +97,14 @@ impl App {
             ModelBackend::OpenAi(o) => {
                 (Arc::new(OpenAiModels::chat(o)), Arc::new(OpenAiModels::embedder(o)), Arc::new(OpenAiModels::transcriber(o)))
             }
+        };
+        let index: Arc<dyn VectorIndex> = match &settings.index {
+            IndexBackend::Embedded => Arc::new(EmbeddedIndex::new(store.clone())),
+            IndexBackend::Qdrant { url, api_key, collection } => Arc::new(
+                QdrantIndex::connect(url, api_key.as_ref().map(|k| k.0.as_str()), collection, embedder.dimensions())
+                    .await
+                    .with_context(|| format!("preparing Qdrant collection {collection} at {url} (QDRANT_URL)"))?,
+            ),
         };
         let metrics = Arc::new(Metrics::default());
         let sink: Arc<dyn TraceSink> = match &settings.langsmith {
@@ -98,10 +120,10 @@ impl App {
             agent_settings.min_score = min;
         }
         agent_settings.prices = settings.prices.clone();
-        let backends = Backends { store, index, blobs: blobs.clone(), chat, embedder, transcriber, tracer, metrics };
+        let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics };
         let agent = Arc::new(Agent::new(backends, agent_settings));
         let auth = Arc::new(Auth::new(&jwt_secret(&settings)?));
-        let state = AppState { agent: agent.clone(), auth, local_blobs: Some(blobs) };
+        let state = AppState { agent: agent.clone(), auth, local_blobs };
         Ok(Self { agent, state, settings })
     }
 

@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             dadly::app::open_store(&settings).await?;
-            println!("migrations applied to {}", settings.database_url);
+            println!("migrations applied ({})", backend_names(&settings));
             Ok(())
         }
         Command::Family { command: FamilyCommand::Create { name, parent, children, json } } => {
@@ -89,17 +89,36 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Which backend serves each port, without any URL or secret.
+fn backend_names(settings: &Settings) -> String {
+    use dadly::settings::{BlobBackend, IndexBackend, StoreBackend};
+    let store = match settings.store {
+        StoreBackend::Sqlite(_) => "SQLite",
+        StoreBackend::Postgres { .. } => "Postgres",
+    };
+    let index = match settings.index {
+        IndexBackend::Embedded => "embedded vector index",
+        IndexBackend::Qdrant { .. } => "Qdrant",
+    };
+    let blobs = match settings.blobs {
+        BlobBackend::Local => "local media folder",
+        BlobBackend::S3(_) => "S3 media",
+    };
+    let traces = if settings.langsmith.is_some() { "LangSmith traces" } else { "trace files" };
+    format!("{store}, {index}, {blobs}, {traces}")
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let models = match &settings.models {
         ModelBackend::Offline => "offline fallback models (set OPENAI_API_KEY or OPENAI_BASE_URL for real ones)".to_string(),
         ModelBackend::OpenAi(o) => format!("OpenAI-compatible models at {} (chat {}, embeddings {})", o.base_url, o.chat_model, o.embedding_model),
     };
-    let data_dir = settings.data_dir.display().to_string();
+    let data_dir = format!("{} ({})", settings.data_dir.display(), backend_names(&settings));
     let app = App::build(settings).await?;
     let (stop, stopped) = watch::channel(false);
     let running = app.serve(stopped).await?;
     eprintln!("\nDadly is listening on http://{}", running.addr);
-    eprintln!("  data:   {data_dir} (SQLite, media, traces)");
+    eprintln!("  data:   {data_dir}");
     eprintln!("  models: {models}");
     eprintln!("  get a token:  cargo run --release -- family create \"My family\" --parent Me --child Minji:2018-03-14:민지");
     eprintln!("  then:         curl -s http://{}/v1/chat -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"message\":\"Minji lost her first tooth today\"}}'\n", running.addr);

@@ -38,6 +38,27 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { var, problem: problem.into() }
 }
 
+/// Where relational data lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreBackend {
+    Sqlite(String),
+    Postgres { url: String, max_connections: u32 },
+}
+
+/// Where vectors live.
+#[derive(Debug, Clone)]
+pub enum IndexBackend {
+    Embedded,
+    Qdrant { url: String, api_key: Option<Secret>, collection: String },
+}
+
+/// Where media lives.
+#[derive(Debug, Clone)]
+pub enum BlobBackend {
+    Local,
+    S3(dadly_agent::blob::S3Settings),
+}
+
 /// Which model backend serves chat, embeddings and speech-to-text.
 #[derive(Debug, Clone)]
 pub enum ModelBackend {
@@ -49,6 +70,9 @@ pub enum ModelBackend {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
+    pub store: StoreBackend,
+    pub index: IndexBackend,
+    pub blobs: BlobBackend,
     pub bind: SocketAddr,
     /// Base URL clients reach this server at (for signed media links).
     pub public_url: String,
@@ -108,17 +132,35 @@ impl Settings {
         let env = Env(lookup);
         let data_dir = PathBuf::from(env.get("DADLY_DATA_DIR").unwrap_or_else(|| "./data".into()));
         let database_url = env.get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("dadly.db").display()));
-        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-            return Err(bad("DATABASE_URL", "the Postgres backend is not in this build yet; use sqlite://PATH or leave it unset"));
-        }
-        if !database_url.starts_with("sqlite:") {
-            return Err(bad("DATABASE_URL", "must start with sqlite: (or be unset for the embedded default)"));
-        }
-        for var in ["QDRANT_URL", "S3_ENDPOINT", "S3_BUCKET"] {
-            if env.get(var).is_some() {
-                return Err(bad(var, "this backend is not in this build yet; unset it to use the embedded default"));
+        let store = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            let max_connections = env.parse("DADLY_DB_MAX_CONNECTIONS", "a whole number")?.unwrap_or(10);
+            StoreBackend::Postgres { url: database_url.clone(), max_connections }
+        } else if database_url.starts_with("sqlite:") {
+            StoreBackend::Sqlite(database_url.clone())
+        } else {
+            return Err(bad("DATABASE_URL", "must be postgres://… or sqlite:… (or unset for the embedded default)"));
+        };
+        let index = match env.url("QDRANT_URL")? {
+            Some(url) => IndexBackend::Qdrant {
+                url,
+                api_key: env.get("QDRANT_API_KEY").map(Secret),
+                collection: env.get("QDRANT_COLLECTION").unwrap_or_else(|| "entries_v1".into()),
+            },
+            None => IndexBackend::Embedded,
+        };
+        let blobs = match (env.url("S3_ENDPOINT")?, env.get("S3_BUCKET")) {
+            (endpoint, Some(bucket)) => {
+                let access_key = env.get("R2_ACCESS_KEY").or_else(|| env.get("AWS_ACCESS_KEY_ID"))
+                    .ok_or_else(|| bad("R2_ACCESS_KEY", "is required with S3_BUCKET (or AWS_ACCESS_KEY_ID)"))?;
+                let secret_key = env.get("R2_SECRET_KEY").or_else(|| env.get("AWS_SECRET_ACCESS_KEY"))
+                    .ok_or_else(|| bad("R2_SECRET_KEY", "is required with S3_BUCKET (or AWS_SECRET_ACCESS_KEY)"))?;
+                let path_style = env.bool("S3_PATH_STYLE")?.unwrap_or(false);
+                let region = env.get("S3_REGION").unwrap_or_else(|| if endpoint.is_some() { "auto".into() } else { "us-east-1".into() });
+                BlobBackend::S3(dadly_agent::blob::S3Settings { endpoint, bucket, region, path_style, access_key, secret_key })
             }
-        }
+            (Some(_), None) => return Err(bad("S3_BUCKET", "is required with S3_ENDPOINT")),
+            (None, None) => BlobBackend::Local,
+        };
         let bind = match (env.get("DADLY_BIND"), env.parse::<u16>("PORT", "a port number")?) {
             (Some(b), _) => b.parse().map_err(|_| bad("DADLY_BIND", format!("`{b}` is not an address like 127.0.0.1:8080")))?,
             (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
@@ -178,6 +220,9 @@ impl Settings {
         };
         let prices = PriceTable::with_overrides(&env.get("DADLY_MODEL_PRICES").unwrap_or_default()).map_err(|e| bad("DADLY_MODEL_PRICES", e))?;
         Ok(Self {
+            store,
+            index,
+            blobs,
             langsmith,
             prices,
             data_dir,
@@ -232,6 +277,26 @@ mod tests {
     }
 
     #[test]
+    fn production_backends_are_chosen_by_environment_alone() {
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://app@db:5432/dadly?sslmode=require"),
+            ("QDRANT_URL", "http://qdrant:6334"),
+            ("QDRANT_API_KEY", "qk"),
+            ("S3_ENDPOINT", "https://acct.r2.cloudflarestorage.com"),
+            ("S3_BUCKET", "media"),
+            ("R2_ACCESS_KEY", "ak"),
+            ("R2_SECRET_KEY", "sk"),
+        ])
+        .unwrap();
+        assert_eq!(s.store, StoreBackend::Postgres { url: "postgres://app@db:5432/dadly?sslmode=require".into(), max_connections: 10 });
+        assert!(matches!(s.index, IndexBackend::Qdrant { ref collection, .. } if collection == "entries_v1"));
+        let BlobBackend::S3(s3) = s.blobs else { panic!("expected S3") };
+        assert_eq!((s3.region.as_str(), s3.path_style, s3.bucket.as_str()), ("auto", false, "media"));
+        assert!(matches!(settings(&[]).unwrap().blobs, BlobBackend::Local));
+        assert_eq!(settings(&[("S3_BUCKET", "m")]).unwrap_err().var, "R2_ACCESS_KEY");
+    }
+
+    #[test]
     fn a_langsmith_key_switches_trace_export() {
         assert!(settings(&[]).unwrap().langsmith.is_none());
         let s = settings(&[("LANGCHAIN_API_KEY", "ls-key"), ("LANGCHAIN_PROJECT", "family-prod")]).unwrap();
@@ -249,6 +314,9 @@ mod tests {
             ("OPENAI_BASE_URL", "localhost:11434"),
             ("DADLY_TRACE_CONTENT", "maybe"),
             ("DATABASE_URL", "mysql://x"),
+            ("QDRANT_URL", "qdrant:6334"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("S3_PATH_STYLE", "sometimes"),
             ("JWT_SECRET", "short"),
             ("DADLY_WORKERS", "-1"),
             ("DADLY_MODEL_PRICES", "gpt=cheap"),

@@ -315,3 +315,37 @@ async fn health_readiness_metrics_and_status_are_served() {
     assert_eq!(body["vector_index"], "embedded");
     assert_eq!(app.http.get(app.url("/v1/status")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn local_media_is_served_only_through_valid_unexpired_signed_links() {
+    let app = TestApp::spawn().await;
+    let kim = app.family("Kim", &[]).await;
+    let lee = app.family("Lee", &[]).await;
+    let blobs = app.app_state.local_blobs.clone().expect("embedded setup serves local media");
+    use dadly_agent::blob::BlobStore;
+    let mine = blobs.put(kim.id, b"kim photo".to_vec(), "image/jpeg", "jpg").await.unwrap();
+    let theirs = blobs.put(lee.id, b"lee photo".to_vec(), "image/jpeg", "jpg").await.unwrap();
+    let url = blobs.signed_url(kim.id, &mine.key, std::time::Duration::from_secs(60)).await.unwrap();
+    let path = url.split_once("/media/").map(|(_, p)| format!("/media/{p}")).unwrap();
+
+    let r = app.http.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"kim photo");
+
+    let other_object = path.replace(&mine.key, &theirs.key);
+    let expired_sig = path.replace("expires=", "expires=1");
+    let no_sig = path.split('?').next().unwrap().to_string();
+    for (bad, status) in [(other_object, 403), (expired_sig, 403), (path.replace("sig=", "sig=00"), 403), (no_sig, 400)] {
+        let r = app.http.get(app.url(&bad)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["code"].is_string());
+    }
+    let short = blobs.signed_url(kim.id, &mine.key, std::time::Duration::from_secs(1)).await.unwrap();
+    let short_path = short.split_once("/media/").map(|(_, p)| format!("/media/{p}")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = app.http.get(app.url(&short_path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("expired"));
+}

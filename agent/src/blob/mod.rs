@@ -2,8 +2,10 @@
 //! are namespaced by family; clients only ever get short-lived signed URLs.
 
 pub mod local;
+mod s3;
 
 pub use local::LocalBlobs;
+pub use s3::{S3Blobs, S3Settings};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};

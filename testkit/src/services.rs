@@ -1,0 +1,79 @@
+//! Real services for tests (Postgres, an S3-compatible server): found from the
+//! environment `.ci/run` sets up. Missing ones skip with a visible message on
+//! a laptop and fail loudly under `CI=true`.
+
+use sqlx::Connection;
+
+/// The role the service connects as in tests: it can neither bypass
+/// row-level security nor act as superuser.
+pub const APP_ROLE: &str = "dadly_app";
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports a missing service: a panic in CI, a visible skip elsewhere.
+pub fn missing(service: &str, why: &str) {
+    if in_ci() {
+        panic!("{service} is required in CI but unavailable: {why}");
+    }
+    // Written past the test harness's capture, so a skip is seen even when the test passes.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {service} unavailable ({why}); start it as .ci/run does to run these tests");
+}
+
+fn admin_url() -> String {
+    std::env::var("DADLY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database owned by the non-superuser app role; returns its URL.
+pub async fn postgres_database() -> Option<String> {
+    let admin = admin_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            missing("Postgres", &format!("{admin}: {e}"));
+            return None;
+        }
+    };
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1").bind(APP_ROLE).fetch_optional(&mut conn).await.ok()?;
+    if exists.is_none() {
+        // Several test binaries may race to create it; losing the race is fine.
+        let create = format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'dadly'");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await;
+    }
+    let db = format!("dadly_test_{:016x}{:08x}", rand_u64(), std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db} OWNER {APP_ROLE}"))).execute(&mut conn).await.expect("create test database");
+    let (base, _) = admin.rsplit_once('/').expect("admin URL has a database");
+    let host = base.rsplit_once('@').map(|(_, h)| h).unwrap_or_else(|| base.trim_start_matches("postgres://"));
+    Some(format!("postgres://{APP_ROLE}:dadly@{host}/{db}"))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish()
+}
+
+/// The S3-compatible server's settings, from `DADLY_TEST_S3_*`.
+pub struct S3Env {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+pub fn s3() -> Option<S3Env> {
+    let Ok(endpoint) = std::env::var("DADLY_TEST_S3_ENDPOINT") else {
+        missing("S3 server", "DADLY_TEST_S3_ENDPOINT is not set");
+        return None;
+    };
+    Some(S3Env {
+        endpoint,
+        bucket: std::env::var("DADLY_TEST_S3_BUCKET").unwrap_or_else(|_| "dadly-test".into()),
+        access_key: std::env::var("DADLY_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "dadly-access".into()),
+        secret_key: std::env::var("DADLY_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "dadly-secret-key-123".into()),
+    })
+}
