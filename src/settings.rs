@@ -315,7 +315,7 @@ mod tests {
             ("DADLY_TRACE_CONTENT", "maybe"),
             ("DATABASE_URL", "mysql://x"),
             ("QDRANT_URL", "qdrant:6334"),
-            ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("S3_ENDPOINT", "minio:9000"),
             ("S3_PATH_STYLE", "sometimes"),
             ("JWT_SECRET", "short"),
             ("DADLY_WORKERS", "-1"),
