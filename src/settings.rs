@@ -148,13 +148,13 @@ impl Settings {
             },
             None => IndexBackend::Embedded,
         };
+        let path_style = env.bool("S3_PATH_STYLE")?.unwrap_or(false);
         let blobs = match (env.url("S3_ENDPOINT")?, env.get("S3_BUCKET")) {
             (endpoint, Some(bucket)) => {
                 let access_key = env.get("R2_ACCESS_KEY").or_else(|| env.get("AWS_ACCESS_KEY_ID"))
                     .ok_or_else(|| bad("R2_ACCESS_KEY", "is required with S3_BUCKET (or AWS_ACCESS_KEY_ID)"))?;
                 let secret_key = env.get("R2_SECRET_KEY").or_else(|| env.get("AWS_SECRET_ACCESS_KEY"))
                     .ok_or_else(|| bad("R2_SECRET_KEY", "is required with S3_BUCKET (or AWS_SECRET_ACCESS_KEY)"))?;
-                let path_style = env.bool("S3_PATH_STYLE")?.unwrap_or(false);
                 let region = env.get("S3_REGION").unwrap_or_else(|| if endpoint.is_some() { "auto".into() } else { "us-east-1".into() });
                 BlobBackend::S3(dadly_agent::blob::S3Settings { endpoint, bucket, region, path_style, access_key, secret_key })
             }
