@@ -288,6 +288,15 @@ mod postgres_only {
     }
 
     #[tokio::test]
+    async fn tls_connections_work_with_sslmode_require_as_supabase_urls_ask() {
+        let Some(url) = crate::support::postgres_url().await else { return };
+        let store = PostgresStore::connect(&format!("{url}?sslmode=require"), 1).await.expect("TLS via rustls");
+        let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(store.pool()).await.unwrap();
+        assert!(ssl, "the connection is encrypted");
+        fam(&store, "Kim").await;
+    }
+
+    #[tokio::test]
     async fn two_workers_drain_one_queue_each_job_exactly_once() {
         let Some(url) = crate::support::postgres_url().await else { return };
         let a = Arc::new(PostgresStore::connect(&url, 4).await.unwrap());
