@@ -120,7 +120,11 @@ impl App {
             agent_settings.min_score = min;
         }
         agent_settings.prices = settings.prices.clone();
-        let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics };
+        let mut channels: Vec<Arc<dyn dadly_agent::channel::Channel>> = Vec::new();
+        if let Some(t) = &settings.telegram {
+            channels.push(Arc::new(dadly_bot::TelegramChannel::new(t.bot(), t.max_file_bytes)));
+        }
+        let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics, channels };
         let agent = Arc::new(Agent::new(backends, agent_settings));
         let auth = Arc::new(Auth::new(&jwt_secret(&settings)?));
         let state = AppState { agent: agent.clone(), auth, local_blobs };
@@ -144,7 +148,18 @@ impl App {
             .with_context(|| format!("binding {} (DADLY_BIND / PORT)", self.settings.bind))?;
         let addr = listener.local_addr()?;
         let workers = spawn_workers(self.agent.clone(), self.worker_settings(), shutdown.clone());
-        let router = dadly_api::router(self.state.clone());
+        let mut router = dadly_api::router(self.state.clone());
+        let mut telegram_task = None;
+        if let Some(t) = self.settings.telegram.clone() {
+            let runtime = dadly_bot::TelegramBot::new(self.agent.clone(), t)
+                .start(shutdown.clone())
+                .await
+                .context("starting the Telegram bot (TELEGRAM_BOT_TOKEN / TELEGRAM_API_URL / TELEGRAM_WEBHOOK_URL)")?;
+            if let Some(webhook) = runtime.router {
+                router = router.merge(webhook);
+            }
+            telegram_task = runtime.task;
+        }
         let mut stop = shutdown.clone();
         let agent = self.agent.clone();
         let server = tokio::spawn(async move {
@@ -155,6 +170,9 @@ impl App {
                 .await;
             for w in workers {
                 let _ = w.await;
+            }
+            if let Some(t) = telegram_task {
+                let _ = t.await;
             }
             // Send what traces are queued, but never hang shutdown on an unreachable LangSmith.
             if tokio::time::timeout(std::time::Duration::from_secs(15), agent.backends().tracer.sink().flush()).await.is_err() {

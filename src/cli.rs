@@ -85,6 +85,20 @@ pub async fn token(settings: &Settings, user: &str, days: i64) -> anyhow::Result
     Ok(())
 }
 
+/// Prints a one-time Telegram link code for a parent.
+pub async fn invite(settings: &Settings, user: &str) -> anyhow::Result<()> {
+    let user_id = Uuid::parse_str(user).with_context(|| format!("--user `{user}` is not a user id"))?;
+    let store = open_store(settings).await?;
+    let parent = store.get_user(user_id).await.with_context(|| format!("no user with id {user_id}"))?;
+    let agent_code = {
+        // Same code path as the API: the agent makes and stores the code.
+        let app = crate::app::App::build(settings.clone()).await?;
+        app.agent.create_link_code(&parent).await?
+    };
+    println!("Send this to the Dadly bot on Telegram within 15 minutes (it works once):\n/start {}", agent_code.code);
+    Ok(())
+}
+
 /// Prints the most recent traces from `<data dir>/traces/` as trees.
 pub fn traces(settings: &Settings, limit: usize) -> anyhow::Result<()> {
     if settings.langsmith.is_some() {

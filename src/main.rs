@@ -53,6 +53,11 @@ enum FamilyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time code that links a parent's Telegram account.
+    Invite {
+        #[arg(long)]
+        user: String,
+    },
 }
 
 fn init_logs(json: bool) {
@@ -84,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Family { command: FamilyCommand::Create { name, parent, children, json } } => {
             dadly::cli::family_create(&settings, &name, &parent, &children, json).await
         }
+        Command::Family { command: FamilyCommand::Invite { user } } => dadly::cli::invite(&settings, &user).await,
         Command::Token { user, days } => dadly::cli::token(&settings, &user, days).await,
         Command::Traces { limit } => dadly::cli::traces(&settings, limit),
     }

@@ -82,6 +82,8 @@ pub struct Settings {
     /// LangSmith export; `None` writes traces to `<data dir>/traces/`.
     pub langsmith: Option<LangSmith>,
     pub prices: PriceTable,
+    /// The Telegram bot, when `TELEGRAM_BOT_TOKEN` is set.
+    pub telegram: Option<dadly_bot::TelegramSettings>,
     pub trace_content: bool,
     pub workers: usize,
     pub job_backoff: Duration,
@@ -218,8 +220,37 @@ impl Settings {
             }),
             None => None,
         };
+        let telegram = match env.get("TELEGRAM_BOT_TOKEN") {
+            Some(token) => {
+                if !token.contains(':') {
+                    return Err(bad("TELEGRAM_BOT_TOKEN", "does not look like a bot token (123456:ABC…)"));
+                }
+                let mut t = dadly_bot::TelegramSettings::new(&token);
+                if let Some(url) = env.url("TELEGRAM_API_URL")? {
+                    t.api_url = url.parse().map_err(|_| bad("TELEGRAM_API_URL", "is not a URL"))?;
+                }
+                if let Some(url) = env.url("TELEGRAM_WEBHOOK_URL")? {
+                    t.webhook_url = Some(url.parse().map_err(|_| bad("TELEGRAM_WEBHOOK_URL", "is not a URL"))?);
+                }
+                if let Some(secret) = env.get("TELEGRAM_WEBHOOK_SECRET") {
+                    if secret.len() > 256 || !secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                        return Err(bad("TELEGRAM_WEBHOOK_SECRET", "must be 1-256 characters of A-Z, a-z, 0-9, _ and -"));
+                    }
+                    t.webhook_secret = secret;
+                }
+                if let Some(mb) = env.parse::<u64>("TELEGRAM_MAX_FILE_MB", "a whole number of megabytes")? {
+                    t.max_file_bytes = mb * 1024 * 1024;
+                }
+                if let Some(secs) = env.parse::<u32>("TELEGRAM_POLL_TIMEOUT_SECS", "a whole number of seconds")? {
+                    t.poll_timeout_secs = secs;
+                }
+                Some(t)
+            }
+            None => None,
+        };
         let prices = PriceTable::with_overrides(&env.get("DADLY_MODEL_PRICES").unwrap_or_default()).map_err(|e| bad("DADLY_MODEL_PRICES", e))?;
         Ok(Self {
+            telegram,
             store,
             index,
             blobs,
@@ -320,6 +351,7 @@ mod tests {
             ("JWT_SECRET", "short"),
             ("DADLY_WORKERS", "-1"),
             ("DADLY_MODEL_PRICES", "gpt=cheap"),
+            ("TELEGRAM_BOT_TOKEN", "not-a-token"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

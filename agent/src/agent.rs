@@ -30,6 +30,8 @@ pub struct Backends {
     pub transcriber: Arc<dyn Transcriber>,
     pub tracer: Tracer,
     pub metrics: Arc<Metrics>,
+    /// Messaging channels jobs can fetch from and reply through (Telegram).
+    pub channels: Vec<Arc<dyn crate::channel::Channel>>,
 }
 
 /// Retrieval knobs.
@@ -84,6 +86,10 @@ pub struct Message {
     /// When it was sent, in the parent's local offset (dates resolve against it).
     pub sent_at: DateTime<FixedOffset>,
     pub source: Source,
+    /// The channel's update id: the message is acted on at most once.
+    pub dedupe_key: Option<String>,
+    /// Where replies about a recorded entry go later (e.g. `telegram:<chat>:<message>`).
+    pub reply_to: Option<String>,
 }
 
 /// A cited entry in an answer.
@@ -104,12 +110,15 @@ pub enum Outcome {
     Recorded { reply: String, entry: Entry },
     Answered { reply: String, sources: Vec<Citation> },
     Help { reply: String },
+    /// The channel delivered this message before; it was handled then.
+    Duplicate,
 }
 
 impl Outcome {
     pub fn reply(&self) -> &str {
         match self {
             Outcome::Recorded { reply, .. } | Outcome::Answered { reply, .. } | Outcome::Help { reply } => reply,
+            Outcome::Duplicate => "",
         }
     }
 }
@@ -178,6 +187,12 @@ impl Agent {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.b.metrics
+    }
+
+    /// The channel that understands a reference like `telegram:…`.
+    pub(crate) fn channel_for(&self, reference: &str) -> Option<&Arc<dyn crate::channel::Channel>> {
+        let prefix = reference.split(':').next().unwrap_or("");
+        self.b.channels.iter().find(|c| c.name() == prefix)
     }
 
     pub(crate) fn wake_workers(&self) {

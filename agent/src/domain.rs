@@ -48,9 +48,10 @@ impl Member {
 }
 
 /// Where an entry came from.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
+    #[default]
     Web,
     Telegram,
     Voice,
@@ -96,16 +97,75 @@ pub struct Entry {
     pub updated_at: DateTime<Utc>,
     /// Starts at 1; every edit adds one.
     pub version: i64,
+    /// `transcribing` while a voice note waits for its text; then `ready`.
+    pub status: EntryStatus,
+    /// Where news about the entry goes (channel-specific); not part of the API.
+    #[serde(skip)]
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    #[default]
+    Ready,
+    Transcribing,
+}
+
+impl EntryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Ready => "ready",
+            EntryStatus::Transcribing => "transcribing",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        if s == "transcribing" { EntryStatus::Transcribing } else { EntryStatus::Ready }
+    }
 }
 
 /// What the parent sends to be recorded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewEntry {
     pub author_id: UserId,
     pub source: Source,
     pub raw_text: String,
     pub member_ids: Vec<MemberId>,
     pub occurred_at: DateTime<Utc>,
+    pub status: EntryStatus,
+    /// A channel update id: the entry is written at most once per key, in the
+    /// same transaction that records the key as processed.
+    pub dedupe_key: Option<String>,
+    /// Groups several channel messages into this one entry (an album).
+    pub external_key: Option<String>,
+    /// Where to send news about the entry (its transcript), channel-specific.
+    pub reply_to: Option<String>,
+    /// Media still to be fetched from the channel by a job.
+    pub media: Vec<PendingMedia>,
+}
+
+/// Media a channel message carried, not yet fetched into the `BlobStore`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingMedia {
+    /// `photo` or `voice`.
+    pub kind: String,
+    /// How the channel finds it again (e.g. `telegram:<file_id>`).
+    pub source_ref: String,
+    pub content_type: String,
+}
+
+/// A media item of an entry; `blob_key` is empty until it has been fetched.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Media {
+    pub id: uuid::Uuid,
+    pub entry_id: Option<EntryId>,
+    pub kind: String,
+    pub blob_key: Option<String>,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    #[serde(skip)]
+    pub source_ref: Option<String>,
 }
 
 /// An earlier text of an edited entry.

@@ -94,6 +94,11 @@ async fn finish(agent: &Agent, settings: &WorkerSettings, job: &Job, result: Res
             tracing::info!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, job.attempt = job.attempts, "job done");
             store.complete_job(job.id).await
         }
+        Err(crate::pipeline::JobError::Waiting(why)) => {
+            agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", "waiting")]);
+            tracing::info!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, reason = %why, "job waits");
+            store.defer_job(job.id, crate::pipeline::wait_until()).await
+        }
         Err(e) if job.attempts >= job.max_attempts => {
             agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", "failed")]);
             tracing::error!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, error = %e, "job failed for good");

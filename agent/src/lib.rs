@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod blob;
+pub mod channel;
 pub mod domain;
 pub mod jobs;
 pub mod metrics;

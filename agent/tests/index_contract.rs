@@ -34,7 +34,7 @@ async fn world(store: &dyn Store, name: &str) -> World {
     }
     let mut entries = Vec::new();
     for (i, at) in ["2026-10-01T10:00:00Z", "2026-10-15T10:00:00Z", "2026-11-01T10:00:00Z"].iter().enumerate() {
-        let new = NewEntry { author_id: user.id, source: Source::Web, raw_text: format!("e{i}"), member_ids: vec![kids[i % 2].id], occurred_at: t(at) };
+        let new = NewEntry { author_id: user.id, raw_text: format!("e{i}"), member_ids: vec![kids[i % 2].id], occurred_at: t(at), ..Default::default() };
         entries.push(store.insert_entry(family.id, new, &[]).await.unwrap());
     }
     World { family, kids, entries }

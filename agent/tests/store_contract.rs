@@ -39,6 +39,7 @@ async fn add(store: &dyn Store, f: &Fam, text: &str, at: &str, kids: &[usize]) -
         raw_text: text.into(),
         member_ids: kids.iter().map(|i| f.kids[*i].id).collect(),
         occurred_at: t(at),
+        ..Default::default()
     };
     store.insert_entry(f.family.id, new, &[JobKind::Enrich, JobKind::Embed]).await.unwrap()
 }
@@ -139,7 +140,7 @@ async fn families_are_isolated(store: Arc<dyn Store>) {
     store.put_vector(lid, &v).await.unwrap();
     assert!(store.load_vectors(lid, None, None).await.unwrap().is_empty(), "a vector cannot be attached to another family's entry");
     assert!(store.load_vectors(kid, None, None).await.unwrap().is_empty());
-    let as_lee = NewEntry { author_id: kim.user.id, source: Source::Web, raw_text: "x".into(), member_ids: vec![], occurred_at: Utc::now() };
+    let as_lee = NewEntry { author_id: kim.user.id, raw_text: "x".into(), occurred_at: Utc::now(), ..Default::default() };
     assert!(matches!(store.insert_entry(lid, as_lee, &[]).await, Err(StoreError::NotFound)), "an author from another family is refused");
     assert_eq!(store.list_members(lid).await.unwrap(), lee.kids);
     assert_eq!(store.job_counts(Some(lid)).await.unwrap(), JobCounts::default());

@@ -58,6 +58,7 @@ impl Agent {
                     Outcome::Recorded { .. } => "recorded",
                     Outcome::Answered { .. } => "answered",
                     Outcome::Help { .. } => "help",
+                    Outcome::Duplicate => "duplicate",
                 };
                 root.end(json!({ "kind": kind, "reply": outcome.reply() }));
                 Ok(outcome)
@@ -87,13 +88,19 @@ impl Agent {
                     occurred_at: None,
                     member_ids: None,
                     sent_at: message.sent_at,
+                    dedupe_key: message.dedupe_key.clone(),
+                    reply_to: message.reply_to.clone(),
                 };
-                let entry = self.record_in(user, input, root).await?;
+                let entry = match self.record_in(user, input, root).await {
+                    Err(AgentError::Conflict(_)) if message.dedupe_key.is_some() => return Ok(Outcome::Duplicate),
+                    other => other?,
+                };
                 root.metadata("entry_id", json!(entry.id));
                 let members = self.b.store.list_members(user.family_id).await?;
                 let names: Vec<String> = members.iter().filter(|m| entry.member_ids.contains(&m.id)).map(|m| m.name.clone()).collect();
                 Outcome::Recorded { reply: recorded_reply(&entry, &names, korean), entry }
             }
+            Intent::Ask if !self.claim(user, message).await? => return Ok(Outcome::Duplicate),
             Intent::Ask => {
                 let history = self.b.store.recent_chat_turns(user.family_id, &message.chat_id, 6).await?;
                 let answer = self.answer_in(user, body, message.sent_at, &history, root).await?;
@@ -122,6 +129,14 @@ impl Agent {
                 _ => Intent::Record,
             },
             Err(_) => Intent::Record,
+        }
+    }
+
+    /// Claims the message's update key (if any): false when it was handled before.
+    async fn claim(&self, user: &User, message: &Message) -> Result<bool, AgentError> {
+        match &message.dedupe_key {
+            Some(key) => Ok(self.b.store.claim_update(user.family_id, key).await?),
+            None => Ok(true),
         }
     }
 

@@ -20,6 +20,13 @@ pub enum JobError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] crate::vector::IndexError),
+    #[error(transparent)]
+    Blob(#[from] crate::blob::BlobError),
+    #[error(transparent)]
+    Channel(#[from] crate::channel::ChannelError),
+    /// Nothing can be done until something is configured; retried later without spending attempts.
+    #[error("waiting: {0}")]
+    Waiting(String),
 }
 
 fn enrich_schema() -> OutputSchema {
@@ -92,6 +99,8 @@ impl Agent {
             JobKind::Enrich => self.enrich(job, &root).await,
             JobKind::Embed => self.embed(job, &root).await,
             JobKind::Unindex => self.b.index.delete(job.family_id, job.entry_id).await.map_err(JobError::from).map(|_| "unindexed"),
+            JobKind::FetchMedia => self.fetch_media(job, &root).await,
+            JobKind::Transcribe => self.transcribe(job, &root).await,
         };
         match &result {
             Ok(outcome) => root.end(json!({ "outcome": outcome })),

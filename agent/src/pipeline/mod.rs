@@ -4,11 +4,15 @@
 mod answer;
 mod chat;
 mod enrich;
+mod channels;
 mod entries;
+mod media;
 mod record;
 
 pub use answer::Answer;
 pub use enrich::JobError;
+pub(crate) use media::wait_until;
+pub use channels::{LinkCode, MediaMessage, MediaOutcome};
 pub use entries::{EntryPatch, ListQuery};
 pub use record::RecordInput;
 

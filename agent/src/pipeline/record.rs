@@ -20,6 +20,9 @@ pub struct RecordInput {
     /// The children it is about, if the caller knows; otherwise detected.
     pub member_ids: Option<Vec<MemberId>>,
     pub sent_at: DateTime<FixedOffset>,
+    /// Channel update id; see `NewEntry::dedupe_key`.
+    pub dedupe_key: Option<String>,
+    pub reply_to: Option<String>,
 }
 
 /// Checks a text a parent sent: not blank, not too long.
@@ -81,7 +84,16 @@ impl Agent {
         };
         let occurred_at = input.occurred_at.unwrap_or_else(|| occurred_at(&text, input.sent_at));
         let mut span = parent.child("store_entry", RunType::Tool, json!({ "members": member_ids, "occurred_at": occurred_at }));
-        let new = NewEntry { author_id: user.id, source: input.source, raw_text: text, member_ids, occurred_at };
+        let new = NewEntry {
+            author_id: user.id,
+            source: input.source,
+            raw_text: text,
+            member_ids,
+            occurred_at,
+            dedupe_key: input.dedupe_key,
+            reply_to: input.reply_to,
+            ..Default::default()
+        };
         let entry = match self.b.store.insert_entry(user.family_id, new, &[JobKind::Enrich, JobKind::Embed]).await {
             Ok(entry) => entry,
             Err(e) => {

@@ -41,6 +41,10 @@ pub enum JobKind {
     Embed,
     /// Remove a deleted entry's vector from the index.
     Unindex,
+    /// Fetch an entry's pending media from its channel into the `BlobStore`.
+    FetchMedia,
+    /// Fetch a voice note, transcribe it and fill the entry's text.
+    Transcribe,
 }
 
 impl JobKind {
@@ -49,6 +53,8 @@ impl JobKind {
             JobKind::Enrich => "enrich",
             JobKind::Embed => "embed",
             JobKind::Unindex => "unindex",
+            JobKind::FetchMedia => "fetch_media",
+            JobKind::Transcribe => "transcribe",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -56,6 +62,8 @@ impl JobKind {
             "enrich" => JobKind::Enrich,
             "embed" => JobKind::Embed,
             "unindex" => JobKind::Unindex,
+            "fetch_media" => JobKind::FetchMedia,
+            "transcribe" => JobKind::Transcribe,
             _ => return None,
         })
     }
@@ -209,6 +217,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The family's spend since `from` (inclusive), per model and capability.
     async fn usage_since(&self, family_id: FamilyId, from: NaiveDate) -> StoreResult<Vec<UsageRow>>;
+
+    /// Stores a one-time link code (its hash) for a parent.
+    async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Redeems an unused, unexpired code: marks it used and links the Telegram
+    /// user to the code's parent, in one transaction. `NotFound` otherwise.
+    async fn redeem_link_code(&self, code_hash: &str, telegram_user_id: i64, language: Option<&str>, now: DateTime<Utc>) -> StoreResult<User>;
+    /// The parent a Telegram user is linked to, with their language override.
+    async fn telegram_link(&self, telegram_user_id: i64) -> StoreResult<Option<(User, Option<String>)>>;
+    async fn set_telegram_language(&self, telegram_user_id: i64, family_id: FamilyId, language: Option<&str>) -> StoreResult<()>;
+    /// Removes the link; returns whether there was one.
+    async fn unlink_telegram(&self, telegram_user_id: i64, family_id: FamilyId) -> StoreResult<bool>;
+    /// Records a channel update as handled; false if it already was.
+    async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool>;
+    async fn entry_by_external_key(&self, family_id: FamilyId, key: &str) -> StoreResult<Option<Entry>>;
+    /// Adds pending media to an existing entry (and a job to fetch it), claiming
+    /// `dedupe_key` in the same transaction; `Conflict` if it was claimed before.
+    async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()>;
+    async fn entry_media(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Vec<Media>>;
+    /// Records where a pending media item now lives.
+    async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()>;
+    /// Remembers that a channel message is about an entry (`source` or `transcript`).
+    async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()>;
+    async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>>;
+    /// Fills a transcribing entry's text (no history: there was no text), marks
+    /// it ready, bumps the version and enqueues `jobs`, in one transaction.
+    async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry>;
+    /// Puts a job back without spending an attempt (it waits for configuration).
+    async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()>;
 
     /// Takes the next due job (or one whose lease ran out) for `lease`.
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>>;

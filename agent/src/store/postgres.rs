@@ -92,7 +92,7 @@ fn member_from_row(row: &PgRow) -> StoreResult<Member> {
 }
 
 const ENTRY_COLUMNS: &str = "e.id, e.family_id, e.author_id, e.source, e.raw_text, e.occurred_at, e.created_at, e.updated_at, \
-     e.version, ARRAY(SELECT m.member_id FROM entry_members m WHERE m.entry_id = e.id ORDER BY m.member_id) AS member_ids";
+     e.version, e.status, e.reply_to, ARRAY(SELECT m.member_id FROM entry_members m WHERE m.entry_id = e.id ORDER BY m.member_id) AS member_ids";
 
 fn entry_from_row(row: &PgRow) -> StoreResult<Entry> {
     let source: String = row.try_get("source").map_err(map_err)?;
@@ -107,7 +107,57 @@ fn entry_from_row(row: &PgRow) -> StoreResult<Entry> {
         created_at: row.try_get("created_at").map_err(map_err)?,
         updated_at: row.try_get("updated_at").map_err(map_err)?,
         version: row.try_get("version").map_err(map_err)?,
+        status: EntryStatus::parse(&row.try_get::<String, _>("status").map_err(map_err)?),
+        reply_to: row.try_get("reply_to").map_err(map_err)?,
     })
+}
+
+async fn enqueue_keyed(tx: &mut Tx, family_id: FamilyId, kind: JobKind, entry_id: EntryId, version: i64, key: &str) -> StoreResult<()> {
+    let now = Utc::now();
+    sqlx::query(
+        "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(family_id)
+    .bind(kind.as_str())
+    .bind(entry_id)
+    .bind(version)
+    .bind(key)
+    .bind(MAX_JOB_ATTEMPTS)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)
+    .map(|_| ())
+}
+
+async fn claim(tx: &mut Tx, family_id: FamilyId, key: &str) -> StoreResult<bool> {
+    let done = sqlx::query("INSERT INTO processed_updates (update_key, family_id, created_at) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING")
+        .bind(key)
+        .bind(family_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn insert_pending_media(tx: &mut Tx, family_id: FamilyId, entry_id: EntryId, m: &PendingMedia) -> StoreResult<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO media (id, family_id, entry_id, blob_key, content_type, size_bytes, sha256, created_at, source_ref, kind) \
+         VALUES ($1, $2, $3, '', $4, 0, '', now(), $5, $6)",
+    )
+    .bind(id)
+    .bind(family_id)
+    .bind(entry_id)
+    .bind(&m.content_type)
+    .bind(&m.source_ref)
+    .bind(&m.kind)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(id)
 }
 
 async fn enqueue(tx: &mut Tx, family_id: FamilyId, entry_id: EntryId, version: i64, kinds: &[JobKind]) -> StoreResult<()> {
@@ -256,9 +306,14 @@ impl Store for PostgresStore {
         let id = Uuid::now_v7();
         let now = Utc::now();
         let mut tx = self.family_tx(family_id).await?;
+        if let Some(key) = &entry.dedupe_key
+            && !claim(&mut tx, family_id, key).await?
+        {
+            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+        }
         let inserted = sqlx::query(
-            "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version) \
-             SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1 FROM users WHERE id = $2 AND family_id = $7",
+            "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
+             SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
         )
         .bind(id)
         .bind(entry.author_id)
@@ -267,6 +322,9 @@ impl Store for PostgresStore {
         .bind(entry.occurred_at)
         .bind(now)
         .bind(family_id)
+        .bind(entry.status.as_str())
+        .bind(&entry.external_key)
+        .bind(&entry.reply_to)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -274,6 +332,9 @@ impl Store for PostgresStore {
             return Err(StoreError::NotFound);
         }
         set_entry_members(&mut tx, family_id, id, &entry.member_ids).await?;
+        for m in &entry.media {
+            insert_pending_media(&mut tx, family_id, id, m).await?;
+        }
         enqueue(&mut tx, family_id, id, 1, jobs).await?;
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
         let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
@@ -674,6 +735,229 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("INSERT INTO link_codes (code_hash, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, now())")
+            .bind(code_hash)
+            .bind(family_id)
+            .bind(user_id)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn redeem_link_code(&self, code_hash: &str, telegram_user_id: i64, language: Option<&str>, now: DateTime<Utc>) -> StoreResult<User> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT set_config('app.link_code', $1, true), set_config('app.telegram_user_id', $2, true)")
+            .bind(code_hash)
+            .bind(telegram_user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let row = sqlx::query("SELECT family_id, user_id FROM link_codes WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 FOR UPDATE")
+            .bind(code_hash)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let (family_id, user_id): (Uuid, Uuid) = (row.try_get("family_id").map_err(map_err)?, row.try_get("user_id").map_err(map_err)?);
+        // From here the family is known: act inside it.
+        sqlx::query("SELECT set_config('app.family_id', $1, true)").bind(family_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("UPDATE link_codes SET used_at = $2 WHERE code_hash = $1").bind(code_hash).bind(now).execute(&mut *tx).await.map_err(map_err)?;
+        // A Telegram user linked to another family moves: drop the old link first.
+        sqlx::query("DELETE FROM telegram_links WHERE telegram_user_id = $1").bind(telegram_user_id).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("INSERT INTO telegram_links (telegram_user_id, family_id, user_id, language, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(telegram_user_id)
+            .bind(family_id)
+            .bind(user_id)
+            .bind(language)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.get_user(user_id).await
+    }
+
+    async fn telegram_link(&self, telegram_user_id: i64) -> StoreResult<Option<(User, Option<String>)>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("SELECT set_config('app.telegram_user_id', $1, true)").bind(telegram_user_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
+        let row = sqlx::query("SELECT user_id, language FROM telegram_links WHERE telegram_user_id = $1")
+            .bind(telegram_user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = self.get_user(row.try_get("user_id").map_err(map_err)?).await?;
+        Ok(Some((user, row.try_get("language").map_err(map_err)?)))
+    }
+
+    async fn set_telegram_language(&self, telegram_user_id: i64, family_id: FamilyId, language: Option<&str>) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE telegram_links SET language = $1 WHERE telegram_user_id = $2 AND family_id = $3")
+            .bind(language)
+            .bind(telegram_user_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn unlink_telegram(&self, telegram_user_id: i64, family_id: FamilyId) -> StoreResult<bool> {
+        let mut tx = self.family_tx(family_id).await?;
+        let done = sqlx::query("DELETE FROM telegram_links WHERE telegram_user_id = $1 AND family_id = $2")
+            .bind(telegram_user_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool> {
+        let mut tx = self.family_tx(family_id).await?;
+        let claimed = claim(&mut tx, family_id, key).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(claimed)
+    }
+
+    async fn entry_by_external_key(&self, family_id: FamilyId, key: &str) -> StoreResult<Option<Entry>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.family_id = $1 AND e.external_key = $2");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(family_id).bind(key).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        if let Some(key) = dedupe_key
+            && !claim(&mut tx, family_id, key).await?
+        {
+            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+        }
+        let version: i64 = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2")
+            .bind(entry_id)
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let media_id = insert_pending_media(&mut tx, family_id, entry_id, media).await?;
+        enqueue_keyed(&mut tx, family_id, JobKind::FetchMedia, entry_id, version, &format!("fetch_media:{media_id}")).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn entry_media(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Vec<Media>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let rows = sqlx::query("SELECT * FROM media WHERE family_id = $1 AND entry_id = $2 ORDER BY created_at, id")
+            .bind(family_id)
+            .bind(entry_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.try_get("blob_key").map_err(map_err)?;
+                Ok(Media {
+                    id: r.try_get("id").map_err(map_err)?,
+                    entry_id: Some(entry_id),
+                    kind: r.try_get("kind").map_err(map_err)?,
+                    blob_key: (!key.is_empty()).then_some(key),
+                    content_type: r.try_get("content_type").map_err(map_err)?,
+                    size_bytes: r.try_get("size_bytes").map_err(map_err)?,
+                    sha256: r.try_get("sha256").map_err(map_err)?,
+                    source_ref: r.try_get("source_ref").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE media SET blob_key = $1, content_type = $2, size_bytes = $3, sha256 = $4 WHERE id = $5 AND family_id = $6")
+            .bind(&blob.key)
+            .bind(&blob.content_type)
+            .bind(blob.size_bytes as i64)
+            .bind(&blob.sha256)
+            .bind(media_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query(
+            "INSERT INTO channel_messages (chat_key, message_id, family_id, entry_id, kind) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (chat_key, message_id) DO UPDATE SET entry_id = excluded.entry_id, kind = excluded.kind",
+        )
+        .bind(chat_key)
+        .bind(message_id)
+        .bind(family_id)
+        .bind(entry_id)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let row = sqlx::query("SELECT entry_id, kind FROM channel_messages WHERE chat_key = $1 AND message_id = $2 AND family_id = $3")
+            .bind(chat_key)
+            .bind(message_id)
+            .bind(family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.map(|r| Ok((r.try_get("entry_id").map_err(map_err)?, r.try_get("kind").map_err(map_err)?))).transpose()
+    }
+
+    async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry> {
+        let mut tx = self.family_tx(family_id).await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2 AND status = 'transcribing' FOR UPDATE")
+            .bind(id)
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE entries SET raw_text = $1, status = 'ready', version = $2, updated_at = now() WHERE id = $3 AND family_id = $4")
+            .bind(text)
+            .bind(version + 1)
+            .bind(id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        set_entry_members(&mut tx, family_id, id, member_ids).await?;
+        enqueue(&mut tx, family_id, id, version + 1, jobs).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        entry_from_row(&row)
+    }
+
+    async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.worker_tx().await?;
+        sqlx::query("UPDATE jobs SET status = 'queued', attempts = GREATEST(attempts - 1, 0), run_at = $2, locked_until = NULL, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(run_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
     }
 
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {

@@ -99,7 +99,7 @@ fn member_from_row(row: &SqliteRow) -> StoreResult<Member> {
 }
 
 const ENTRY_COLUMNS: &str = "e.id, e.family_id, e.author_id, e.source, e.raw_text, e.occurred_at, e.created_at, \
-     e.updated_at, e.version, \
+     e.updated_at, e.version, e.status, e.reply_to, \
      (SELECT COALESCE(json_group_array(m.member_id), '[]') FROM entry_members m WHERE m.entry_id = e.id) AS member_ids";
 
 fn entry_from_row(row: &SqliteRow) -> StoreResult<Entry> {
@@ -117,6 +117,8 @@ fn entry_from_row(row: &SqliteRow) -> StoreResult<Entry> {
         created_at: at(row.try_get("created_at").map_err(map_err)?),
         updated_at: at(row.try_get("updated_at").map_err(map_err)?),
         version: row.try_get("version").map_err(map_err)?,
+        status: EntryStatus::parse(&row.try_get::<String, _>("status").map_err(map_err)?),
+        reply_to: row.try_get("reply_to").map_err(map_err)?,
     })
 }
 
@@ -155,6 +157,65 @@ async fn enqueue(
         .map_err(map_err)?;
     }
     Ok(())
+}
+
+/// Enqueues one job under an explicit dedupe key.
+async fn enqueue_keyed(
+    tx: &mut sqlx::SqliteConnection,
+    family_id: FamilyId,
+    kind: JobKind,
+    entry_id: EntryId,
+    version: i64,
+    key: &str,
+) -> StoreResult<()> {
+    let now = ms(Utc::now());
+    sqlx::query(
+        "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(family_id.to_string())
+    .bind(kind.as_str())
+    .bind(entry_id.to_string())
+    .bind(version)
+    .bind(key)
+    .bind(MAX_JOB_ATTEMPTS)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)
+    .map(|_| ())
+}
+
+/// Claims a channel update key; false if it was claimed before.
+async fn claim(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, key: &str) -> StoreResult<bool> {
+    let done = sqlx::query("INSERT INTO processed_updates (update_key, family_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(key)
+        .bind(family_id.to_string())
+        .bind(ms(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn insert_pending_media(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, entry_id: EntryId, m: &PendingMedia) -> StoreResult<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO media (id, family_id, entry_id, blob_key, content_type, size_bytes, sha256, created_at, source_ref, kind) \
+         VALUES ($1, $2, $3, '', $4, 0, '', $5, $6, $7)",
+    )
+    .bind(id.to_string())
+    .bind(family_id.to_string())
+    .bind(entry_id.to_string())
+    .bind(&m.content_type)
+    .bind(ms(Utc::now()))
+    .bind(&m.source_ref)
+    .bind(&m.kind)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    Ok(id)
 }
 
 async fn set_entry_members(
@@ -289,9 +350,14 @@ impl Store for SqliteStore {
         let id = Uuid::now_v7();
         let now = ms(Utc::now());
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if let Some(key) = &entry.dedupe_key
+            && !claim(&mut tx, family_id, key).await?
+        {
+            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+        }
         sqlx::query(
-            "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version) \
-             SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1 FROM users WHERE id = $2 AND family_id = $7",
+            "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
+             SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
         )
         .bind(id.to_string())
         .bind(entry.author_id.to_string())
@@ -300,11 +366,17 @@ impl Store for SqliteStore {
         .bind(ms(entry.occurred_at))
         .bind(now)
         .bind(family_id.to_string())
+        .bind(entry.status.as_str())
+        .bind(&entry.external_key)
+        .bind(&entry.reply_to)
         .execute(&mut *tx)
         .await
         .map_err(map_err)
         .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) })?;
         set_entry_members(&mut tx, family_id, id, &entry.member_ids).await?;
+        for m in &entry.media {
+            insert_pending_media(&mut tx, family_id, id, m).await?;
+        }
         enqueue(&mut tx, family_id, id, 1, jobs).await?;
         tx.commit().await.map_err(map_err)?;
         self.get_entry(family_id, id).await
@@ -702,6 +774,208 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("INSERT INTO link_codes (code_hash, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(code_hash)
+            .bind(family_id.to_string())
+            .bind(user_id.to_string())
+            .bind(ms(expires_at))
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+
+    async fn redeem_link_code(&self, code_hash: &str, telegram_user_id: i64, language: Option<&str>, now: DateTime<Utc>) -> StoreResult<User> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let row = sqlx::query(
+            "UPDATE link_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING family_id, user_id",
+        )
+        .bind(code_hash)
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let (family_id, user_id) = (uuid(&row, "family_id")?, uuid(&row, "user_id")?);
+        sqlx::query(
+            "INSERT INTO telegram_links (telegram_user_id, family_id, user_id, language, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (telegram_user_id) DO UPDATE SET family_id = excluded.family_id, user_id = excluded.user_id, created_at = excluded.created_at",
+        )
+        .bind(telegram_user_id)
+        .bind(family_id.to_string())
+        .bind(user_id.to_string())
+        .bind(language)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        self.get_user(user_id).await
+    }
+
+    async fn telegram_link(&self, telegram_user_id: i64) -> StoreResult<Option<(User, Option<String>)>> {
+        let row = sqlx::query("SELECT user_id, language FROM telegram_links WHERE telegram_user_id = $1")
+            .bind(telegram_user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = self.get_user(uuid(&row, "user_id")?).await?;
+        Ok(Some((user, row.try_get("language").map_err(map_err)?)))
+    }
+
+    async fn set_telegram_language(&self, telegram_user_id: i64, family_id: FamilyId, language: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE telegram_links SET language = $1 WHERE telegram_user_id = $2 AND family_id = $3")
+            .bind(language)
+            .bind(telegram_user_id)
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+
+    async fn unlink_telegram(&self, telegram_user_id: i64, family_id: FamilyId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM telegram_links WHERE telegram_user_id = $1 AND family_id = $2")
+            .bind(telegram_user_id)
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        claim(&mut conn, family_id, key).await
+    }
+
+    async fn entry_by_external_key(&self, family_id: FamilyId, key: &str) -> StoreResult<Option<Entry>> {
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.family_id = $1 AND e.external_key = $2");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(family_id.to_string()).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        if let Some(key) = dedupe_key
+            && !claim(&mut tx, family_id, key).await?
+        {
+            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+        }
+        let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2")
+            .bind(entry_id.to_string())
+            .bind(family_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let version = exists.ok_or(StoreError::NotFound)?;
+        let media_id = insert_pending_media(&mut tx, family_id, entry_id, media).await?;
+        enqueue_keyed(&mut tx, family_id, JobKind::FetchMedia, entry_id, version, &format!("fetch_media:{media_id}")).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn entry_media(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Vec<Media>> {
+        let rows = sqlx::query("SELECT * FROM media WHERE family_id = $1 AND entry_id = $2 ORDER BY created_at, id")
+            .bind(family_id.to_string())
+            .bind(entry_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.try_get("blob_key").map_err(map_err)?;
+                Ok(Media {
+                    id: uuid(r, "id")?,
+                    entry_id: Some(entry_id),
+                    kind: r.try_get("kind").map_err(map_err)?,
+                    blob_key: (!key.is_empty()).then_some(key),
+                    content_type: r.try_get("content_type").map_err(map_err)?,
+                    size_bytes: r.try_get("size_bytes").map_err(map_err)?,
+                    sha256: r.try_get("sha256").map_err(map_err)?,
+                    source_ref: r.try_get("source_ref").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()> {
+        sqlx::query("UPDATE media SET blob_key = $1, content_type = $2, size_bytes = $3, sha256 = $4 WHERE id = $5 AND family_id = $6")
+            .bind(&blob.key)
+            .bind(&blob.content_type)
+            .bind(blob.size_bytes as i64)
+            .bind(&blob.sha256)
+            .bind(media_id.to_string())
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+
+    async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO channel_messages (chat_key, message_id, family_id, entry_id, kind) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (chat_key, message_id) DO UPDATE SET entry_id = excluded.entry_id, kind = excluded.kind \
+             WHERE channel_messages.family_id = excluded.family_id",
+        )
+        .bind(chat_key)
+        .bind(message_id)
+        .bind(family_id.to_string())
+        .bind(entry_id.to_string())
+        .bind(kind)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)
+        .map(|_| ())
+    }
+
+    async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>> {
+        let row = sqlx::query("SELECT entry_id, kind FROM channel_messages WHERE chat_key = $1 AND message_id = $2 AND family_id = $3")
+            .bind(chat_key)
+            .bind(message_id)
+            .bind(family_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| Ok((uuid(&r, "entry_id")?, r.try_get("kind").map_err(map_err)?))).transpose()
+    }
+
+    async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2 AND status = 'transcribing'")
+            .bind(id.to_string())
+            .bind(family_id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE entries SET raw_text = $1, status = 'ready', version = $2, updated_at = $3 WHERE id = $4 AND family_id = $5")
+            .bind(text)
+            .bind(version + 1)
+            .bind(ms(Utc::now()))
+            .bind(id.to_string())
+            .bind(family_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        set_entry_members(&mut tx, family_id, id, member_ids).await?;
+        enqueue(&mut tx, family_id, id, version + 1, jobs).await?;
+        tx.commit().await.map_err(map_err)?;
+        self.get_entry(family_id, id).await
+    }
+
+    async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), run_at = $2, locked_until = NULL, updated_at = $3 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(ms(run_at))
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
     }
 
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {

@@ -39,12 +39,15 @@ async fn chat(axum::extract::State(state): axum::extract::State<AppState>, AuthU
         text: req.message,
         sent_at: req.sent_at.unwrap_or_else(|| Utc::now().fixed_offset()),
         source: Source::Web,
+        dedupe_key: None,
+        reply_to: None,
     };
     let outcome = state.agent.handle(&user, message).await?;
     let body = match outcome {
         Outcome::Recorded { reply, entry } => json!({ "kind": "recorded", "reply": reply, "entry_id": entry.id, "entry": entry, "chat_id": chat_id }),
         Outcome::Answered { reply, sources } => json!({ "kind": "answered", "reply": reply, "sources": sources, "chat_id": chat_id }),
         Outcome::Help { reply } => json!({ "kind": "help", "reply": reply, "chat_id": chat_id }),
+        Outcome::Duplicate => json!({ "kind": "duplicate", "reply": "", "chat_id": chat_id }),
     };
     Ok(axum::Json(body))
 }

@@ -48,6 +48,8 @@ async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(re
         occurred_at: req.occurred_at.map(|t| t.to_utc()),
         member_ids: req.member_ids,
         sent_at: req.sent_at.unwrap_or_else(|| Utc::now().fixed_offset()),
+        dedupe_key: None,
+        reply_to: None,
     };
     let entry = state.agent.record(&user, input).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "entry_id": entry.id, "entry": entry }))))

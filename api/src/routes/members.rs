@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::extract::Json;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/members", get(list).post(create))
+    Router::new().route("/v1/members", get(list).post(create)).route("/v1/telegram/link-codes", axum::routing::post(link_code))
 }
 
 async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
@@ -38,4 +38,11 @@ async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(re
         .add_member(user.family_id, NewMember { name: req.name, aliases: req.aliases, birth_date: req.birth_date })
         .await?;
     Ok((StatusCode::CREATED, axum::Json(member)))
+}
+
+/// A one-time code the parent sends to the Telegram bot (`/start CODE`).
+async fn link_code(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+    let code = state.agent.create_link_code(&user).await?;
+    let start = format!("/start {}", code.code);
+    Ok((StatusCode::CREATED, axum::Json(json!({ "code": code.code, "expires_at": code.expires_at, "send_to_bot": start }))))
 }

@@ -1,0 +1,220 @@
+//! What messaging channels need beyond chat: one-time link codes that tie a
+//! Telegram account to a parent, media messages (voice notes, photos, albums)
+//! recorded at once and fetched in the background, edits by message, the
+//! family's export.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::agent::{Agent, AgentError, MAX_TEXT_CHARS};
+use crate::domain::*;
+use crate::store::{JobKind, StoreError};
+use crate::text::members;
+
+/// How long a link code works.
+pub const LINK_CODE_TTL: chrono::Duration = chrono::Duration::minutes(15);
+/// Letters and digits that cannot be confused with each other.
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkCode {
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A photo or voice note from a channel.
+#[derive(Debug, Clone)]
+pub struct MediaMessage {
+    pub media: PendingMedia,
+    pub caption: Option<String>,
+    /// Messages with the same album key become one entry.
+    pub album_key: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub reply_to: Option<String>,
+    pub sent_at: DateTime<FixedOffset>,
+}
+
+/// What recording a media message did.
+#[derive(Debug, Clone)]
+pub enum MediaOutcome {
+    /// A new entry.
+    Recorded(Entry),
+    /// Added to the entry an earlier message of the same album started.
+    JoinedAlbum(Entry),
+    /// The channel delivered it before; nothing new was stored.
+    Duplicate,
+}
+
+fn hash_code(code: &str) -> String {
+    let normal: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_uppercase();
+    crate::blob::sha256_hex(normal.as_bytes())
+}
+
+impl Agent {
+    /// A one-time code the parent sends to the bot (`/start CODE`) to link their account.
+    pub async fn create_link_code(&self, user: &User) -> Result<LinkCode, AgentError> {
+        let code: String = {
+            // ThreadRng is not Send: keep it out of the await below.
+            let mut rng = rand::rng();
+            (0..8).map(|_| CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char).collect()
+        };
+        let expires_at = Utc::now() + LINK_CODE_TTL;
+        self.b.store.create_link_code(user.family_id, user.id, &hash_code(&code), expires_at).await?;
+        Ok(LinkCode { code, expires_at })
+    }
+
+    /// Links a Telegram account to the parent a valid, unused code names.
+    pub async fn link_telegram(&self, code: &str, telegram_user_id: i64, language: Option<&str>) -> Result<User, AgentError> {
+        match self.b.store.redeem_link_code(&hash_code(code), telegram_user_id, language, Utc::now()).await {
+            Ok(user) => {
+                tracing::info!(user.id = %user.id, family.id = %user.family_id, "telegram account linked");
+                Ok(user)
+            }
+            Err(StoreError::NotFound) => Err(AgentError::Invalid("this code is not valid: it may have expired or been used already".into())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The parent a Telegram account is linked to, and their language override.
+    pub async fn telegram_user(&self, telegram_user_id: i64) -> Result<Option<(User, Option<String>)>, AgentError> {
+        Ok(self.b.store.telegram_link(telegram_user_id).await?)
+    }
+
+    pub async fn unlink_telegram(&self, telegram_user_id: i64, user: &User) -> Result<bool, AgentError> {
+        Ok(self.b.store.unlink_telegram(telegram_user_id, user.family_id).await?)
+    }
+
+    pub async fn set_telegram_language(&self, telegram_user_id: i64, user: &User, language: Option<&str>) -> Result<(), AgentError> {
+        Ok(self.b.store.set_telegram_language(telegram_user_id, user.family_id, language).await?)
+    }
+
+    /// Records a photo or voice note at once; fetching (and transcribing) runs
+    /// as jobs, so nothing slow stands between the message and its safety.
+    pub async fn record_media(&self, user: &User, msg: MediaMessage) -> Result<MediaOutcome, AgentError> {
+        let caption = msg.caption.as_deref().map(str::trim).unwrap_or("").to_string();
+        if caption.chars().count() > MAX_TEXT_CHARS {
+            return Err(AgentError::Invalid(format!("the caption is longer than {MAX_TEXT_CHARS} characters")));
+        }
+        let mut root = self.b.tracer.root("record_media", crate::trace::RunType::Chain, json!({ "kind": msg.media.kind, "caption": caption }));
+        let result = self.record_media_in(user, msg, caption).await;
+        match &result {
+            Ok(MediaOutcome::Recorded(e) | MediaOutcome::JoinedAlbum(e)) => {
+                root.metadata("entry_id", json!(e.id));
+                root.end(json!({ "entry_id": e.id }));
+            }
+            Ok(MediaOutcome::Duplicate) => root.end(json!({ "duplicate": true })),
+            Err(e) => root.fail(&e.to_string()),
+        }
+        self.wake_workers();
+        result
+    }
+
+    async fn record_media_in(&self, user: &User, msg: MediaMessage, caption: String) -> Result<MediaOutcome, AgentError> {
+        let fid = user.family_id;
+        if let Some(album) = &msg.album_key {
+            for _ in 0..2 {
+                if let Some(entry) = self.b.store.entry_by_external_key(fid, album).await? {
+                    return match self.b.store.add_pending_media(fid, entry.id, &msg.media, msg.dedupe_key.as_deref()).await {
+                        Ok(()) => Ok(MediaOutcome::JoinedAlbum(entry)),
+                        Err(StoreError::Conflict(_)) => Ok(MediaOutcome::Duplicate),
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                match self.insert_media_entry(user, &msg, &caption).await {
+                    // Another photo of the album made the entry first: join it.
+                    Err(AgentError::Conflict(_)) => continue,
+                    other => return other,
+                }
+            }
+            return Err(AgentError::Conflict("the album entry could not be created".into()));
+        }
+        self.insert_media_entry(user, &msg, &caption).await
+    }
+
+    async fn insert_media_entry(&self, user: &User, msg: &MediaMessage, caption: &str) -> Result<MediaOutcome, AgentError> {
+        let known = self.b.store.list_members(user.family_id).await?;
+        let voice = msg.media.kind == "voice";
+        let mut jobs = vec![if voice { JobKind::Transcribe } else { JobKind::FetchMedia }];
+        if !voice && !caption.is_empty() {
+            jobs.extend([JobKind::Enrich, JobKind::Embed]);
+        }
+        let new = NewEntry {
+            author_id: user.id,
+            source: if voice { Source::Voice } else { Source::Photo },
+            raw_text: if voice { String::new() } else { caption.to_string() },
+            member_ids: members::detect_members(caption, &known),
+            occurred_at: super::record::occurred_at(caption, msg.sent_at),
+            status: if voice { EntryStatus::Transcribing } else { EntryStatus::Ready },
+            dedupe_key: msg.dedupe_key.clone(),
+            external_key: msg.album_key.clone(),
+            reply_to: msg.reply_to.clone(),
+            media: vec![msg.media.clone()],
+        };
+        match self.b.store.insert_entry(user.family_id, new, &jobs).await {
+            Ok(entry) => {
+                self.b.metrics.inc("dadly_entries_recorded_total", &[("source", entry.source.as_str())]);
+                Ok(MediaOutcome::Recorded(entry))
+            }
+            Err(StoreError::Conflict(m)) if m.contains("already handled") => Ok(MediaOutcome::Duplicate),
+            // Another message of the same album won the race to create the entry.
+            Err(StoreError::Conflict(m)) => Err(AgentError::Conflict(m)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The entry a channel message is about (`source` message or `transcript` reply).
+    pub async fn entry_for_message(&self, user: &User, chat_key: &str, message_id: i64) -> Result<Option<(EntryId, String)>, AgentError> {
+        Ok(self.b.store.message_entry(user.family_id, chat_key, message_id).await?)
+    }
+
+    /// Remembers that a channel message is about an entry, for later edits and replies.
+    pub async fn remember_message(&self, user: &User, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) {
+        if let Err(e) = self.b.store.link_message(user.family_id, chat_key, message_id, entry_id, kind).await {
+            tracing::warn!(error = %e, "could not remember a channel message");
+        }
+    }
+
+    /// Everything the family has, as JSON: members, entries with insights,
+    /// history and media (what was erased is not there).
+    pub async fn export(&self, family_id: FamilyId) -> Result<serde_json::Value, AgentError> {
+        let members = self.b.store.list_members(family_id).await?;
+        let mut entries = Vec::new();
+        let mut before = None;
+        loop {
+            let filter = EntryFilter { before, limit: 500, ..Default::default() };
+            let page = self.b.store.list_entries(family_id, &filter).await?;
+            let Some(last) = page.last() else { break };
+            before = Some((last.occurred_at, last.id));
+            let done = page.len() < 500;
+            for e in page {
+                let view = self.entry(family_id, e.id).await?;
+                let media = self.b.store.entry_media(family_id, e.id).await?;
+                entries.push(json!({ "entry": view, "media": media }));
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(json!({ "exported_at": Utc::now(), "family_id": family_id, "members": members, "entries": entries }))
+    }
+
+    /// Stores the export as a private file and returns a link that expires in an hour.
+    pub async fn export_link(&self, family_id: FamilyId) -> Result<String, AgentError> {
+        let data = serde_json::to_vec_pretty(&self.export(family_id).await?).map_err(|e| AgentError::Internal(Box::new(e)))?;
+        let stored = self.b.blobs.put(family_id, data, "application/json", "json").await.map_err(|e| AgentError::Unavailable(Box::new(e)))?;
+        self.b.blobs.signed_url(family_id, &stored.key, std::time::Duration::from_secs(3600)).await.map_err(|e| AgentError::Unavailable(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_codes_hash_the_same_however_they_are_typed() {
+        assert_eq!(hash_code("AB3D-EF7H"), hash_code(" ab3def7h "));
+        assert_ne!(hash_code("AB3DEF7H"), hash_code("AB3DEF7J"));
+    }
+}

@@ -1,0 +1,131 @@
+//! Media jobs: fetch what a channel message carried into the `BlobStore`, and
+//! transcribe voice notes into their entry's text. Both are idempotent: media
+//! already fetched is skipped, a transcribed entry is not transcribed again.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::enrich::JobError;
+use crate::agent::Agent;
+use crate::domain::*;
+use crate::models::ModelError;
+use crate::store::{Job, JobKind, StoreError};
+use crate::text::members;
+use crate::trace::{RunType, Span};
+
+/// How long a voice note waits before trying again when no transcriber is configured.
+const WAIT_FOR_CONFIGURATION: chrono::Duration = chrono::Duration::minutes(15);
+
+fn extension(content_type: &str, kind: &str) -> &'static str {
+    match content_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "audio/ogg" | "audio/opus" => "ogg",
+        "audio/mpeg" => "mp3",
+        "audio/mp4" | "audio/x-m4a" => "m4a",
+        "audio/wav" | "audio/x-wav" => "wav",
+        _ if kind == "voice" => "ogg",
+        _ => "bin",
+    }
+}
+
+impl Agent {
+    /// Fetches every pending media item of the entry; returns the entry's media afterwards.
+    async fn fetch_pending(&self, family_id: FamilyId, entry_id: EntryId, root: &Span) -> Result<Vec<Media>, JobError> {
+        let media = self.b.store.entry_media(family_id, entry_id).await?;
+        for m in media.iter().filter(|m| m.blob_key.is_none()) {
+            let Some(source) = &m.source_ref else { continue };
+            let channel = self.channel_for(source).ok_or_else(|| JobError::Waiting(format!("no channel for {source}")))?;
+            let span = root.child("fetch_media", RunType::Tool, json!({ "media_id": m.id, "kind": m.kind }));
+            let bytes = match channel.fetch(source).await {
+                Ok(b) => b,
+                Err(e) => {
+                    span.fail(&e.to_string());
+                    return Err(e.into());
+                }
+            };
+            let stored = self.b.blobs.put(family_id, bytes, &m.content_type, extension(&m.content_type, &m.kind)).await?;
+            self.b.store.media_fetched(family_id, m.id, &stored).await?;
+            span.end(json!({ "size_bytes": stored.size_bytes, "sha256": stored.sha256 }));
+        }
+        Ok(self.b.store.entry_media(family_id, entry_id).await?)
+    }
+
+    pub(crate) async fn fetch_media(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
+        match self.fetch_pending(job.family_id, job.entry_id, root).await {
+            Ok(_) => Ok("fetched"),
+            // Deleted in the meantime: nothing to fetch.
+            Err(JobError::Store(StoreError::NotFound)) => Ok("stale"),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn transcribe(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
+        let entry = match self.b.store.get_entry(job.family_id, job.entry_id).await {
+            Ok(e) if e.status == EntryStatus::Transcribing => e,
+            Ok(_) | Err(StoreError::NotFound) => return Ok("stale"),
+            Err(e) => return Err(e.into()),
+        };
+        let media = self.fetch_pending(job.family_id, entry.id, root).await?;
+        let Some(audio) = media.iter().find(|m| m.kind == "voice" && m.blob_key.is_some()) else {
+            return Err(JobError::Waiting("the voice note has not been fetched".into()));
+        };
+        let key = audio.blob_key.clone().unwrap_or_default();
+        let bytes = self.b.blobs.get(job.family_id, &key).await?;
+        let t = &self.b.transcriber;
+        let mut span = root.child("transcribe", RunType::Llm, json!({ "audio_bytes": bytes.len(), "content_type": audio.content_type }));
+        span.metadata("ls_provider", json!(t.provider()));
+        span.metadata("ls_model_name", json!(t.model_name()));
+        let filename = format!("voice.{}", extension(&audio.content_type, "voice"));
+        let text = match t.transcribe(bytes, &filename).await {
+            Ok(text) => {
+                self.b.metrics.model_call("transcription", t.model_name(), "ok", None);
+                span.end(json!({ "text": text }));
+                text.trim().to_string()
+            }
+            Err(ModelError::NotConfigured(what)) => {
+                span.fail("no transcriber configured");
+                return Err(JobError::Waiting(format!("{what} is not configured")));
+            }
+            Err(e) => {
+                self.b.metrics.model_call("transcription", t.model_name(), "error", None);
+                span.fail(&e.to_string());
+                return Err(e.into());
+            }
+        };
+        let text = if text.is_empty() { "(inaudible voice note)".to_string() } else { text };
+        let family = self.b.store.list_members(job.family_id).await?;
+        let mut member_ids = entry.member_ids.clone();
+        for m in members::detect_members(&text, &family) {
+            if !member_ids.contains(&m) {
+                member_ids.push(m);
+            }
+        }
+        let filled = self.b.store.fill_entry_text(job.family_id, entry.id, &text, &member_ids, &[JobKind::Enrich, JobKind::Embed]).await?;
+        self.wake_workers();
+        if let Some(reply_to) = &entry.reply_to {
+            self.send_transcript(job.family_id, &filled, reply_to).await;
+        }
+        Ok("transcribed")
+    }
+
+    /// Sends the transcript back so the parent can correct it by replying.
+    async fn send_transcript(&self, family_id: FamilyId, entry: &Entry, reply_to: &str) {
+        let Some(channel) = self.channel_for(reply_to) else { return };
+        let text = format!("📝 {}\n\n(Reply to this message to correct it · 이 메시지에 답장하면 고칠 수 있어요)", entry.raw_text);
+        match channel.send(reply_to, &text).await {
+            Ok(sent) => {
+                if let Err(e) = self.b.store.link_message(family_id, &sent.chat_key, sent.message_id, entry.id, "transcript").await {
+                    tracing::warn!(error = %e, "could not remember the transcript message");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, entry.id = %entry.id, "could not send the transcript"),
+        }
+    }
+}
+
+/// When to try a waiting job again.
+pub(crate) fn wait_until() -> chrono::DateTime<Utc> {
+    Utc::now() + WAIT_FOR_CONFIGURATION
+}
