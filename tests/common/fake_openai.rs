@@ -38,6 +38,8 @@ struct FakeState {
     answer_faults: Mutex<VecDeque<Fault>>,
     /// The `usage` object of every successful chat completion, in order.
     usages: Mutex<Vec<Value>>,
+    /// What transcription returns.
+    transcript: Mutex<String>,
 }
 
 pub struct FakeOpenAi {
@@ -52,6 +54,7 @@ impl FakeOpenAi {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/audio/transcriptions", post(transcriptions))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -87,6 +90,10 @@ impl FakeOpenAi {
     /// Bodies received on `path` (e.g. "/v1/chat/completions").
     pub fn requests(&self, path: &str) -> Vec<Value> {
         self.state.requests.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, b)| b.clone()).collect()
+    }
+
+    pub fn set_transcript(&self, text: &str) {
+        *self.state.transcript.lock().unwrap() = text.to_string();
     }
 
     /// The `usage` objects of the successful chat completions, in order.
@@ -226,4 +233,30 @@ async fn embeddings(State(state): State<Arc<FakeState>>, headers: HeaderMap, axu
     let tokens: u64 = inputs.iter().map(|i| i.split_whitespace().count() as u64).sum();
     let data: Vec<Value> = inputs.iter().enumerate().map(|(i, t)| json!({ "object": "embedding", "index": i, "embedding": fake_embedding(t) })).collect();
     axum::Json(json!({ "object": "list", "data": data, "model": EMBED_MODEL, "usage": { "prompt_tokens": tokens, "total_tokens": tokens } })).into_response()
+}
+
+/// `POST /v1/audio/transcriptions` (multipart, as Whisper takes it): records
+/// the model, the file name and whether the upload is an Ogg container.
+async fn transcriptions(State(state): State<Arc<FakeState>>, headers: HeaderMap, mut form: axum::extract::Multipart) -> Response {
+    if !authorized(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+    }
+    let mut seen = json!({});
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or("").to_string();
+        let filename = field.file_name().map(String::from);
+        let bytes = field.bytes().await.unwrap_or_default();
+        if name == "file" {
+            seen["filename"] = json!(filename);
+            seen["bytes"] = json!(bytes.len());
+            seen["ogg"] = json!(bytes.starts_with(b"OggS"));
+        } else {
+            seen[name] = json!(String::from_utf8_lossy(&bytes));
+        }
+    }
+    state.requests.lock().unwrap().push(("/v1/audio/transcriptions".into(), seen.clone()));
+    if seen["bytes"].as_u64().unwrap_or(0) == 0 {
+        return openai_error(StatusCode::BAD_REQUEST, "no file");
+    }
+    axum::Json(json!({ "text": state.transcript.lock().unwrap().clone(), "usage": { "type": "duration", "seconds": 2 } })).into_response()
 }

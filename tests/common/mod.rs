@@ -4,6 +4,7 @@
 
 pub mod fake_langsmith;
 pub mod fake_openai;
+pub mod fake_telegram;
 
 use std::collections::HashMap;
 use std::time::Duration;

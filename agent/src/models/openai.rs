@@ -228,7 +228,14 @@ impl Transcriber for OpenAiTranscriber {
             model: self.model.clone(),
             ..Default::default()
         };
-        let response = self.client.audio().transcription().create(req).await.map_err(map_error)?;
-        Ok(response.text)
+        // Parsed here rather than by async-openai: Whisper-compatible servers
+        // (whisper.cpp, faster-whisper) send `{"text"}` without OpenAI's `usage`.
+        let raw = self.client.audio().transcription().create_raw(req).await.map_err(map_error)?;
+        #[derive(serde::Deserialize)]
+        struct Transcript {
+            text: String,
+        }
+        let parsed: Transcript = serde_json::from_slice(&raw).map_err(|e| ModelError::BadResponse(format!("transcription: {e}")))?;
+        Ok(parsed.text)
     }
 }
