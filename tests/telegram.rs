@@ -189,6 +189,19 @@ async fn photos_and_albums_are_stored_as_entries_with_their_media() {
     let beach = list.iter().find(|e| e["raw_text"] == "Minji at the beach").unwrap();
     assert_eq!(beach["source"], "photo");
     assert_eq!(beach["member_ids"], json!([kim.member("Minji").id]));
+
+    // The export carries working links to the media.
+    let export = app.app_state.agent.export(kim.id).await.unwrap();
+    let url = export["entries"].as_array().unwrap().iter().flat_map(|e| e["media"].as_array().cloned().unwrap_or_default()).find_map(|m| m["url"].as_str().map(String::from)).expect("a media link");
+    let path = url.split_once("/media/").map(|(_, p)| format!("/media/{p}")).unwrap();
+    assert!(app.http.get(app.url(&path)).send().await.unwrap().bytes().await.unwrap().starts_with(b"\xff\xd8\xff"));
+
+    // Deleting the entry deletes its photo too.
+    let beach_id = beach["id"].as_str().unwrap().to_string();
+    let key = store.entry_media(kim.id, beach_id.parse().unwrap()).await.unwrap()[0].blob_key.clone().unwrap();
+    let r = app.http.delete(app.url(&format!("/v1/entries/{beach_id}"))).bearer_auth(&kim.token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(matches!(blobs.get(kim.id, &key).await, Err(dadly_agent::blob::BlobError::NotFound)));
 }
 
 fn ogg_voice_note(words: &str) -> Option<Vec<u8>> {

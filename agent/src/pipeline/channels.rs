@@ -190,7 +190,15 @@ impl Agent {
             let done = page.len() < 500;
             for e in page {
                 let view = self.entry(family_id, e.id).await?;
-                let media = self.b.store.entry_media(family_id, e.id).await?;
+                let mut media = Vec::new();
+                for m in self.b.store.entry_media(family_id, e.id).await? {
+                    // Media travel with the export as links that work for a day.
+                    let url = match &m.blob_key {
+                        Some(key) => self.b.blobs.signed_url(family_id, key, std::time::Duration::from_secs(86_400)).await.ok(),
+                        None => None,
+                    };
+                    media.push(json!({ "media": m, "url": url }));
+                }
                 entries.push(json!({ "entry": view, "media": media }));
             }
             if done {

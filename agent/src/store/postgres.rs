@@ -161,24 +161,9 @@ async fn insert_pending_media(tx: &mut Tx, family_id: FamilyId, entry_id: EntryI
 }
 
 async fn enqueue(tx: &mut Tx, family_id: FamilyId, entry_id: EntryId, version: i64, kinds: &[JobKind]) -> StoreResult<()> {
-    let now = Utc::now();
     for kind in kinds {
-        let job = NewJob { kind: *kind, entry_id, entry_version: version };
-        sqlx::query(
-            "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) ON CONFLICT (dedupe_key) DO NOTHING",
-        )
-        .bind(Uuid::now_v7())
-        .bind(family_id)
-        .bind(kind.as_str())
-        .bind(entry_id)
-        .bind(version)
-        .bind(job.dedupe_key())
-        .bind(MAX_JOB_ATTEMPTS)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+        let key = NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key();
+        enqueue_keyed(tx, family_id, *kind, entry_id, version, &key).await?;
     }
     Ok(())
 }

@@ -137,24 +137,9 @@ async fn enqueue(
     version: i64,
     kinds: &[JobKind],
 ) -> StoreResult<()> {
-    let now = ms(Utc::now());
     for kind in kinds {
-        let job = NewJob { kind: *kind, entry_id, entry_version: version };
-        sqlx::query(
-            "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) ON CONFLICT (dedupe_key) DO NOTHING",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(family_id.to_string())
-        .bind(kind.as_str())
-        .bind(entry_id.to_string())
-        .bind(version)
-        .bind(job.dedupe_key())
-        .bind(MAX_JOB_ATTEMPTS)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let key = NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key();
+        enqueue_keyed(tx, family_id, *kind, entry_id, version, &key).await?;
     }
     Ok(())
 }
