@@ -64,6 +64,25 @@ async fn cli_and_server_share_the_data_dir_while_it_runs() {
     let status = http.get(format!("{base}/v1/status")).bearer_auth(fresh.trim()).send().await.unwrap().status();
     assert_eq!(status, reqwest::StatusCode::OK);
 
+    let out = dadly(dir.path()).args(["family", "invite", "--user", user]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let invite = String::from_utf8(out.stdout).unwrap();
+    let code = invite.lines().last().unwrap().strip_prefix("/start ").expect("a /start line").to_string();
+    assert_eq!(code.len(), 8);
+    assert!(code.chars().all(|c| "ABCDEFGHJKLMNPQRSTUVWXYZ23456789".contains(c)), "{code}");
+
+    // The server's traces can be read back as trees while it runs.
+    let mut shown = String::new();
+    for _ in 0..100 {
+        let out = dadly(dir.path()).args(["traces", "--limit", "3"]).output().unwrap();
+        shown = String::from_utf8(out.stdout).unwrap();
+        if shown.contains("message [chain]") && shown.contains("store_entry [tool]") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(shown.contains("message [chain]") && shown.contains("  store_entry [tool]"), "{shown}");
+
     let out = dadly(dir.path()).args(["token", "--user", "not-a-user"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a user id"));

@@ -190,6 +190,13 @@ async fn photos_and_albums_are_stored_as_entries_with_their_media() {
     assert_eq!(beach["source"], "photo");
     assert_eq!(beach["member_ids"], json!([kim.member("Minji").id]));
 
+    // The entry carries a short-lived link to its photo; another family gets 404 for the entry.
+    let (_, view) = app.get(&kim.token, &format!("/v1/entries/{}", beach["id"].as_str().unwrap())).await;
+    let link = view["media"][0]["url"].as_str().expect("a signed link").to_string();
+    assert_eq!(view["media"][0]["kind"], "photo");
+    let path = link.split_once("/media/").map(|(_, p)| format!("/media/{p}")).unwrap();
+    assert_eq!(app.http.get(app.url(&path)).send().await.unwrap().status(), StatusCode::OK);
+
     // The export carries working links to the media.
     let export = app.app_state.agent.export(kim.id).await.unwrap();
     let url = export["entries"].as_array().unwrap().iter().flat_map(|e| e["media"].as_array().cloned().unwrap_or_default()).find_map(|m| m["url"].as_str().map(String::from)).expect("a media link");

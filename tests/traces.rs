@@ -183,3 +183,17 @@ async fn the_privacy_switch_removes_every_byte_of_the_parents_text() {
     let runs: Vec<Value> = private.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(runs.iter().any(|r| r["name"] == "retrieve" && r["outputs"]["documents"][0]["entry_id"].is_string()), "ids survive redaction");
 }
+
+#[tokio::test]
+async fn queued_runs_are_flushed_to_langsmith_on_shutdown() {
+    let fake = FakeOpenAi::start().await;
+    let ls = FakeLangSmith::start().await;
+    let app = traced_app(&fake, &ls).await;
+    let kim = app.family("Kim", &[]).await;
+    let reply = app.chat(&kim, "We built a blanket fort in the living room.").await;
+    assert_eq!(reply["kind"], "recorded");
+    // Stop at once: the batch interval has not passed, so only the shutdown flush can send it.
+    app.stop().await;
+    let runs = ls.runs();
+    assert!(runs.iter().any(|r| r["name"] == "message" && r["parent_run_id"].is_null()), "the message's trace was flushed: {} runs", runs.len());
+}

@@ -133,7 +133,23 @@ pub struct EntryView {
     /// Whether the current version is in the vector index.
     pub indexed: bool,
     pub history: Vec<EntryVersion>,
+    /// Photos and voice notes, each with a short-lived signed link once fetched.
+    pub media: Vec<MediaView>,
 }
+
+/// A media item as clients see it: never a public URL, only an expiring one.
+#[derive(Debug, Clone, Serialize)]
+pub struct MediaView {
+    pub kind: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    /// Valid for `MEDIA_LINK_TTL`; `None` while the media is still being fetched.
+    pub url: Option<String>,
+}
+
+/// How long media links handed to clients work.
+pub const MEDIA_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Which backend serves each port.
 #[derive(Debug, Clone, Serialize)]

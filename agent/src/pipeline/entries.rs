@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::agent::{Agent, AgentError, EntryView};
+use crate::agent::{Agent, AgentError, EntryView, MEDIA_LINK_TTL, MediaView};
 use crate::domain::*;
 use crate::store::JobKind;
 use crate::text::members;
@@ -37,7 +37,15 @@ impl Agent {
         let insights = self.b.store.get_insight(family_id, id).await?.filter(|i| i.entry_version == entry.version);
         let indexed = self.b.store.indexed_version(family_id, id).await? == Some(entry.version);
         let history = self.b.store.entry_history(family_id, id).await?;
-        Ok(EntryView { entry, insights, indexed, history })
+        let mut media = Vec::new();
+        for m in self.b.store.entry_media(family_id, id).await? {
+            let url = match &m.blob_key {
+                Some(key) => Some(self.b.blobs.signed_url(family_id, key, MEDIA_LINK_TTL).await.map_err(|e| AgentError::Unavailable(Box::new(e)))?),
+                None => None,
+            };
+            media.push(MediaView { kind: m.kind, content_type: m.content_type, size_bytes: m.size_bytes, sha256: m.sha256, url });
+        }
+        Ok(EntryView { entry, insights, indexed, history, media })
     }
 
     pub async fn entries(&self, family_id: FamilyId, q: ListQuery) -> Result<Vec<Entry>, AgentError> {
