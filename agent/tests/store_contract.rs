@@ -226,6 +226,96 @@ async fn chat_turns_and_usage(store: Arc<dyn Store>) {
     assert!(store.usage_since(lee.family.id, day).await.unwrap().is_empty());
 }
 
+async fn channel_records(store: Arc<dyn Store>) {
+    let kim = fam(store.as_ref(), "Kim").await;
+    let lee = fam(store.as_ref(), "Lee").await;
+    let (kid, lid) = (kim.family.id, lee.family.id);
+    let now = Utc::now();
+
+    // Link codes work once, and not after they expire.
+    store.create_link_code(kid, kim.user.id, "hash-1", now + Duration::minutes(15)).await.unwrap();
+    store.create_link_code(kid, kim.user.id, "hash-old", now - Duration::minutes(1)).await.unwrap();
+    assert_eq!(store.redeem_link_code("hash-1", 555, Some("ko"), now).await.unwrap().id, kim.user.id);
+    assert!(matches!(store.redeem_link_code("hash-1", 556, None, now).await, Err(StoreError::NotFound)), "reused");
+    assert!(matches!(store.redeem_link_code("hash-old", 556, None, now).await, Err(StoreError::NotFound)), "expired");
+    assert!(matches!(store.redeem_link_code("nope", 556, None, now).await, Err(StoreError::NotFound)));
+    let (user, lang) = store.telegram_link(555).await.unwrap().unwrap();
+    assert_eq!((user.id, lang.as_deref()), (kim.user.id, Some("ko")));
+    assert!(store.telegram_link(556).await.unwrap().is_none());
+    store.set_telegram_language(555, kid, Some("en")).await.unwrap();
+    store.set_telegram_language(555, lid, None).await.unwrap();
+    assert_eq!(store.telegram_link(555).await.unwrap().unwrap().1.as_deref(), Some("en"), "another family cannot change it");
+    assert!(!store.unlink_telegram(555, lid).await.unwrap(), "another family cannot unlink it");
+    // A Telegram account linked again with another family's code moves there.
+    store.create_link_code(lid, lee.user.id, "hash-lee", now + Duration::minutes(15)).await.unwrap();
+    assert_eq!(store.redeem_link_code("hash-lee", 555, None, now).await.unwrap().family_id, lid);
+    assert_eq!(store.telegram_link(555).await.unwrap().unwrap().0.id, lee.user.id);
+    assert!(store.unlink_telegram(555, lid).await.unwrap());
+    assert!(store.telegram_link(555).await.unwrap().is_none());
+
+    // Update ids are claimed once, on their own or with the entry they make.
+    assert!(store.claim_update(kid, "tg:1").await.unwrap());
+    assert!(!store.claim_update(kid, "tg:1").await.unwrap());
+    let voice = PendingMedia { kind: "voice".into(), source_ref: "telegram:file-1".into(), content_type: "audio/ogg".into() };
+    let new = |key: &str| NewEntry {
+        author_id: kim.user.id,
+        source: Source::Voice,
+        occurred_at: now,
+        status: EntryStatus::Transcribing,
+        dedupe_key: Some(key.into()),
+        external_key: Some("album-1".into()),
+        reply_to: Some("telegram:1:2".into()),
+        media: vec![voice.clone()],
+        ..Default::default()
+    };
+    let e = store.insert_entry(kid, new("tg:2"), &[JobKind::Transcribe]).await.unwrap();
+    assert_eq!((e.status, e.reply_to.as_deref(), e.raw_text.as_str()), (EntryStatus::Transcribing, Some("telegram:1:2"), ""));
+    assert!(matches!(store.insert_entry(kid, new("tg:2"), &[]).await, Err(StoreError::Conflict(_))), "a redelivered update makes nothing");
+    assert_eq!(store.list_entries(kid, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
+    assert_eq!(store.entry_by_external_key(kid, "album-1").await.unwrap().map(|x| x.id), Some(e.id));
+    assert!(store.entry_by_external_key(lid, "album-1").await.unwrap().is_none());
+
+    let photo = PendingMedia { kind: "photo".into(), source_ref: "telegram:file-2".into(), content_type: "image/jpeg".into() };
+    store.add_pending_media(kid, e.id, &photo, Some("tg:3")).await.unwrap();
+    assert!(matches!(store.add_pending_media(kid, e.id, &photo, Some("tg:3")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.add_pending_media(lid, e.id, &photo, None).await, Err(StoreError::NotFound)), "not onto another family's entry");
+    let media = store.entry_media(kid, e.id).await.unwrap();
+    assert_eq!(media.iter().map(|m| (m.kind.as_str(), m.blob_key.is_none())).collect::<Vec<_>>(), vec![("voice", true), ("photo", true)]);
+    assert_eq!(media[1].source_ref.as_deref(), Some("telegram:file-2"));
+    assert!(store.entry_media(lid, e.id).await.unwrap().is_empty());
+    let blob = dadly_agent::blob::StoredBlob { key: format!("{kid}/x.ogg"), content_type: "audio/ogg".into(), size_bytes: 42, sha256: "ab".repeat(32) };
+    store.media_fetched(lid, media[0].id, &blob).await.unwrap();
+    assert!(store.entry_media(kid, e.id).await.unwrap()[0].blob_key.is_none(), "another family cannot write it");
+    store.media_fetched(kid, media[0].id, &blob).await.unwrap();
+    let fetched = &store.entry_media(kid, e.id).await.unwrap()[0];
+    assert_eq!((fetched.blob_key.as_deref(), fetched.size_bytes), (Some(blob.key.as_str()), 42));
+
+    store.link_message(kid, "telegram:1", 2, e.id, "source").await.unwrap();
+    store.link_message(kid, "telegram:1", 9, e.id, "transcript").await.unwrap();
+    assert_eq!(store.message_entry(kid, "telegram:1", 9).await.unwrap(), Some((e.id, "transcript".to_string())));
+    assert!(store.message_entry(lid, "telegram:1", 2).await.unwrap().is_none());
+
+    let filled = store.fill_entry_text(kid, e.id, "Minji sang", &[kim.kids[0].id], &[JobKind::Enrich]).await.unwrap();
+    assert_eq!((filled.version, filled.status, filled.raw_text.as_str(), filled.member_ids.clone()), (2, EntryStatus::Ready, "Minji sang", vec![kim.kids[0].id]));
+    assert!(store.entry_history(kid, e.id).await.unwrap().is_empty(), "filling a transcript is not an edit");
+    assert!(matches!(store.fill_entry_text(kid, e.id, "again", &[], &[]).await, Err(StoreError::NotFound)), "only once");
+    assert!(matches!(store.fill_entry_text(lid, e.id, "x", &[], &[]).await, Err(StoreError::NotFound)));
+
+    // A job that waits for configuration gives its attempt back.
+    let job = store.claim_job(now + Duration::seconds(1), Duration::minutes(5)).await.unwrap().expect("a job");
+    assert_eq!(job.attempts, 1);
+    store.defer_job(job.id, now + Duration::minutes(15)).await.unwrap();
+    assert!(store.claim_job(now + Duration::minutes(1), Duration::minutes(5)).await.unwrap().map(|j| j.id) != Some(job.id));
+    let mut again = None;
+    while let Some(j) = store.claim_job(now + Duration::minutes(16), Duration::minutes(5)).await.unwrap() {
+        if j.id == job.id {
+            again = Some(j);
+            break;
+        }
+    }
+    assert_eq!(again.expect("due again").attempts, 1, "the deferred attempt was not spent");
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {
         mod sqlite {
@@ -237,7 +327,7 @@ macro_rules! contract {
     };
 }
 
-contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, chat_turns_and_usage);
+contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, chat_turns_and_usage, channel_records);
 
 mod postgres_only {
     use super::*;

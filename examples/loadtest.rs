@@ -1,0 +1,115 @@
+//! Load test: the real app (embedded defaults, release build) on a local port,
+//! driven by concurrent HTTP clients. Records entries through web chat, waits
+//! for enrichment and indexing, then asks questions; prints latency
+//! percentiles and throughput for BENCHMARKS.md.
+//!
+//!     cargo run --release --example loadtest -- [ENTRIES] [QUESTIONS] [CONCURRENCY]
+//!
+//! It talks only to 127.0.0.1 and stops by itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dadly::app::App;
+use dadly::settings::Settings;
+use dadly_agent::store::NewMember;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+
+const KIDS: [&str; 3] = ["Minji", "Junho", "Sora"];
+const THINGS: [&str; 10] = [
+    "lost a tooth at breakfast", "rode a bike without training wheels", "painted a dragon at school", "cried at the dentist",
+    "built a lego castle with grandpa", "sang a song about rain", "learned to whistle", "read a whole book alone",
+    "went swimming with the class", "planted sunflowers in the garden",
+];
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn run(label: &str, bodies: Vec<serde_json::Value>, url: &str, token: &str, concurrency: usize) -> Vec<serde_json::Value> {
+    let http = reqwest::Client::new();
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for body in bodies {
+        let (http, gate, url, token) = (http.clone(), gate.clone(), url.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.unwrap();
+            let t = Instant::now();
+            let r = http.post(&url).bearer_auth(&token).json(&body).send().await.expect("request");
+            assert!(r.status().is_success(), "{}", r.status());
+            let v: serde_json::Value = r.json().await.unwrap();
+            (t.elapsed(), v)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut replies = Vec::new();
+    for t in tasks {
+        let (d, v) = t.await.unwrap();
+        latencies.push(d);
+        replies.push(v);
+    }
+    let wall = started.elapsed();
+    latencies.sort();
+    println!(
+        "| {label} | {} | {concurrency} | {:.0} req/s | {:.1} | {:.1} | {:.1} | {:.1} |",
+        latencies.len(),
+        latencies.len() as f64 / wall.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99),
+        latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+    );
+    replies
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let (entries, questions, concurrency) = (*args.first().unwrap_or(&1000), *args.get(1).unwrap_or(&300), *args.get(2).unwrap_or(&16));
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().display().to_string();
+    let vars = [("DADLY_DATA_DIR", data.as_str()), ("DADLY_BIND", "127.0.0.1:0"), ("DADLY_JOB_POLL_MS", "50"), ("JWT_SECRET", "loadtest-secret-loadtest")];
+    let settings = Settings::from_lookup(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))?;
+    let app = App::build(settings).await?;
+    let store = app.agent.store().clone();
+    let family = store.create_family("Load").await?;
+    let user = store.create_user(family.id, "Parent").await?;
+    for k in KIDS {
+        store.create_member(family.id, NewMember { name: k.into(), aliases: vec![], birth_date: None }).await?;
+    }
+    let token = app.state.auth.mint(user.id, chrono::Duration::hours(1));
+    let (_stop, stopped) = watch::channel(false);
+    let running = app.serve(stopped).await?;
+    let url = format!("http://{}/v1/chat", running.addr);
+    println!("| phase | requests | concurrency | throughput | p50 ms | p95 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+
+    let records: Vec<_> = (0..entries)
+        .map(|i| json!({ "message": format!("{} {} (note {i}).", KIDS[i % 3], THINGS[i % THINGS.len()]) }))
+        .collect();
+    run("record (POST /v1/chat)", records, &url, &token, concurrency).await;
+
+    let settle = Instant::now();
+    loop {
+        let c = store.job_counts(Some(family.id)).await?;
+        if c.queued == 0 && c.running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("\nenrich + embed + index of {entries} entries (2 workers, offline models): {:.2} s ({:.0} entries/s)\n", settle.elapsed().as_secs_f64(), entries as f64 / settle.elapsed().as_secs_f64());
+
+    println!("| phase | requests | concurrency | throughput | p50 ms | p95 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let asks: Vec<_> = (0..questions).map(|i| json!({ "message": format!("When did {} {}?", KIDS[i % 3], THINGS[(i * 7) % THINGS.len()].split(' ').take(3).collect::<Vec<_>>().join(" ")) })).collect();
+    let replies = run(&format!("ask over {entries} entries"), asks, &url, &token, concurrency).await;
+    let cited = replies.iter().filter(|r| r["sources"].as_array().is_some_and(|s| !s.is_empty())).count();
+    println!("\nanswers with citations: {cited}/{questions}");
+    Ok(())
+}
