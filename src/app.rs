@@ -120,6 +120,7 @@ impl App {
             agent_settings.min_score = min;
         }
         agent_settings.prices = settings.prices.clone();
+        agent_settings.default_offset = settings.utc_offset;
         let mut channels: Vec<Arc<dyn dadly_agent::channel::Channel>> = Vec::new();
         if let Some(t) = &settings.telegram {
             channels.push(Arc::new(dadly_bot::TelegramChannel::new(t.bot(), t.max_file_bytes)));

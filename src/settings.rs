@@ -89,6 +89,8 @@ pub struct Settings {
     pub job_backoff: Duration,
     pub job_poll: Duration,
     pub min_score: Option<f32>,
+    /// `DADLY_UTC_OFFSET` (e.g. `+09:00`): what "today" means for messages without a time zone.
+    pub utc_offset: chrono::FixedOffset,
     pub json_logs: bool,
 }
 
@@ -249,7 +251,12 @@ impl Settings {
             None => None,
         };
         let prices = PriceTable::with_overrides(&env.get("DADLY_MODEL_PRICES").unwrap_or_default()).map_err(|e| bad("DADLY_MODEL_PRICES", e))?;
+        let utc_offset = match env.get("DADLY_UTC_OFFSET") {
+            Some(v) => parse_offset(&v).ok_or_else(|| bad("DADLY_UTC_OFFSET", format!("`{v}` is not an offset like +09:00 or -05:00")))?,
+            None => chrono::FixedOffset::east_opt(0).expect("zero offset"),
+        };
         Ok(Self {
+            utc_offset,
             telegram,
             store,
             index,
@@ -273,6 +280,27 @@ impl Settings {
     }
 }
 
+/// `+09:00`, `-0530`, `Z`.
+fn parse_offset(v: &str) -> Option<chrono::FixedOffset> {
+    if v == "Z" || v == "UTC" {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    let sign = match v.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let digits: String = v[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (i32, i32) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
+    if h > 14 || m > 59 {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +318,14 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://./data/dadly.db");
         assert!(matches!(s.models, ModelBackend::Offline));
         assert!(s.trace_content);
+    }
+
+    #[test]
+    fn utc_offsets_parse() {
+        assert_eq!(settings(&[("DADLY_UTC_OFFSET", "+09:00")]).unwrap().utc_offset.local_minus_utc(), 9 * 3600);
+        assert_eq!(parse_offset("-0530").unwrap().local_minus_utc(), -(5 * 3600 + 30 * 60));
+        assert_eq!(settings(&[]).unwrap().utc_offset.local_minus_utc(), 0);
+        assert!(parse_offset("+25:00").is_none());
     }
 
     #[test]
@@ -352,6 +388,7 @@ mod tests {
             ("DADLY_WORKERS", "-1"),
             ("DADLY_MODEL_PRICES", "gpt=cheap"),
             ("TELEGRAM_BOT_TOKEN", "not-a-token"),
+            ("DADLY_UTC_OFFSET", "Asia/Seoul"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{err}");

@@ -371,3 +371,19 @@ async fn webhook_mode_checks_the_secret_token_and_handles_updates_before_answeri
     assert_eq!(entries(&app, &kim).await.len(), 1, "a redelivery does nothing");
     assert_eq!(post(json!({"nonsense": true})).await.unwrap().status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn dates_in_telegram_messages_follow_the_configured_utc_offset() {
+    let fake = FakeTelegram::start().await;
+    let app = app_with_bot(&fake, &[("DADLY_UTC_OFFSET", "+09:00".into())]).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    link(&app, &fake, &kim, KIM, 80).await;
+    // 23:30 UTC on the 26th is 08:30 on the 27th in Seoul: "어제" is the 26th there.
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-26T23:30:00Z").unwrap().timestamp();
+    let mut msg = tg::message(KIM, 81, "ko", json!({ "text": "민지가 어제 처음 수영을 했다" }));
+    msg["date"] = json!(at);
+    fake.push(81, "message", msg);
+    fake.wait_sent(KIM, 2).await;
+    let list = entries(&app, &kim).await;
+    assert_eq!(list[0]["occurred_at"], "2026-11-26T03:00:00Z", "noon on the 26th in +09:00");
+}

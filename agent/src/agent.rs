@@ -43,12 +43,19 @@ pub struct AgentSettings {
     pub min_score: f32,
     /// Prices for estimating model spend.
     pub prices: crate::pricing::PriceTable,
+    /// The UTC offset "today" means when a message carries none (Telegram's don't).
+    pub default_offset: FixedOffset,
 }
 
 impl AgentSettings {
     /// Defaults that suit the embedder: hashed n-grams score lower than real embeddings.
     pub fn for_embedder(provider: &str) -> Self {
-        Self { retrieve_k: 8, min_score: if provider == "offline" { 0.12 } else { 0.25 }, prices: Default::default() }
+        Self {
+            retrieve_k: 8,
+            min_score: if provider == "offline" { 0.12 } else { 0.25 },
+            prices: Default::default(),
+            default_offset: FixedOffset::east_opt(0).expect("zero offset"),
+        }
     }
 }
 
@@ -199,6 +206,11 @@ impl Agent {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.b.store
+    }
+
+    /// Now, in the configured default offset (for messages that carry none).
+    pub fn local_now(&self) -> DateTime<FixedOffset> {
+        Utc::now().with_timezone(&self.settings.default_offset)
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -32,9 +32,10 @@ fn chat_key(chat: ChatId) -> String {
     format!("telegram:{}", chat.0)
 }
 
-/// The message's own time, in UTC (Telegram gives no time zone).
-fn sent_at(msg: &Message) -> chrono::DateTime<FixedOffset> {
-    Utc.timestamp_opt(msg.date.timestamp(), 0).single().unwrap_or_else(Utc::now).fixed_offset()
+/// The message's own time, in the configured offset (Telegram gives no time zone).
+fn sent_at(bot: &TelegramBot, msg: &Message) -> chrono::DateTime<FixedOffset> {
+    let offset = bot.agent.local_now().timezone();
+    Utc.timestamp_opt(msg.date.timestamp(), 0).single().unwrap_or_else(Utc::now).with_timezone(&offset)
 }
 
 /// A command and its argument, if the text is one (`/ask@DadlyBot when…`).
@@ -142,7 +143,7 @@ async fn converse(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, 
     let message = AgentMessage {
         chat_id: chat_key(msg.chat.id),
         text: text.to_string(),
-        sent_at: sent_at(msg),
+        sent_at: sent_at(bot, msg),
         source: Source::Telegram,
         dedupe_key: Some(key.to_string()),
         reply_to: Some(format!("telegram:{}:{}", msg.chat.id.0, msg.id.0)),
@@ -209,7 +210,7 @@ async fn on_voice(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, 
         album_key: None,
         dedupe_key: Some(key.to_string()),
         reply_to: Some(format!("telegram:{}:{}", msg.chat.id.0, msg.id.0)),
-        sent_at: sent_at(msg),
+        sent_at: sent_at(bot, msg),
     };
     match bot.agent.record_media(parent, media).await {
         Ok(MediaOutcome::Recorded(entry)) => {
@@ -238,7 +239,7 @@ async fn on_photo(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, 
         album_key: msg.media_group_id().map(|g| format!("tg-album:{}:{}", msg.chat.id.0, g.0)),
         dedupe_key: Some(key.to_string()),
         reply_to: Some(format!("telegram:{}:{}", msg.chat.id.0, msg.id.0)),
-        sent_at: sent_at(msg),
+        sent_at: sent_at(bot, msg),
     };
     let album = media.album_key.is_some();
     match bot.agent.record_media(parent, media).await {

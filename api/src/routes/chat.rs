@@ -2,7 +2,7 @@
 
 use axum::routing::post;
 use axum::{Router, response::IntoResponse};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset};
 use dadly_agent::agent::{Message, Outcome};
 use dadly_agent::domain::Source;
 use serde::Deserialize;
@@ -37,7 +37,7 @@ async fn chat(axum::extract::State(state): axum::extract::State<AppState>, AuthU
     let message = Message {
         chat_id: chat_id.clone(),
         text: req.message,
-        sent_at: req.sent_at.unwrap_or_else(|| Utc::now().fixed_offset()),
+        sent_at: req.sent_at.unwrap_or_else(|| state.agent.local_now()),
         source: Source::Web,
         dedupe_key: None,
         reply_to: None,

@@ -47,7 +47,7 @@ async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(re
         source,
         occurred_at: req.occurred_at.map(|t| t.to_utc()),
         member_ids: req.member_ids,
-        sent_at: req.sent_at.unwrap_or_else(|| Utc::now().fixed_offset()),
+        sent_at: req.sent_at.unwrap_or_else(|| state.agent.local_now()),
         dedupe_key: None,
         reply_to: None,
     };
