@@ -85,6 +85,31 @@ pub async fn token(settings: &Settings, user: &str, days: i64) -> anyhow::Result
     Ok(())
 }
 
+/// On a laptop (SQLite, loopback), the family made on first start and a fresh
+/// token for its parent, so the first `cargo run` is enough to start chatting.
+/// The user id is kept in `<data dir>/local_user`.
+pub async fn local_family_token(settings: &Settings, store: &std::sync::Arc<dyn dadly_agent::store::Store>) -> anyhow::Result<Option<String>> {
+    let embedded = matches!(settings.store, crate::settings::StoreBackend::Sqlite(_)) && settings.bind.ip().is_loopback();
+    if !embedded {
+        return Ok(None);
+    }
+    let path = settings.data_dir.join("local_user");
+    let existing = std::fs::read_to_string(&path).ok().and_then(|s| Uuid::parse_str(s.trim()).ok());
+    let user = match existing {
+        Some(id) => match store.get_user(id).await {
+            Ok(u) => u,
+            Err(_) => return Ok(None),
+        },
+        None => {
+            let family = store.create_family("My family").await?;
+            let user = store.create_user(family.id, "Me").await?;
+            std::fs::write(&path, user.id.to_string())?;
+            user
+        }
+    };
+    Ok(Some(Auth::new(&jwt_secret(settings)?).mint(user.id, chrono::Duration::days(TOKEN_DAYS))))
+}
+
 /// Prints a one-time Telegram link code for a parent.
 pub async fn invite(settings: &Settings, user: &str) -> anyhow::Result<()> {
     let user_id = Uuid::parse_str(user).with_context(|| format!("--user `{user}` is not a user id"))?;

@@ -120,14 +120,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         ModelBackend::OpenAi(o) => format!("OpenAI-compatible models at {} (chat {}, embeddings {})", o.base_url, o.chat_model, o.embedding_model),
     };
     let data_dir = format!("{} ({})", settings.data_dir.display(), backend_names(&settings));
+    let local_token = dadly::cli::local_family_token(&settings, &dadly::app::open_store(&settings).await?).await?;
     let app = App::build(settings).await?;
     let (stop, stopped) = watch::channel(false);
     let running = app.serve(stopped).await?;
     eprintln!("\nDadly is listening on http://{}", running.addr);
     eprintln!("  data:   {data_dir}");
     eprintln!("  models: {models}");
-    eprintln!("  get a token:  cargo run --release -- family create \"My family\" --parent Me --child Minji:2018-03-14:민지");
-    eprintln!("  then:         curl -s http://{}/v1/chat -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"message\":\"Minji lost her first tooth today\"}}'\n", running.addr);
+    match local_token {
+        Some(token) => {
+            eprintln!("  your local family is ready; its parent's token (valid {} days):\n\n    export TOKEN={token}\n", dadly::cli::TOKEN_DAYS);
+            eprintln!("  add a child:  curl -s http://{}/v1/members -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"Minji\",\"aliases\":[\"민지\"]}}'", running.addr);
+        }
+        None => eprintln!("  get a token:  dadly family create \"My family\" --parent Me --child Minji:2018-03-14:민지"),
+    }
+    eprintln!("  chat:         curl -s http://{}/v1/chat -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"message\":\"Minji lost her first tooth today\"}}'\n", running.addr);
     let signal = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

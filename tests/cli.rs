@@ -23,14 +23,31 @@ async fn cli_and_server_share_the_data_dir_while_it_runs() {
     let mut server = dadly(dir.path()).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
     let stderr = server.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (token_tx, token_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("Dadly is listening on ") {
                 let _ = tx.send(addr.to_string());
             }
+            if let Some(token) = line.trim().strip_prefix("export TOKEN=") {
+                let _ = token_tx.send(token.to_string());
+            }
         }
     });
     let base = rx.recv_timeout(Duration::from_secs(30)).expect("server printed its address");
+    // The first start alone is enough to chat: it prints a token for a local family.
+    let first_token = token_rx.recv_timeout(Duration::from_secs(5)).expect("a ready-to-use token");
+    let first: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/chat"))
+        .bearer_auth(&first_token)
+        .json(&json!({"message": "We went to the park and fed the ducks."}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["kind"], "recorded", "{first}");
     assert!(dir.path().join("dadly.db").exists(), "the SQLite database is created in the data dir");
 
     let out = dadly(dir.path())
