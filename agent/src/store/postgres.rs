@@ -946,20 +946,24 @@ impl Store for PostgresStore {
     }
 
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
-        let mut tx = self.worker_tx().await?;
-        let row = sqlx::query(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
-             WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= $1) \
-                            OR (status = 'running' AND locked_until < $1) \
-                         ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts",
-        )
-        .bind(now)
-        .bind(now + lease)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        // Due jobs first (an index range on (status, run_at)); only when none is
+        // due, a running job whose lease ran out. SKIP LOCKED hands each to one worker.
+        let mut row = None;
+        for due in [
+            "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 ORDER BY locked_until, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        ] {
+            let mut tx = self.worker_tx().await?;
+            let sql = format!(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
+                 WHERE id = ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts"
+            );
+            row = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(now + lease).fetch_optional(&mut *tx).await.map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            if row.is_some() {
+                break;
+            }
+        }
         let Some(r) = row else { return Ok(None) };
         let kind: String = r.try_get("kind").map_err(map_err)?;
         Ok(Some(Job {

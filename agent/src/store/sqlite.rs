@@ -965,17 +965,22 @@ impl Store for SqliteStore {
 
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
         // One UPDATE … RETURNING: SQLite serialises writers, so a job goes to one worker.
-        let row = sqlx::query(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
-             WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' AND run_at <= $1) \
-                            OR (status = 'running' AND locked_until < $1) ORDER BY run_at, id LIMIT 1) \
-             RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts",
-        )
-        .bind(ms(now))
-        .bind(ms(now + lease))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        // Due jobs first (an index range on (status, run_at)); only when none is
+        // due, a running job whose lease ran out (its worker died).
+        let mut row = None;
+        for due in [
+            "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 ORDER BY run_at, id LIMIT 1",
+            "SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 ORDER BY locked_until, id LIMIT 1",
+        ] {
+            let sql = format!(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
+                 WHERE id = ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts"
+            );
+            row = sqlx::query(AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now + lease)).fetch_optional(&self.pool).await.map_err(map_err)?;
+            if row.is_some() {
+                break;
+            }
+        }
         let Some(r) = row else { return Ok(None) };
         let kind: String = r.try_get("kind").map_err(map_err)?;
         Ok(Some(Job {
