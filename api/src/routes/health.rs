@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
         .route("/v1/usage", get(usage))
+        .route("/v1/export", get(export))
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
@@ -59,6 +60,13 @@ async fn usage(
     let rows = state.agent.usage(user.family_id, days).await?;
     let total: f64 = rows.iter().map(|r| r.cost_usd).sum();
     Ok(axum::Json(json!({ "days": days, "models": rows, "total_cost_usd": total })))
+}
+
+/// Everything the family has (members, entries with insights and history, media links), as one JSON download.
+async fn export(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+    let body = state.agent.export(user.family_id).await?;
+    let disposition = format!("attachment; filename=\"dadly-export-{}.json\"", chrono::Utc::now().format("%Y-%m-%d"));
+    Ok(([(header::CONTENT_DISPOSITION, disposition)], axum::Json(body)))
 }
 
 async fn status(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
