@@ -124,6 +124,35 @@ pub async fn invite(settings: &Settings, user: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Queues re-embedding of every entry (e.g. after changing the embedding model);
+/// running servers' workers pick the jobs up.
+pub async fn reindex(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let tag = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
+    let queued = store.enqueue_reindex(&tag).await?;
+    println!("queued {queued} entries for re-embedding; the server's workers process them (start `dadly serve` if it is not running)");
+    Ok(())
+}
+
+/// Writes a family's export (JSON) to `out`, or stdout.
+pub async fn export(settings: &Settings, family: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let family_id = Uuid::parse_str(family).with_context(|| format!("--family `{family}` is not a family id"))?;
+    let app = crate::app::App::build(settings.clone()).await?;
+    let data = app.agent.export(family_id).await?;
+    if data["entries"].as_array().is_none_or(|e| e.is_empty()) && data["members"].as_array().is_none_or(|m| m.is_empty()) {
+        bail!("family {family_id} has no members and no entries (is the id right?)");
+    }
+    let text = serde_json::to_string_pretty(&data)?;
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("exported to {}", path.display());
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
 /// Prints the most recent traces from `<data dir>/traces/` as trees.
 pub fn traces(settings: &Settings, limit: usize) -> anyhow::Result<()> {
     if settings.langsmith.is_some() {

@@ -25,6 +25,15 @@ enum Command {
         #[command(subcommand)]
         command: FamilyCommand,
     },
+    /// Queue re-embedding of every entry (after changing the embedding model).
+    Reindex,
+    /// Write a family's data (JSON, with media links) to a file or stdout.
+    Export {
+        #[arg(long)]
+        family: String,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Show recent traces (from the local JSONL files) as trees.
     Traces {
         #[arg(long, default_value_t = 10)]
@@ -92,6 +101,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Family { command: FamilyCommand::Invite { user } } => dadly::cli::invite(&settings, &user).await,
         Command::Token { user, days } => dadly::cli::token(&settings, &user, days).await,
         Command::Traces { limit } => dadly::cli::traces(&settings, limit),
+        Command::Reindex => dadly::cli::reindex(&settings).await,
+        Command::Export { family, out } => dadly::cli::export(&settings, &family, out.as_deref()).await,
     }
 }
 

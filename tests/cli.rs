@@ -100,6 +100,17 @@ async fn cli_and_server_share_the_data_dir_while_it_runs() {
     }
     assert!(shown.contains("message [chain]") && shown.contains("  store_entry [tool]"), "{shown}");
 
+    // Export and reindex work beside the running server.
+    let family = created["family_id"].as_str().unwrap();
+    let file = dir.path().join("export.json");
+    let out = dadly(dir.path()).args(["export", "--family", family, "--out"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(exported["entries"][0]["entry"]["raw_text"], "민지가 오늘 첫 이가 빠졌다");
+    let out = dadly(dir.path()).arg("reindex").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("queued 2 entries"), "{}", String::from_utf8_lossy(&out.stdout));
+
     let out = dadly(dir.path()).args(["token", "--user", "not-a-user"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a user id"));

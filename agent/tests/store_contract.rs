@@ -195,6 +195,21 @@ async fn job_queue(store: Arc<dyn Store>) {
     assert_eq!(store.job_counts(Some(f.family.id)).await.unwrap(), JobCounts { done: 1, failed: 1, ..Default::default() });
     assert_eq!(store.job_counts(None).await.unwrap().done, 1);
 
+    // Reindexing queues one embed per entry at its latest version, once per tag.
+    let f2 = fam(store.as_ref(), "Reindex").await;
+    let r = add(store.as_ref(), &f2, "to re-embed", "2026-10-05T10:00:00Z", &[]).await;
+    store.update_entry(f2.family.id, r.id, "to re-embed, v2", &[], &[JobKind::Embed]).await.unwrap();
+    assert!(store.enqueue_reindex("t1").await.unwrap() >= 1);
+    assert_eq!(store.enqueue_reindex("t1").await.unwrap(), 0, "the same tag queues nothing twice");
+    let mut reindexed = None;
+    while let Some(j) = store.claim_job(now + Duration::minutes(30), lease).await.unwrap() {
+        store.complete_job(j.id).await.unwrap();
+        if j.entry_id == r.id && j.entry_version == 2 && j.kind == JobKind::Embed && j.family_id == f2.family.id {
+            reindexed = Some(j);
+        }
+    }
+    assert!(reindexed.is_some(), "an embed job at the latest version");
+
     // Editing twice to the same version's jobs is deduplicated by key.
     store.update_entry(f.family.id, e.id, "job v2", &[], &[JobKind::Embed]).await.unwrap();
     store.delete_entry(f.family.id, e.id).await.unwrap();

@@ -243,6 +243,10 @@ pub trait Store: Send + Sync + 'static {
     /// Fills a transcribing entry's text (no history: there was no text), marks
     /// it ready, bumps the version and enqueues `jobs`, in one transaction.
     async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry>;
+    /// Queues an `Embed` job for every entry ever embedded (at its latest
+    /// version), across families, e.g. after switching embedding models.
+    /// Works from the job history, so it needs no cross-family entry reads.
+    async fn enqueue_reindex(&self, tag: &str) -> StoreResult<u64>;
     /// Puts a job back without spending an attempt (it waits for configuration).
     async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()>;
 

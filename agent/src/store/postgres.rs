@@ -934,6 +934,22 @@ impl Store for PostgresStore {
         entry_from_row(&row)
     }
 
+    async fn enqueue_reindex(&self, tag: &str) -> StoreResult<u64> {
+        let mut tx = self.worker_tx().await?;
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+             SELECT gen_random_uuid(), family_id, 'embed', entry_id, MAX(entry_version), 'reindex:' || $1 || ':' || entry_id, $2, now(), now(), now() \
+             FROM jobs WHERE kind = 'embed' GROUP BY family_id, entry_id ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(tag)
+        .bind(MAX_JOB_ATTEMPTS)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.worker_tx().await?;
         sqlx::query("UPDATE jobs SET status = 'queued', attempts = GREATEST(attempts - 1, 0), run_at = $2, locked_until = NULL, updated_at = now() WHERE id = $1")

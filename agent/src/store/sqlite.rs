@@ -952,6 +952,25 @@ impl Store for SqliteStore {
         self.get_entry(family_id, id).await
     }
 
+    async fn enqueue_reindex(&self, tag: &str) -> StoreResult<u64> {
+        let now = ms(Utc::now());
+        // A random version-4-shaped UUID per row (SQLite has no uuid function).
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+             SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a' || \
+                    substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))), \
+                    family_id, 'embed', entry_id, MAX(entry_version), 'reindex:' || $1 || ':' || entry_id, $2, $3, $3, $3 \
+             FROM jobs WHERE kind = 'embed' GROUP BY family_id, entry_id ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(tag)
+        .bind(MAX_JOB_ATTEMPTS)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), run_at = $2, locked_until = NULL, updated_at = $3 WHERE id = $1")
             .bind(id.to_string())
