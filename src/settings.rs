@@ -61,6 +61,7 @@ pub enum BlobBackend {
 
 /// Which model backend serves chat, embeddings and speech-to-text.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // read once at start-up
 pub enum ModelBackend {
     Offline,
     OpenAi(OpenAiSettings),

@@ -150,7 +150,7 @@ impl Agent {
             .filter_map(|h| entries.iter().find(|e| e.id == h.entry_id).map(|e| (e.clone(), h.score)))
             .collect();
         if filtered_only {
-            ranked.sort_by(|a, b| b.0.occurred_at.cmp(&a.0.occurred_at));
+            ranked.sort_by_key(|(e, _)| std::cmp::Reverse(e.occurred_at));
         }
         retriever.metadata("filtered_only", json!(filtered_only));
         retriever.end(json!({

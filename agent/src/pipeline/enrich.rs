@@ -156,10 +156,10 @@ impl Agent {
         // The model names children; we keep the ones we know, plus those detected at record time.
         let mut member_ids = entry.member_ids.clone();
         for name in &out.members {
-            if let Some(m) = members.iter().find(|m| m.names().any(|n| n.eq_ignore_ascii_case(name))) {
-                if !member_ids.contains(&m.id) {
-                    member_ids.push(m.id);
-                }
+            if let Some(m) = members.iter().find(|m| m.names().any(|n| n.eq_ignore_ascii_case(name)))
+                && !member_ids.contains(&m.id)
+            {
+                member_ids.push(m.id);
             }
         }
         let insight = Insight {
