@@ -136,20 +136,34 @@ pub struct NewMember {
     pub birth_date: Option<NaiveDate>,
 }
 
+/// Families, parents, children, and the links that resolve a parent before the family is known (tokens, Telegram accounts, link codes).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait FamilyStore: Send + Sync + 'static {
     /// Backend name for status output (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
     /// Cheap liveness check for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
-
     async fn create_family(&self, name: &str) -> StoreResult<Family>;
     async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User>;
     /// Looks a user up by id alone: this is how a token becomes a family.
     async fn get_user(&self, user_id: UserId) -> StoreResult<User>;
     async fn create_member(&self, family_id: FamilyId, member: NewMember) -> StoreResult<Member>;
     async fn list_members(&self, family_id: FamilyId) -> StoreResult<Vec<Member>>;
+    /// Stores a one-time link code (its hash) for a parent.
+    async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Redeems an unused, unexpired code: marks it used and links the Telegram
+    /// user to the code's parent, in one transaction. `NotFound` otherwise.
+    async fn redeem_link_code(&self, code_hash: &str, telegram_user_id: i64, language: Option<&str>, now: DateTime<Utc>) -> StoreResult<User>;
+    /// The parent a Telegram user is linked to, with their language override.
+    async fn telegram_link(&self, telegram_user_id: i64) -> StoreResult<Option<(User, Option<String>)>>;
+    async fn set_telegram_language(&self, telegram_user_id: i64, family_id: FamilyId, language: Option<&str>) -> StoreResult<()>;
+    /// Removes the link; returns whether there was one.
+    async fn unlink_telegram(&self, telegram_user_id: i64, family_id: FamilyId) -> StoreResult<bool>;
+}
 
+/// Entries with their history and insights, chat memory and model spend.
+#[async_trait]
+pub trait EntryStore: Send + Sync + 'static {
     /// Stores the entry and enqueues its jobs in one transaction.
     async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry>;
     async fn get_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Entry>;
@@ -171,12 +185,52 @@ pub trait Store: Send + Sync + 'static {
     /// enqueues `Unindex` for external indexes, in one transaction.
     async fn delete_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<()>;
     async fn entry_history(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Vec<EntryVersion>>;
-
     /// Writes the insight if it is for the entry's current version; returns
     /// whether it was written.
     async fn put_insight(&self, family_id: FamilyId, insight: &Insight) -> StoreResult<bool>;
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>>;
+    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()>;
+    /// The last `limit` turns of a chat, oldest first.
+    async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>>;
+    /// Adds one model call's tokens and estimated cost to the family's daily spend.
+    #[allow(clippy::too_many_arguments)]
+    async fn add_usage(
+        &self,
+        family_id: FamilyId,
+        day: NaiveDate,
+        model: &str,
+        capability: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: f64,
+    ) -> StoreResult<()>;
+    /// The family's spend since `from` (inclusive), per model and capability.
+    async fn usage_since(&self, family_id: FamilyId, from: NaiveDate) -> StoreResult<Vec<UsageRow>>;
+    /// Fills a transcribing entry's text (no history: there was no text), marks
+    /// it ready, bumps the version and enqueues `jobs`, in one transaction.
+    async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry>;
+}
 
+/// What messaging channels need: update claims, albums, pending media and the message ↔ entry map.
+#[async_trait]
+pub trait ChannelStore: Send + Sync + 'static {
+    /// Records a channel update as handled; false if it already was.
+    async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool>;
+    async fn entry_by_external_key(&self, family_id: FamilyId, key: &str) -> StoreResult<Option<Entry>>;
+    /// Adds pending media to an existing entry (and a job to fetch it), claiming
+    /// `dedupe_key` in the same transaction; `Conflict` if it was claimed before.
+    async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()>;
+    async fn entry_media(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Vec<Media>>;
+    /// Records where a pending media item now lives.
+    async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()>;
+    /// Remembers that a channel message is about an entry (`source` or `transcript`).
+    async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()>;
+    async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>>;
+}
+
+/// The embedded vector index's rows, and which entry version is indexed (for any index).
+#[async_trait]
+pub trait VectorStore: Send + Sync + 'static {
     async fn put_vector(&self, family_id: FamilyId, record: &VectorRecord) -> StoreResult<()>;
     async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()>;
     async fn set_vector_payload(
@@ -199,58 +253,17 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()>;
     /// The entry version that is in the vector index, if any.
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>>;
+}
 
-    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()>;
-    /// The last `limit` turns of a chat, oldest first.
-    async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>>;
-
-    /// Adds one model call's tokens and estimated cost to the family's daily spend.
-    #[allow(clippy::too_many_arguments)]
-    async fn add_usage(
-        &self,
-        family_id: FamilyId,
-        day: NaiveDate,
-        model: &str,
-        capability: &str,
-        input_tokens: u64,
-        output_tokens: u64,
-        cost_usd: f64,
-    ) -> StoreResult<()>;
-    /// The family's spend since `from` (inclusive), per model and capability.
-    async fn usage_since(&self, family_id: FamilyId, from: NaiveDate) -> StoreResult<Vec<UsageRow>>;
-
-    /// Stores a one-time link code (its hash) for a parent.
-    async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
-    /// Redeems an unused, unexpired code: marks it used and links the Telegram
-    /// user to the code's parent, in one transaction. `NotFound` otherwise.
-    async fn redeem_link_code(&self, code_hash: &str, telegram_user_id: i64, language: Option<&str>, now: DateTime<Utc>) -> StoreResult<User>;
-    /// The parent a Telegram user is linked to, with their language override.
-    async fn telegram_link(&self, telegram_user_id: i64) -> StoreResult<Option<(User, Option<String>)>>;
-    async fn set_telegram_language(&self, telegram_user_id: i64, family_id: FamilyId, language: Option<&str>) -> StoreResult<()>;
-    /// Removes the link; returns whether there was one.
-    async fn unlink_telegram(&self, telegram_user_id: i64, family_id: FamilyId) -> StoreResult<bool>;
-    /// Records a channel update as handled; false if it already was.
-    async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool>;
-    async fn entry_by_external_key(&self, family_id: FamilyId, key: &str) -> StoreResult<Option<Entry>>;
-    /// Adds pending media to an existing entry (and a job to fetch it), claiming
-    /// `dedupe_key` in the same transaction; `Conflict` if it was claimed before.
-    async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()>;
-    async fn entry_media(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Vec<Media>>;
-    /// Records where a pending media item now lives.
-    async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()>;
-    /// Remembers that a channel message is about an entry (`source` or `transcript`).
-    async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()>;
-    async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>>;
-    /// Fills a transcribing entry's text (no history: there was no text), marks
-    /// it ready, bumps the version and enqueues `jobs`, in one transaction.
-    async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry>;
+/// The durable job queue: claim, finish, retry, defer.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
     /// Queues an `Embed` job for every entry ever embedded (at its latest
     /// version), across families, e.g. after switching embedding models.
     /// Works from the job history, so it needs no cross-family entry reads.
     async fn enqueue_reindex(&self, tag: &str) -> StoreResult<u64>;
     /// Puts a job back without spending an attempt (it waits for configuration).
     async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()>;
-
     /// Takes the next due job (or one whose lease ran out) for `lease`.
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>>;
     async fn complete_job(&self, id: Uuid) -> StoreResult<()>;
@@ -259,3 +272,8 @@ pub trait Store: Send + Sync + 'static {
     /// Queue depth, for one family or (with `None`) the whole service.
     async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts>;
 }
+
+/// Everything the agent keeps: one object per backend implementing every part.
+pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue {}
+
+impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue> Store for T {}

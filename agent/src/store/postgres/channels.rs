@@ -1,0 +1,104 @@
+//! `PostgresStore`: what messaging channels need: update claims, albums, pending media and the message ↔ entry map.
+
+use super::*;
+
+#[async_trait]
+impl ChannelStore for PostgresStore {
+    async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool> {
+        let mut tx = self.family_tx(family_id).await?;
+        let claimed = claim(&mut tx, family_id, key).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(claimed)
+    }
+    async fn entry_by_external_key(&self, family_id: FamilyId, key: &str) -> StoreResult<Option<Entry>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.family_id = $1 AND e.external_key = $2");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(family_id).bind(key).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+    async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        if let Some(key) = dedupe_key
+            && !claim(&mut tx, family_id, key).await?
+        {
+            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+        }
+        let version: i64 = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2")
+            .bind(entry_id)
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let media_id = insert_pending_media(&mut tx, family_id, entry_id, media).await?;
+        enqueue_keyed(&mut tx, family_id, JobKind::FetchMedia, entry_id, version, &format!("fetch_media:{media_id}")).await?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn entry_media(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Vec<Media>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let rows = sqlx::query("SELECT * FROM media WHERE family_id = $1 AND entry_id = $2 ORDER BY created_at, id")
+            .bind(family_id)
+            .bind(entry_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.try_get("blob_key").map_err(map_err)?;
+                Ok(Media {
+                    id: r.try_get("id").map_err(map_err)?,
+                    entry_id: Some(entry_id),
+                    kind: r.try_get("kind").map_err(map_err)?,
+                    blob_key: (!key.is_empty()).then_some(key),
+                    content_type: r.try_get("content_type").map_err(map_err)?,
+                    size_bytes: r.try_get("size_bytes").map_err(map_err)?,
+                    sha256: r.try_get("sha256").map_err(map_err)?,
+                    source_ref: r.try_get("source_ref").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+    async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE media SET blob_key = $1, content_type = $2, size_bytes = $3, sha256 = $4 WHERE id = $5 AND family_id = $6")
+            .bind(&blob.key)
+            .bind(&blob.content_type)
+            .bind(blob.size_bytes as i64)
+            .bind(&blob.sha256)
+            .bind(media_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query(
+            "INSERT INTO channel_messages (chat_key, message_id, family_id, entry_id, kind) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (chat_key, message_id) DO UPDATE SET entry_id = excluded.entry_id, kind = excluded.kind",
+        )
+        .bind(chat_key)
+        .bind(message_id)
+        .bind(family_id)
+        .bind(entry_id)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let row = sqlx::query("SELECT entry_id, kind FROM channel_messages WHERE chat_key = $1 AND message_id = $2 AND family_id = $3")
+            .bind(chat_key)
+            .bind(message_id)
+            .bind(family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.map(|r| Ok((r.try_get("entry_id").map_err(map_err)?, r.try_get("kind").map_err(map_err)?))).transpose()
+    }
+}

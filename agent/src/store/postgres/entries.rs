@@ -1,0 +1,338 @@
+//! `PostgresStore`: entries with their history and insights, chat memory and model spend.
+
+use super::*;
+
+#[async_trait]
+impl EntryStore for PostgresStore {
+    async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        let mut tx = self.family_tx(family_id).await?;
+        if let Some(key) = &entry.dedupe_key
+            && !claim(&mut tx, family_id, key).await?
+        {
+            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
+             SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
+        )
+        .bind(id)
+        .bind(entry.author_id)
+        .bind(entry.source.as_str())
+        .bind(&entry.raw_text)
+        .bind(entry.occurred_at)
+        .bind(now)
+        .bind(family_id)
+        .bind(entry.status.as_str())
+        .bind(&entry.external_key)
+        .bind(&entry.reply_to)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if inserted.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        set_entry_members(&mut tx, family_id, id, &entry.member_ids).await?;
+        for m in &entry.media {
+            insert_pending_media(&mut tx, family_id, id, m).await?;
+        }
+        enqueue(&mut tx, family_id, id, 1, jobs).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        entry_from_row(&row)
+    }
+    async fn get_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Entry> {
+        let mut tx = self.family_tx(family_id).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1 AND e.family_id = $2");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(family_id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        entry_from_row(&row)
+    }
+    async fn get_entries(&self, family_id: FamilyId, ids: &[EntryId]) -> StoreResult<Vec<Entry>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.family_tx(family_id).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.family_id = $1 AND e.id = ANY($2)");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(family_id).bind(ids).fetch_all(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+    async fn list_entries(&self, family_id: FamilyId, f: &EntryFilter) -> StoreResult<Vec<Entry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries e \
+             LEFT JOIN entry_insights i ON i.entry_id = e.id \
+             WHERE e.family_id = $1 \
+               AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM entry_members em WHERE em.entry_id = e.id AND em.member_id = $2)) \
+               AND ($3::timestamptz IS NULL OR e.occurred_at >= $3) \
+               AND ($4::timestamptz IS NULL OR e.occurred_at < $4) \
+               AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM unnest(i.topics) t WHERE lower(t) = lower($5))) \
+               AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM unnest(i.emotions) t WHERE lower(t) = lower($6))) \
+               AND ($7::timestamptz IS NULL OR e.occurred_at < $7 OR (e.occurred_at = $7 AND e.id < $8)) \
+             ORDER BY e.occurred_at DESC, e.id DESC LIMIT $9"
+        );
+        let mut tx = self.family_tx(family_id).await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(family_id)
+            .bind(f.member_id)
+            .bind(f.from)
+            .bind(f.to)
+            .bind(f.topic.clone())
+            .bind(f.emotion.clone())
+            .bind(f.before.map(|(t, _)| t))
+            .bind(f.before.map(|(_, id)| id))
+            .bind(i64::from(f.limit.max(1)))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+    async fn update_entry(
+        &self,
+        family_id: FamilyId,
+        id: EntryId,
+        raw_text: &str,
+        member_ids: &[MemberId],
+        jobs: &[JobKind],
+    ) -> StoreResult<Entry> {
+        let mut tx = self.family_tx(family_id).await?;
+        let row = sqlx::query("SELECT raw_text, version FROM entries WHERE id = $1 AND family_id = $2 FOR UPDATE")
+            .bind(id)
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let old_text: String = row.try_get("raw_text").map_err(map_err)?;
+        let version: i64 = row.try_get("version").map_err(map_err)?;
+        let now = Utc::now();
+        sqlx::query("INSERT INTO entry_versions (entry_id, family_id, version, raw_text, replaced_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(family_id)
+            .bind(version)
+            .bind(old_text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE entries SET raw_text = $1, version = $2, updated_at = $3 WHERE id = $4 AND family_id = $5")
+            .bind(raw_text)
+            .bind(version + 1)
+            .bind(now)
+            .bind(id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        set_entry_members(&mut tx, family_id, id, member_ids).await?;
+        enqueue(&mut tx, family_id, id, version + 1, jobs).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        entry_from_row(&row)
+    }
+    async fn delete_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        let version: i64 = sqlx::query_scalar("DELETE FROM entries WHERE id = $1 AND family_id = $2 RETURNING version")
+            .bind(id)
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("DELETE FROM jobs WHERE entry_id = $1 AND status = 'queued'").bind(id).execute(&mut *tx).await.map_err(map_err)?;
+        enqueue(&mut tx, family_id, id, version, &[JobKind::Unindex]).await?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn entry_history(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Vec<EntryVersion>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let rows = sqlx::query("SELECT version, raw_text, replaced_at FROM entry_versions WHERE entry_id = $1 AND family_id = $2 ORDER BY version")
+            .bind(id)
+            .bind(family_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(EntryVersion {
+                    version: r.try_get("version").map_err(map_err)?,
+                    raw_text: r.try_get("raw_text").map_err(map_err)?,
+                    replaced_at: r.try_get("replaced_at").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+    async fn put_insight(&self, family_id: FamilyId, i: &Insight) -> StoreResult<bool> {
+        let mut tx = self.family_tx(family_id).await?;
+        let done = sqlx::query(
+            "INSERT INTO entry_insights (entry_id, family_id, entry_version, summary, topics, emotions, member_ids, model, prompt_name, prompt_version, created_at) \
+             SELECT id, family_id, version, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 AND version = $11 \
+             ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, summary = excluded.summary, \
+               topics = excluded.topics, emotions = excluded.emotions, member_ids = excluded.member_ids, model = excluded.model, \
+               prompt_name = excluded.prompt_name, prompt_version = excluded.prompt_version, created_at = excluded.created_at",
+        )
+        .bind(i.entry_id)
+        .bind(family_id)
+        .bind(&i.summary)
+        .bind(&i.topics)
+        .bind(&i.emotions)
+        .bind(&i.member_ids)
+        .bind(&i.model)
+        .bind(&i.prompt_name)
+        .bind(&i.prompt_version)
+        .bind(i.created_at)
+        .bind(i.entry_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+    async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let row = sqlx::query("SELECT * FROM entry_insights WHERE entry_id = $1 AND family_id = $2")
+            .bind(entry_id)
+            .bind(family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        row.map(|r| {
+            Ok(Insight {
+                entry_id: r.try_get("entry_id").map_err(map_err)?,
+                entry_version: r.try_get("entry_version").map_err(map_err)?,
+                summary: r.try_get("summary").map_err(map_err)?,
+                topics: r.try_get("topics").map_err(map_err)?,
+                emotions: r.try_get("emotions").map_err(map_err)?,
+                member_ids: r.try_get("member_ids").map_err(map_err)?,
+                model: r.try_get("model").map_err(map_err)?,
+                prompt_name: r.try_get("prompt_name").map_err(map_err)?,
+                prompt_version: r.try_get("prompt_version").map_err(map_err)?,
+                created_at: r.try_get("created_at").map_err(map_err)?,
+            })
+        })
+        .transpose()
+    }
+    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(Uuid::now_v7())
+            .bind(family_id)
+            .bind(user_id)
+            .bind(&turn.chat_id)
+            .bind(&turn.role)
+            .bind(&turn.content)
+            .bind(turn.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let rows = sqlx::query(
+            "SELECT chat_id, role, content, created_at FROM chat_turns WHERE family_id = $1 AND chat_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(family_id)
+        .bind(chat_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let mut turns = rows
+            .iter()
+            .map(|r| {
+                Ok(ChatTurn {
+                    chat_id: r.try_get("chat_id").map_err(map_err)?,
+                    role: r.try_get("role").map_err(map_err)?,
+                    content: r.try_get("content").map_err(map_err)?,
+                    created_at: r.try_get("created_at").map_err(map_err)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        turns.reverse();
+        Ok(turns)
+    }
+    async fn add_usage(
+        &self,
+        family_id: FamilyId,
+        day: NaiveDate,
+        model: &str,
+        capability: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: f64,
+    ) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query(
+            "INSERT INTO model_usage AS u (family_id, day, model, capability, calls, input_tokens, output_tokens, cost_usd) \
+             VALUES ($1, $2, $3, $4, 1, $5, $6, $7) ON CONFLICT (family_id, day, model, capability) DO UPDATE SET \
+             calls = u.calls + 1, input_tokens = u.input_tokens + excluded.input_tokens, \
+             output_tokens = u.output_tokens + excluded.output_tokens, cost_usd = u.cost_usd + excluded.cost_usd",
+        )
+        .bind(family_id)
+        .bind(day)
+        .bind(model)
+        .bind(capability)
+        .bind(input_tokens as i64)
+        .bind(output_tokens as i64)
+        .bind(cost_usd)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn usage_since(&self, family_id: FamilyId, from: NaiveDate) -> StoreResult<Vec<UsageRow>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let rows = sqlx::query(
+            "SELECT model, capability, SUM(calls)::bigint AS calls, SUM(input_tokens)::bigint AS input_tokens, \
+             SUM(output_tokens)::bigint AS output_tokens, SUM(cost_usd) AS cost_usd FROM model_usage \
+             WHERE family_id = $1 AND day >= $2 GROUP BY model, capability ORDER BY model, capability",
+        )
+        .bind(family_id)
+        .bind(from)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageRow {
+                    model: r.try_get("model").map_err(map_err)?,
+                    capability: r.try_get("capability").map_err(map_err)?,
+                    calls: r.try_get("calls").map_err(map_err)?,
+                    input_tokens: r.try_get("input_tokens").map_err(map_err)?,
+                    output_tokens: r.try_get("output_tokens").map_err(map_err)?,
+                    cost_usd: r.try_get("cost_usd").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+    async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry> {
+        let mut tx = self.family_tx(family_id).await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2 AND status = 'transcribing' FOR UPDATE")
+            .bind(id)
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE entries SET raw_text = $1, status = 'ready', version = $2, updated_at = now() WHERE id = $3 AND family_id = $4")
+            .bind(text)
+            .bind(version + 1)
+            .bind(id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        set_entry_members(&mut tx, family_id, id, member_ids).await?;
+        enqueue(&mut tx, family_id, id, version + 1, jobs).await?;
+        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        entry_from_row(&row)
+    }
+}

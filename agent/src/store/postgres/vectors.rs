@@ -1,0 +1,115 @@
+//! `PostgresStore`: the embedded vector index's rows, and which entry version is indexed (for any index).
+
+use super::*;
+
+#[async_trait]
+impl VectorStore for PostgresStore {
+    async fn put_vector(&self, family_id: FamilyId, v: &VectorRecord) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query(
+            "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, vector, member_ids, topics, emotions, occurred_at) \
+             SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9 FROM entries WHERE id = $1 AND family_id = $2 \
+             ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
+               vector = excluded.vector, member_ids = excluded.member_ids, topics = excluded.topics, \
+               emotions = excluded.emotions, occurred_at = excluded.occurred_at",
+        )
+        .bind(v.entry_id)
+        .bind(family_id)
+        .bind(v.entry_version)
+        .bind(&v.model)
+        .bind(&v.vector)
+        .bind(&v.member_ids)
+        .bind(&v.topics)
+        .bind(&v.emotions)
+        .bind(v.occurred_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("DELETE FROM entry_vectors WHERE entry_id = $1 AND family_id = $2")
+            .bind(entry_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn set_vector_payload(
+        &self,
+        family_id: FamilyId,
+        entry_id: EntryId,
+        member_ids: &[MemberId],
+        topics: &[String],
+        emotions: &[String],
+    ) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE entry_vectors SET member_ids = $1, topics = $2, emotions = $3 WHERE entry_id = $4 AND family_id = $5")
+            .bind(member_ids)
+            .bind(topics)
+            .bind(emotions)
+            .bind(entry_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn load_vectors(
+        &self,
+        family_id: FamilyId,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<VectorRecord>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM entry_vectors WHERE family_id = $1 AND ($2::timestamptz IS NULL OR occurred_at >= $2) \
+             AND ($3::timestamptz IS NULL OR occurred_at < $3)",
+        )
+        .bind(family_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(VectorRecord {
+                    entry_id: r.try_get("entry_id").map_err(map_err)?,
+                    entry_version: r.try_get("entry_version").map_err(map_err)?,
+                    model: r.try_get("model").map_err(map_err)?,
+                    vector: r.try_get("vector").map_err(map_err)?,
+                    member_ids: r.try_get("member_ids").map_err(map_err)?,
+                    topics: r.try_get("topics").map_err(map_err)?,
+                    emotions: r.try_get("emotions").map_err(map_err)?,
+                    occurred_at: r.try_get("occurred_at").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+    async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
+            .bind(version)
+            .bind(entry_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let v = sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2")
+            .bind(entry_id)
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(v)
+    }
+}

@@ -1,0 +1,107 @@
+//! `SqliteStore`: the durable job queue: claim, finish, retry, defer.
+
+use super::*;
+
+#[async_trait]
+impl JobQueue for SqliteStore {
+    async fn enqueue_reindex(&self, tag: &str) -> StoreResult<u64> {
+        let now = ms(Utc::now());
+        // A random version-4-shaped UUID per row (SQLite has no uuid function).
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+             SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-a' || \
+                    substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))), \
+                    family_id, 'embed', entry_id, MAX(entry_version), 'reindex:' || $1 || ':' || entry_id, $2, $3, $3, $3 \
+             FROM jobs WHERE kind = 'embed' GROUP BY family_id, entry_id ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(tag)
+        .bind(MAX_JOB_ATTEMPTS)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+    async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), run_at = $2, locked_until = NULL, updated_at = $3 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(ms(run_at))
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
+        // One UPDATE … RETURNING: SQLite serialises writers, so a job goes to one worker.
+        // Due jobs first (an index range on (status, run_at)); only when none is
+        // due, a running job whose lease ran out (its worker died).
+        let mut row = None;
+        for due in [
+            "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 ORDER BY run_at, id LIMIT 1",
+            "SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 ORDER BY locked_until, id LIMIT 1",
+        ] {
+            let sql = format!(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
+                 WHERE id = ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts"
+            );
+            row = sqlx::query(AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now + lease)).fetch_optional(&self.pool).await.map_err(map_err)?;
+            if row.is_some() {
+                break;
+            }
+        }
+        let Some(r) = row else { return Ok(None) };
+        let kind: String = r.try_get("kind").map_err(map_err)?;
+        Ok(Some(Job {
+            id: uuid(&r, "id")?,
+            family_id: uuid(&r, "family_id")?,
+            kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Conflict(format!("unknown job kind {kind}")))?,
+            entry_id: uuid(&r, "entry_id")?,
+            entry_version: r.try_get("entry_version").map_err(map_err)?,
+            attempts: r.try_get("attempts").map_err(map_err)?,
+            max_attempts: r.try_get("max_attempts").map_err(map_err)?,
+        }))
+    }
+    async fn complete_job(&self, id: Uuid) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = CASE WHEN $3 IS NULL THEN 'failed' ELSE 'queued' END, \
+             run_at = COALESCE($3, run_at), locked_until = NULL, last_error = $2, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(error)
+        .bind(retry_at.map(ms))
+        .bind(ms(Utc::now()))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)
+        .map(|_| ())
+    }
+    async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs WHERE ($1 IS NULL OR family_id = $1) GROUP BY status")
+            .bind(family_id.map(|f| f.to_string()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let mut counts = JobCounts::default();
+        for r in rows {
+            let status: String = r.try_get("status").map_err(map_err)?;
+            let n: i64 = r.try_get("n").map_err(map_err)?;
+            match status.as_str() {
+                "queued" => counts.queued = n,
+                "running" => counts.running = n,
+                "done" => counts.done = n,
+                _ => counts.failed += n,
+            }
+        }
+        Ok(counts)
+    }
+}

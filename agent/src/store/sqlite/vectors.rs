@@ -1,0 +1,108 @@
+//! `SqliteStore`: the embedded vector index's rows, and which entry version is indexed (for any index).
+
+use super::*;
+
+#[async_trait]
+impl VectorStore for SqliteStore {
+    async fn put_vector(&self, family_id: FamilyId, v: &VectorRecord) -> StoreResult<()> {
+        // Written only while the entry exists in this family (a deleted entry stays deleted).
+        sqlx::query(
+            "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, dims, vector, member_ids, topics, emotions, occurred_at) \
+             SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 \
+             ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
+               dims = excluded.dims, vector = excluded.vector, member_ids = excluded.member_ids, topics = excluded.topics, \
+               emotions = excluded.emotions, occurred_at = excluded.occurred_at",
+        )
+        .bind(v.entry_id.to_string())
+        .bind(family_id.to_string())
+        .bind(v.entry_version)
+        .bind(&v.model)
+        .bind(v.vector.len() as i64)
+        .bind(vector_to_bytes(&v.vector))
+        .bind(to_json(&v.member_ids))
+        .bind(to_json(&v.topics))
+        .bind(to_json(&v.emotions))
+        .bind(ms(v.occurred_at))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)
+        .map(|_| ())
+    }
+    async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM entry_vectors WHERE entry_id = $1 AND family_id = $2")
+            .bind(entry_id.to_string())
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn set_vector_payload(
+        &self,
+        family_id: FamilyId,
+        entry_id: EntryId,
+        member_ids: &[MemberId],
+        topics: &[String],
+        emotions: &[String],
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE entry_vectors SET member_ids = $1, topics = $2, emotions = $3 WHERE entry_id = $4 AND family_id = $5")
+            .bind(to_json(&member_ids))
+            .bind(to_json(&topics))
+            .bind(to_json(&emotions))
+            .bind(entry_id.to_string())
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn load_vectors(
+        &self,
+        family_id: FamilyId,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> StoreResult<Vec<VectorRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM entry_vectors WHERE family_id = $1 AND ($2 IS NULL OR occurred_at >= $2) AND ($3 IS NULL OR occurred_at < $3)",
+        )
+        .bind(family_id.to_string())
+        .bind(from.map(ms))
+        .bind(to.map(ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let bytes: Vec<u8> = r.try_get("vector").map_err(map_err)?;
+                Ok(VectorRecord {
+                    entry_id: uuid(r, "entry_id")?,
+                    entry_version: r.try_get("entry_version").map_err(map_err)?,
+                    model: r.try_get("model").map_err(map_err)?,
+                    vector: vector_from_bytes(&bytes),
+                    member_ids: json_list(r, "member_ids")?,
+                    topics: json_list(r, "topics")?,
+                    emotions: json_list(r, "emotions")?,
+                    occurred_at: at(r.try_get("occurred_at").map_err(map_err)?),
+                })
+            })
+            .collect()
+    }
+    async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
+            .bind(version)
+            .bind(entry_id.to_string())
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2")
+            .bind(entry_id.to_string())
+            .bind(family_id.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+}
