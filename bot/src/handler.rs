@@ -5,12 +5,11 @@ use chrono::{FixedOffset, TimeZone, Utc};
 use dadly_agent::AgentError;
 use dadly_agent::agent::{Message as AgentMessage, Outcome};
 use dadly_agent::domain::{PendingMedia, Source, User as Parent};
-use dadly_agent::pipeline::{EntryPatch, ListQuery, MediaMessage, MediaOutcome};
-use dadly_agent::store::NewMember;
+use dadly_agent::pipeline::{EntryPatch, MediaMessage, MediaOutcome};
 use teloxide::payloads::setters::*;
 use teloxide::prelude::Requester;
 use teloxide::types::{
-    CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageId, ReplyParameters, Update, UpdateKind,
+    CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update, UpdateKind,
 };
 
 use crate::TelegramBot;
@@ -57,7 +56,7 @@ pub(crate) async fn handle(bot: &TelegramBot, update: Update) -> Result<(), Hand
 }
 
 impl TelegramBot {
-    async fn reply(&self, msg: &Message, text: &str) -> Option<Message> {
+    pub(crate) async fn reply(&self, msg: &Message, text: &str) -> Option<Message> {
         self.reply_with(msg, text, None).await
     }
 
@@ -125,7 +124,7 @@ async fn on_message(bot: &TelegramBot, key: &str, msg: Message) -> Result<(), Ha
         return Ok(());
     };
     if let Some((cmd, arg)) = command(&text) {
-        return on_command(bot, key, &msg, &parent, lang, &cmd, &arg, &text).await;
+        return crate::commands::on_command(bot, key, &msg, &parent, lang, &cmd, &arg, &text).await;
     }
     // A reply to a transcript (or to a recorded message) corrects that entry.
     if let Some(replied) = msg.reply_to_message() {
@@ -139,7 +138,7 @@ async fn on_message(bot: &TelegramBot, key: &str, msg: Message) -> Result<(), Ha
     converse(bot, key, &msg, &parent, &text).await
 }
 
-async fn converse(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, text: &str) -> Result<(), HandleError> {
+pub(crate) async fn converse(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, text: &str) -> Result<(), HandleError> {
     let message = AgentMessage {
         chat_id: chat_key(msg.chat.id),
         text: text.to_string(),
@@ -296,88 +295,6 @@ async fn on_callback(bot: &TelegramBot, q: CallbackQuery) -> Result<(), HandleEr
         Err(e) => return Err(HandleError::Unavailable(e.to_string())),
     };
     let _ = retry(bot.bot.send_message(chat, text)).await;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn on_command(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, lang: Lang, cmd: &str, arg: &str, text: &str) -> Result<(), HandleError> {
-    let agent = &bot.agent;
-    match cmd {
-        "ask" | "record" | "help" | "start" => return converse(bot, key, msg, parent, if cmd == "start" { "/help" } else { text }).await,
-        _ => {}
-    }
-    // The remaining commands change nothing that a redelivery could duplicate,
-    // except `/kids add`; claim the update so none replies twice.
-    match agent.store().claim_update(parent.family_id, key).await {
-        Ok(true) => {}
-        Ok(false) => return Ok(()),
-        Err(e) => return Err(HandleError::Unavailable(e.to_string())),
-    }
-    let reply = match cmd {
-        "unlink" => match msg.from.as_ref() {
-            Some(from) => {
-                agent.unlink_telegram(from.id.0 as i64, parent).await.map_err(|e| HandleError::Unavailable(e.to_string()))?;
-                i18n::unlinked(lang).to_string()
-            }
-            None => return Ok(()),
-        },
-        "lang" => {
-            let choice = match arg.to_lowercase().as_str() {
-                "ko" | "kr" | "korean" | "한국어" => Some("ko"),
-                "en" | "english" | "영어" => Some("en"),
-                _ => None,
-            };
-            if let Some(from) = msg.from.as_ref() {
-                agent.set_telegram_language(from.id.0 as i64, parent, choice).await.map_err(|e| HandleError::Unavailable(e.to_string()))?;
-            }
-            i18n::language_set(Lang::pick(choice, msg.from.as_ref().and_then(|f| f.language_code.as_deref()))).to_string()
-        }
-        "kids" => {
-            let mut words = arg.split_whitespace();
-            if words.next().is_some_and(|w| w.eq_ignore_ascii_case("add")) {
-                let Some(name) = words.next() else { bot.reply(msg, i18n::kids_usage(lang)).await; return Ok(()) };
-                let aliases = words.map(str::to_string).collect();
-                match agent.add_member(parent.family_id, NewMember { name: name.to_string(), aliases, birth_date: None }).await {
-                    Ok(m) => format!("👶 {}", m.name),
-                    Err(AgentError::Conflict(why) | AgentError::Invalid(why)) => why,
-                    Err(e) => return Err(HandleError::Unavailable(e.to_string())),
-                }
-            } else {
-                let kids = agent.members(parent.family_id).await.map_err(|e| HandleError::Unavailable(e.to_string()))?;
-                let mut out: Vec<String> = kids
-                    .iter()
-                    .map(|k| if k.aliases.is_empty() { format!("• {}", k.name) } else { format!("• {} ({})", k.name, k.aliases.join(", ")) })
-                    .collect();
-                out.push(i18n::kids_usage(lang).to_string());
-                out.join("\n")
-            }
-        }
-        "recent" => {
-            let entries = agent.entries(parent.family_id, ListQuery { limit: Some(5), ..Default::default() }).await.map_err(|e| HandleError::Unavailable(e.to_string()))?;
-            if entries.is_empty() {
-                i18n::no_entries(lang).to_string()
-            } else {
-                entries
-                    .iter()
-                    .map(|e| format!("🗓 {} — {}", e.occurred_at.format("%Y-%m-%d"), dadly_agent::text::snippet(if e.raw_text.is_empty() { "📷/🎙️" } else { &e.raw_text }, 120)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-        }
-        "export" => match agent.export_link(parent.family_id).await {
-            Ok(url) => i18n::export_link(lang, &url),
-            Err(e) => {
-                tracing::warn!(error = %e, "export failed");
-                i18n::retry_later(lang).to_string()
-            }
-        },
-        _ => {
-            // Unknown commands get the help text.
-            return converse(bot, &format!("{key}:help"), msg, parent, "/help").await;
-        }
-    };
-    bot.reply(msg, &reply).await;
-    let _ = MessageId(0);
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! update id is recorded in the same transaction as its effect.
 
 mod channel;
+mod commands;
 mod handler;
 mod i18n;
 mod transport;
