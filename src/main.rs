@@ -77,6 +77,10 @@ fn init_logs(json: bool) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // sqlx, tonic and rust-s3 enable rustls' ring backend and reqwest 0.13 its
+    // aws-lc-rs one; with both compiled in, rustls cannot choose a process
+    // default itself, so any client built without an explicit provider would panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -131,6 +135,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         ModelBackend::OpenAi(o) => format!("OpenAI-compatible models at {} (chat {}, embeddings {})", o.base_url, o.chat_model, o.embedding_model),
     };
     let data_dir = format!("{} ({})", settings.data_dir.display(), backend_names(&settings));
+    if matches!(settings.blobs, dadly::settings::BlobBackend::Local) && settings.bind.ip().is_unspecified() && std::env::var("DADLY_PUBLIC_URL").is_err() {
+        tracing::warn!("media links will point at {}; set DADLY_PUBLIC_URL to the address clients use", settings.public_url);
+    }
     let local_token = dadly::cli::local_family_token(&settings, &dadly::app::open_store(&settings).await?).await?;
     let app = App::build(settings).await?;
     let (stop, stopped) = watch::channel(false);
