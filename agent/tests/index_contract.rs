@@ -98,6 +98,40 @@ async fn contract(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>) {
     assert!(!left.contains(&w.entries[0].id));
 }
 
+/// The embedded index keeps a family's vectors in memory: every way a vector
+/// changes in the Store, from this process or another, must show in the next search.
+async fn embedded_cache_follows_the_store(store: Arc<dyn Store>) {
+    let index = EmbeddedIndex::new(store.clone());
+    let w = world(store.as_ref(), "Kim").await;
+    let fid = w.family.id;
+    let q = [1.0, 0.0, 0.0, 0.0];
+    index.upsert(fid, record(&w.entries[0], [1.0, 0.0, 0.0, 0.0])).await.unwrap();
+    assert_eq!(ids(&index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap()), vec![w.entries[0].id]);
+    // Written behind the index's back (as another instance would).
+    store.put_vector(fid, &record(&w.entries[1], [0.9, 0.1, 0.0, 0.0])).await.unwrap();
+    assert_eq!(index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap().len(), 2);
+    // The entry is deleted: its vector goes by cascade.
+    store.delete_entry(fid, w.entries[0].id).await.unwrap();
+    assert_eq!(ids(&index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap()), vec![w.entries[1].id]);
+    // Payload changes show in filters.
+    let only_a = SearchFilter { member_ids: vec![w.kids[0].id], ..Default::default() };
+    assert!(index.search(fid, &q, &only_a, 10).await.unwrap().is_empty());
+    store.set_vector_payload(fid, w.entries[1].id, &[w.kids[0].id], &[], &[]).await.unwrap();
+    assert_eq!(index.search(fid, &q, &only_a, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn embedded_cache_follows_sqlite() {
+    let (store, _dir) = support::sqlite().await;
+    embedded_cache_follows_the_store(store).await;
+}
+
+#[tokio::test]
+async fn embedded_cache_follows_postgres() {
+    let Some(store) = support::postgres().await else { return };
+    embedded_cache_follows_the_store(store).await;
+}
+
 #[tokio::test]
 async fn embedded_index_over_sqlite() {
     let (store, _dir) = support::sqlite().await;

@@ -152,7 +152,10 @@ async fn vectors_and_index_marks(store: Arc<dyn Store>) {
     let fid = f.family.id;
     let e = add(store.as_ref(), &f, "v", "2026-10-05T10:00:00Z", &[0]).await;
     let rec = VectorRecord { entry_id: e.id, entry_version: 1, model: "m".into(), vector: vec![0.25, -1.5, 3.0], member_ids: e.member_ids.clone(), topics: vec!["a".into()], emotions: vec![], occurred_at: e.occurred_at };
+    assert_eq!(store.vector_generation(fid).await.unwrap(), 0);
     store.put_vector(fid, &rec).await.unwrap();
+    let g1 = store.vector_generation(fid).await.unwrap();
+    assert!(g1 > 0, "a stored vector moves the generation");
     store.put_vector(fid, &rec).await.unwrap();
     assert_eq!(store.load_vectors(fid, None, None).await.unwrap(), vec![rec.clone()], "upsert is idempotent");
     assert!(store.load_vectors(fid, Some(t("2026-10-06T00:00:00Z")), None).await.unwrap().is_empty());
@@ -165,8 +168,20 @@ async fn vectors_and_index_marks(store: Arc<dyn Store>) {
     assert_eq!(store.indexed_version(fid, e.id).await.unwrap(), Some(1));
     store.mark_indexed(fid, e.id, 7).await.unwrap();
     assert_eq!(store.indexed_version(fid, e.id).await.unwrap(), Some(1), "a mark for a version the entry is not at is ignored");
+    let g2 = store.vector_generation(fid).await.unwrap();
+    assert!(g2 > g1, "payload updates move it too");
     store.delete_vector(fid, e.id).await.unwrap();
     assert!(store.load_vectors(fid, None, None).await.unwrap().is_empty());
+    let g3 = store.vector_generation(fid).await.unwrap();
+    assert!(g3 > g2, "so do deletes");
+    // Deleting the entry removes its vector by cascade: that moves it as well.
+    let e2 = add(store.as_ref(), &f, "v2", "2026-10-06T10:00:00Z", &[]).await;
+    store.put_vector(fid, &VectorRecord { entry_id: e2.id, ..rec.clone() }).await.unwrap();
+    let g4 = store.vector_generation(fid).await.unwrap();
+    store.delete_entry(fid, e2.id).await.unwrap();
+    assert!(store.vector_generation(fid).await.unwrap() > g4);
+    let other = fam(store.as_ref(), "Other").await;
+    assert_eq!(store.vector_generation(other.family.id).await.unwrap(), 0, "per family");
 }
 
 async fn job_queue(store: Arc<dyn Store>) {

@@ -251,6 +251,9 @@ pub trait VectorStore: Send + Sync + 'static {
     /// Records that `version` of the entry is in the vector index (ignored if
     /// the entry has moved on or is gone).
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()>;
+    /// A number that changes whenever any of the family's stored vectors does
+    /// (0 before the first); lets the embedded index reuse what it loaded.
+    async fn vector_generation(&self, family_id: FamilyId) -> StoreResult<i64>;
     /// The entry version that is in the vector index, if any.
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>>;
 }

@@ -1,8 +1,14 @@
 //! `EmbeddedIndex`: exact cosine scan over the family's vectors, which live in
 //! the `Store` (so they survive restarts and need no re-embedding). Fine for a
 //! family's journal — thousands of entries — and needs no extra service.
+//!
+//! A family's vectors are kept in memory after a search and reused while the
+//! Store's vector generation for that family is unchanged (a trigger moves it
+//! on every insert, update or delete, from any process), so a question costs
+//! one small query plus the scan instead of reading every vector again.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -10,13 +16,36 @@ use super::{Hit, IndexError, SearchFilter, VectorIndex, cosine};
 use crate::domain::{EntryId, FamilyId, MemberId};
 use crate::store::{Store, StoreError, VectorRecord};
 
+/// Families whose vectors are kept in memory at once; beyond this the cache starts over.
+const CACHED_FAMILIES: usize = 64;
+
+type Cached = (i64, Arc<Vec<VectorRecord>>);
+
 pub struct EmbeddedIndex {
     store: Arc<dyn Store>,
+    cache: Mutex<HashMap<FamilyId, Cached>>,
 }
 
 impl EmbeddedIndex {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self { store, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Every vector of the family, from memory while the generation holds.
+    async fn vectors(&self, family_id: FamilyId) -> Result<Arc<Vec<VectorRecord>>, IndexError> {
+        let generation = self.store.vector_generation(family_id).await.map_err(index_err)?;
+        if let Some((cached_gen, records)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&family_id)
+            && *cached_gen == generation
+        {
+            return Ok(records.clone());
+        }
+        let records = Arc::new(self.store.load_vectors(family_id, None, None).await.map_err(index_err)?);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHED_FAMILIES && !cache.contains_key(&family_id) {
+            cache.clear();
+        }
+        cache.insert(family_id, (generation, records.clone()));
+        Ok(records)
     }
 }
 
@@ -59,7 +88,11 @@ impl VectorIndex for EmbeddedIndex {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<Hit>, IndexError> {
-        let records = self.store.load_vectors(family_id, filter.from, filter.to).await.map_err(index_err)?;
+        let all = self.vectors(family_id).await?;
+        let records: Vec<&VectorRecord> = all
+            .iter()
+            .filter(|r| filter.from.is_none_or(|from| r.occurred_at >= from) && filter.to.is_none_or(|to| r.occurred_at < to))
+            .collect();
         // Vectors from another embedding model (another dimension) cannot be
         // compared; they are skipped until `dadly reindex` re-embeds them.
         let stale = records.iter().filter(|r| r.vector.len() != query.len()).count();

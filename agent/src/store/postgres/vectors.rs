@@ -90,6 +90,16 @@ impl VectorStore for PostgresStore {
             })
             .collect()
     }
+    async fn vector_generation(&self, family_id: FamilyId) -> StoreResult<i64> {
+        let mut tx = self.family_tx(family_id).await?;
+        let generation: Option<i64> = sqlx::query_scalar("SELECT generation FROM vector_generations WHERE family_id = $1")
+            .bind(family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(generation.unwrap_or(0))
+    }
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
         sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")

@@ -87,6 +87,14 @@ impl VectorStore for SqliteStore {
             })
             .collect()
     }
+    async fn vector_generation(&self, family_id: FamilyId) -> StoreResult<i64> {
+        let generation: Option<i64> = sqlx::query_scalar("SELECT generation FROM vector_generations WHERE family_id = $1")
+            .bind(family_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(generation.unwrap_or(0))
+    }
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()> {
         sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
             .bind(version)
