@@ -132,6 +132,13 @@ async fn text_is_recorded_and_answered_with_tappable_dates_and_redeliveries_do_n
     let view = app.get(&kim.token, &format!("/v1/entries/{id}")).await.1;
     assert_eq!(view["raw_text"], "Minji lost her first tooth today at school");
     assert_eq!(view["history"][0]["raw_text"], "Minji lost her first tooth today");
+    // The edit redelivered: nothing changes and no second reply is sent.
+    let mut again = tg::text(KIM, 11, "Minji lost her first tooth today at school");
+    again["edit_date"] = json!(chrono::Utc::now().timestamp());
+    fake.push(14, "edited_message", again);
+    fake.wait_drained().await;
+    assert_eq!(app.get(&kim.token, &format!("/v1/entries/{id}")).await.1["version"], 2);
+    assert_eq!(fake.sent_to(KIM).len(), 5);
 
     // Korean users get Korean; commands work.
     let mut ko = tg::text(KIM, 15, "/kids add Junho 준호");
@@ -388,4 +395,26 @@ async fn dates_in_telegram_messages_follow_the_configured_utc_offset() {
     fake.wait_sent(KIM, 2).await;
     let list = entries(&app, &kim).await;
     assert_eq!(list[0]["occurred_at"], "2026-11-26T03:00:00Z", "noon on the 26th in +09:00");
+}
+
+#[tokio::test]
+async fn a_question_that_failed_is_answered_when_telegram_delivers_it_again() {
+    let openai = FakeOpenAi::start().await;
+    let fake = FakeTelegram::start().await;
+    let app = app_with_bot(&fake, &openai.env()).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    link(&app, &fake, &kim, KIM, 90).await;
+    fake.push(91, "message", tg::text(KIM, 91, "Minji lost her first tooth today"));
+    fake.wait_sent(KIM, 2).await;
+    let id = entries(&app, &kim).await[0]["id"].as_str().unwrap().to_string();
+    app.wait_ready(&kim, &id).await;
+
+    // Embeddings are down for the first attempt (async-openai's own 3 retries included),
+    // so the update is not acknowledged; the redelivery is answered.
+    openai.fail_next_embed(&vec![common::fake_openai::Fault::ServerError; 4]);
+    fake.push(92, "message", tg::text(KIM, 92, "When did Minji lose her first tooth?"));
+    let sent = fake.wait_sent(KIM, 3).await;
+    assert!(last_text(&sent).contains("Minji lost her first tooth today"), "{sent:?}");
+    fake.wait_drained().await;
+    assert_eq!(fake.sent_to(KIM).len(), 3, "answered once");
 }

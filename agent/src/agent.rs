@@ -68,6 +68,9 @@ pub enum AgentError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// A channel redelivered a message that was handled before.
+    #[error("already handled")]
+    AlreadyHandled,
     #[error("a backend is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -79,6 +82,7 @@ impl From<StoreError> for AgentError {
         match e {
             StoreError::NotFound => AgentError::NotFound,
             StoreError::Conflict(m) => AgentError::Conflict(m),
+            StoreError::AlreadyHandled => AgentError::AlreadyHandled,
             StoreError::Unavailable(e) => AgentError::Unavailable(e),
             e @ StoreError::Backend(_) => AgentError::Internal(Box::new(e)),
         }

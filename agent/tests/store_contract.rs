@@ -300,14 +300,14 @@ async fn channel_records(store: Arc<dyn Store>) {
     };
     let e = store.insert_entry(kid, new("tg:2"), &[JobKind::Transcribe]).await.unwrap();
     assert_eq!((e.status, e.reply_to.as_deref(), e.raw_text.as_str()), (EntryStatus::Transcribing, Some("telegram:1:2"), ""));
-    assert!(matches!(store.insert_entry(kid, new("tg:2"), &[]).await, Err(StoreError::Conflict(_))), "a redelivered update makes nothing");
+    assert!(matches!(store.insert_entry(kid, new("tg:2"), &[]).await, Err(StoreError::AlreadyHandled)), "a redelivered update makes nothing");
     assert_eq!(store.list_entries(kid, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
     assert_eq!(store.entry_by_external_key(kid, "album-1").await.unwrap().map(|x| x.id), Some(e.id));
     assert!(store.entry_by_external_key(lid, "album-1").await.unwrap().is_none());
 
     let photo = PendingMedia { kind: "photo".into(), source_ref: "telegram:file-2".into(), content_type: "image/jpeg".into() };
     store.add_pending_media(kid, e.id, &photo, Some("tg:3")).await.unwrap();
-    assert!(matches!(store.add_pending_media(kid, e.id, &photo, Some("tg:3")).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.add_pending_media(kid, e.id, &photo, Some("tg:3")).await, Err(StoreError::AlreadyHandled)));
     assert!(matches!(store.add_pending_media(lid, e.id, &photo, None).await, Err(StoreError::NotFound)), "not onto another family's entry");
     let media = store.entry_media(kid, e.id).await.unwrap();
     assert_eq!(media.iter().map(|m| (m.kind.as_str(), m.blob_key.is_none())).collect::<Vec<_>>(), vec![("voice", true), ("photo", true)]);

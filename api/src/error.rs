@@ -78,6 +78,7 @@ impl From<AgentError> for ApiError {
             AgentError::Invalid(m) => ApiError::Invalid(m),
             AgentError::NotFound => ApiError::NotFound("not found".into()),
             AgentError::Conflict(m) => ApiError::Conflict(m),
+            AgentError::AlreadyHandled => ApiError::Conflict("this request was already handled".into()),
             AgentError::Unavailable(e) => ApiError::Unavailable(e),
             AgentError::Internal(e) => ApiError::Internal(e),
         }

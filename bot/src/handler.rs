@@ -49,7 +49,7 @@ pub(crate) async fn handle(bot: &TelegramBot, update: Update) -> Result<(), Hand
     let key = format!("tg:{}", update.id.0);
     match update.kind {
         UpdateKind::Message(msg) => on_message(bot, &key, msg).await,
-        UpdateKind::EditedMessage(msg) => on_edit(bot, &key, msg).await,
+        UpdateKind::EditedMessage(msg) => on_edit(bot, msg).await,
         UpdateKind::CallbackQuery(q) => on_callback(bot, q).await,
         _ => Ok(()),
     }
@@ -132,7 +132,7 @@ async fn on_message(bot: &TelegramBot, key: &str, msg: Message) -> Result<(), Ha
         if let Ok(Some((entry_id, kind))) = found
             && kind == "transcript"
         {
-            return correct(bot, key, &msg, &parent, lang, entry_id, &text).await;
+            return apply_edit(bot, &msg, &parent, lang, entry_id, &text).await;
         }
     }
     converse(bot, key, &msg, &parent, &text).await
@@ -178,18 +178,32 @@ pub(crate) async fn converse(bot: &TelegramBot, key: &str, msg: &Message, parent
     Ok(())
 }
 
-async fn correct(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, lang: Lang, entry_id: uuid::Uuid, text: &str) -> Result<(), HandleError> {
-    match bot.agent.store().claim_update(parent.family_id, key).await {
-        Ok(true) => {}
-        Ok(false) => return Ok(()),
-        Err(e) => return Err(HandleError::Unavailable(e.to_string())),
-    }
-    match bot.agent.edit_entry(parent, entry_id, EntryPatch { text: Some(text.to_string()), member_ids: None }).await {
-        Ok(_) => bot.reply(msg, i18n::corrected(lang)).await,
-        Err(AgentError::NotFound) => bot.reply(msg, i18n::entry_gone(lang)).await,
-        Err(AgentError::Invalid(why)) => bot.reply(msg, &why).await,
+/// Sets an entry's text from a channel message (an edit, or a reply to a
+/// transcript). Idempotent without claiming the update: a redelivery finds the
+/// text already set, changes nothing and sends no second reply — and an edit
+/// that failed half-way is simply done again.
+async fn apply_edit(bot: &TelegramBot, msg: &Message, parent: &Parent, lang: Lang, entry_id: uuid::Uuid, text: &str) -> Result<(), HandleError> {
+    let before = match bot.agent.entry(parent.family_id, entry_id).await {
+        Ok(view) => view.entry.version,
+        Err(AgentError::NotFound) => {
+            bot.reply(msg, i18n::entry_gone(lang)).await;
+            return Ok(());
+        }
         Err(e) => return Err(HandleError::Unavailable(e.to_string())),
     };
+    match bot.agent.edit_entry(parent, entry_id, EntryPatch { text: Some(text.to_string()), member_ids: None }).await {
+        Ok(entry) if entry.version != before => {
+            bot.reply(msg, i18n::corrected(lang)).await;
+        }
+        Ok(_) => {}
+        Err(AgentError::NotFound) => {
+            bot.reply(msg, i18n::entry_gone(lang)).await;
+        }
+        Err(AgentError::Invalid(why)) => {
+            bot.reply(msg, &why).await;
+        }
+        Err(e) => return Err(HandleError::Unavailable(e.to_string())),
+    }
     Ok(())
 }
 
@@ -258,7 +272,7 @@ async fn on_photo(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, 
     Ok(())
 }
 
-async fn on_edit(bot: &TelegramBot, key: &str, msg: Message) -> Result<(), HandleError> {
+async fn on_edit(bot: &TelegramBot, msg: Message) -> Result<(), HandleError> {
     let Some(from) = msg.from.clone() else { return Ok(()) };
     let Some((parent, lang)) = bot.parent(&from).await? else { return Ok(()) };
     let Some(text) = msg.text().or(msg.caption()).map(str::to_string) else { return Ok(()) };
@@ -268,19 +282,7 @@ async fn on_edit(bot: &TelegramBot, key: &str, msg: Message) -> Result<(), Handl
         Ok(_) => return Ok(()),
         Err(e) => return Err(HandleError::Unavailable(e.to_string())),
     };
-    match bot.agent.store().claim_update(parent.family_id, key).await {
-        Ok(true) => {}
-        Ok(false) => return Ok(()),
-        Err(e) => return Err(HandleError::Unavailable(e.to_string())),
-    }
-    match bot.agent.edit_entry(&parent, entry_id, EntryPatch { text: Some(text), member_ids: None }).await {
-        Ok(_) => {
-            bot.reply(&msg, i18n::corrected(lang)).await;
-        }
-        Err(e) if transient(&e) => return Err(HandleError::Unavailable(e.to_string())),
-        Err(_) => {}
-    }
-    Ok(())
+    apply_edit(bot, &msg, &parent, lang, entry_id, &text).await
 }
 
 async fn on_callback(bot: &TelegramBot, q: CallbackQuery) -> Result<(), HandleError> {

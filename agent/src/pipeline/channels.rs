@@ -118,7 +118,7 @@ impl Agent {
                 if let Some(entry) = self.b.store.entry_by_external_key(fid, album).await? {
                     return match self.b.store.add_pending_media(fid, entry.id, &msg.media, msg.dedupe_key.as_deref()).await {
                         Ok(()) => Ok(MediaOutcome::JoinedAlbum(entry)),
-                        Err(StoreError::Conflict(_)) => Ok(MediaOutcome::Duplicate),
+                        Err(StoreError::AlreadyHandled) => Ok(MediaOutcome::Duplicate),
                         Err(e) => Err(e.into()),
                     };
                 }
@@ -157,7 +157,7 @@ impl Agent {
                 self.b.metrics.inc("dadly_entries_recorded_total", &[("source", entry.source.as_str())]);
                 Ok(MediaOutcome::Recorded(entry))
             }
-            Err(StoreError::Conflict(m)) if m.contains("already handled") => Ok(MediaOutcome::Duplicate),
+            Err(StoreError::AlreadyHandled) => Ok(MediaOutcome::Duplicate),
             // Another message of the same album won the race to create the entry.
             Err(StoreError::Conflict(m)) => Err(AgentError::Conflict(m)),
             Err(e) => Err(e.into()),

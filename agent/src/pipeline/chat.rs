@@ -92,7 +92,7 @@ impl Agent {
                     reply_to: message.reply_to.clone(),
                 };
                 let entry = match self.record_in(user, input, root).await {
-                    Err(AgentError::Conflict(_)) if message.dedupe_key.is_some() => return Ok(Outcome::Duplicate),
+                    Err(AgentError::AlreadyHandled) => return Ok(Outcome::Duplicate),
                     other => other?,
                 };
                 root.metadata("entry_id", json!(entry.id));
@@ -100,10 +100,14 @@ impl Agent {
                 let names: Vec<String> = members.iter().filter(|m| entry.member_ids.contains(&m.id)).map(|m| m.name.clone()).collect();
                 Outcome::Recorded { reply: recorded_reply(&entry, &names, korean), entry }
             }
-            Intent::Ask if !self.claim(user, message).await? => return Ok(Outcome::Duplicate),
             Intent::Ask => {
                 let history = self.b.store.recent_chat_turns(user.family_id, &message.chat_id, 6).await?;
                 let answer = self.answer_in(user, body, message.sent_at, &history, root).await?;
+                // Claimed only once answered: an answer that failed is retried on
+                // redelivery, and an answer given before is not sent twice.
+                if !self.claim(user, message).await? {
+                    return Ok(Outcome::Duplicate);
+                }
                 self.b.metrics.inc("dadly_questions_answered_total", &[("found", if answer.sources.is_empty() { "no" } else { "yes" })]);
                 Outcome::Answered { reply: answer.text, sources: answer.sources }
             }

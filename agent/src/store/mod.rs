@@ -23,6 +23,9 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The channel update this write was keyed by was handled before.
+    #[error("this update was already handled")]
+    AlreadyHandled,
     #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("store error")]

@@ -18,7 +18,7 @@ impl ChannelStore for SqliteStore {
         if let Some(key) = dedupe_key
             && !claim(&mut tx, family_id, key).await?
         {
-            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+            return Err(StoreError::AlreadyHandled);
         }
         let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2")
             .bind(entry_id.to_string())

@@ -11,7 +11,7 @@ impl EntryStore for SqliteStore {
         if let Some(key) = &entry.dedupe_key
             && !claim(&mut tx, family_id, key).await?
         {
-            return Err(StoreError::Conflict(format!("update {key} was already handled")));
+            return Err(StoreError::AlreadyHandled);
         }
         sqlx::query(
             "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
