@@ -20,7 +20,6 @@ use dadly_agent::Agent;
 use teloxide::Bot;
 use teloxide::payloads::setters::*;
 use teloxide::prelude::Requester;
-use teloxide::requests::Request;
 use teloxide::types::BotCommand;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,11 +64,7 @@ impl TelegramSettings {
 
 /// A webhook secret derived from the token, so instances agree without configuration.
 pub fn default_secret(token: &str) -> String {
-    use std::fmt::Write;
-    let digest = dadly_agent::blob::sha256_hex(format!("dadly-webhook:{token}").as_bytes());
-    let mut s = String::new();
-    let _ = write!(s, "{}", &digest[..48]);
-    s
+    dadly_agent::blob::sha256_hex(format!("dadly-webhook:{token}").as_bytes())[..48].to_string()
 }
 
 /// The running channel: a webhook router to merge into the API, or a polling task.
@@ -129,11 +124,3 @@ impl TelegramBot {
 
 /// Pause between failed polls.
 pub(crate) const POLL_BACKOFF: Duration = Duration::from_secs(1);
-
-#[allow(dead_code)]
-fn assert_send<T: Send>(_: T) {}
-
-#[allow(dead_code)]
-fn _requests_are_send(bot: Bot) {
-    assert_send(bot.get_me().send());
-}
