@@ -137,6 +137,9 @@ impl App {
             concurrency: self.settings.workers,
             poll: self.settings.job_poll,
             backoff_base: self.settings.job_backoff,
+            job_timeout: self.settings.job_timeout,
+            backoff_max: self.settings.job_backoff_max.max(self.settings.job_backoff),
+            lease: self.settings.job_lease,
             ..WorkerSettings::default()
         }
     }
@@ -149,7 +152,7 @@ impl App {
             .with_context(|| format!("binding {} (DADLY_BIND / PORT)", self.settings.bind))?;
         let addr = listener.local_addr()?;
         let workers = spawn_workers(self.agent.clone(), self.worker_settings(), shutdown.clone());
-        let mut router = dadly_api::router(self.state.clone());
+        let mut channel_routes = axum::Router::new();
         let mut telegram_task = None;
         if let Some(t) = self.settings.telegram.clone() {
             let runtime = dadly_bot::TelegramBot::new(self.agent.clone(), t)
@@ -157,10 +160,12 @@ impl App {
                 .await
                 .context("starting the Telegram bot (TELEGRAM_BOT_TOKEN / TELEGRAM_API_URL / TELEGRAM_WEBHOOK_URL)")?;
             if let Some(webhook) = runtime.router {
-                router = router.merge(webhook);
+                channel_routes = channel_routes.merge(webhook);
             }
             telegram_task = runtime.task;
         }
+        // The webhook sits behind the same limits, timeout, tracing and metrics as the API.
+        let router = dadly_api::router_with(self.state.clone(), channel_routes);
         let mut stop = shutdown.clone();
         let agent = self.agent.clone();
         let server = tokio::spawn(async move {

@@ -39,10 +39,31 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
 }
 
 /// Where relational data lives.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum StoreBackend {
     Sqlite(String),
     Postgres { url: String, max_connections: u32 },
+}
+
+/// A connection URL with its password (if any) replaced by `[redacted]`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{}@{host}", dadly_agent::REDACTED),
+        None => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreBackend::Sqlite(url) => f.debug_tuple("Sqlite").field(url).finish(),
+            StoreBackend::Postgres { url, max_connections } => {
+                f.debug_struct("Postgres").field("url", &redact_url(url)).field("max_connections", max_connections).finish()
+            }
+        }
+    }
 }
 
 /// Where vectors live.
@@ -67,7 +88,9 @@ pub enum ModelBackend {
     OpenAi(OpenAiSettings),
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` prints no secret: keys and tokens are `[redacted]`, and so is the
+/// password in `DATABASE_URL` (see the impl below).
+#[derive(Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
@@ -88,11 +111,47 @@ pub struct Settings {
     pub trace_content: bool,
     pub workers: usize,
     pub job_backoff: Duration,
+    /// The longest delay between two retries of a job.
+    pub job_backoff_max: Duration,
     pub job_poll: Duration,
+    /// How long one job attempt may run.
+    pub job_timeout: Duration,
+    /// A claimed job's lease, renewed by its worker's heartbeat.
+    pub job_lease: Duration,
     pub min_score: Option<f32>,
     /// `DADLY_UTC_OFFSET` (e.g. `+09:00`): what "today" means for messages without a time zone.
     pub utc_offset: chrono::FixedOffset,
     pub json_logs: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("store", &self.store)
+            .field("index", &self.index)
+            .field("blobs", &self.blobs)
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("models", &self.models)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("trace_project", &self.trace_project)
+            .field("langsmith", &self.langsmith)
+            .field("prices", &self.prices)
+            .field("telegram", &self.telegram)
+            .field("trace_content", &self.trace_content)
+            .field("workers", &self.workers)
+            .field("job_backoff", &self.job_backoff)
+            .field("job_backoff_max", &self.job_backoff_max)
+            .field("job_poll", &self.job_poll)
+            .field("job_timeout", &self.job_timeout)
+            .field("job_lease", &self.job_lease)
+            .field("min_score", &self.min_score)
+            .field("utc_offset", &self.utc_offset)
+            .field("json_logs", &self.json_logs)
+            .finish()
+    }
 }
 
 /// Reads a variable through `get`, treating empty as unset.
@@ -274,7 +333,10 @@ impl Settings {
             trace_content: env.bool("DADLY_TRACE_CONTENT")?.unwrap_or(true),
             workers: env.parse("DADLY_WORKERS", "a whole number")?.unwrap_or(2),
             job_backoff: Duration::from_millis(env.parse("DADLY_JOB_BACKOFF_MS", "a number of milliseconds")?.unwrap_or(2000)),
+            job_backoff_max: Duration::from_millis(env.parse("DADLY_JOB_BACKOFF_MAX_MS", "a number of milliseconds")?.unwrap_or(600_000)),
             job_poll: Duration::from_millis(env.parse("DADLY_JOB_POLL_MS", "a number of milliseconds")?.unwrap_or(500)),
+            job_timeout: Duration::from_secs(env.parse::<u64>("DADLY_JOB_TIMEOUT_SECS", "a number of seconds")?.unwrap_or(300).max(1)),
+            job_lease: Duration::from_millis(env.parse::<u64>("DADLY_JOB_LEASE_MS", "a number of milliseconds")?.unwrap_or(15_000).max(300)),
             min_score,
             json_logs: env.get("DADLY_LOG_FORMAT").is_some_and(|f| f == "json"),
         })
@@ -342,6 +404,33 @@ mod tests {
         assert_eq!(o.embedding_dimensions, 3072);
         assert_eq!(o.base_url, "https://api.openai.com/v1");
         assert!(format!("{:?}", settings(&[("JWT_SECRET", "0123456789abcdef-secret")]).unwrap().jwt_secret).contains("redacted"));
+    }
+
+    #[test]
+    fn no_secret_appears_when_settings_are_printed() {
+        let secrets = [
+            ("OPENAI_API_KEY", "sk-very-secret-openai"),
+            ("QDRANT_API_KEY", "qdrant-very-secret"),
+            ("R2_ACCESS_KEY", "r2-access-very-secret"),
+            ("R2_SECRET_KEY", "r2-secret-very-secret"),
+            ("LANGCHAIN_API_KEY", "ls-very-secret"),
+            ("TELEGRAM_BOT_TOKEN", "123456:telegram-very-secret"),
+            ("TELEGRAM_WEBHOOK_SECRET", "webhook-very-secret"),
+            ("JWT_SECRET", "jwt-very-secret-0123456789"),
+            ("DATABASE_URL", "postgres://dadly:pg-very-secret@db:5432/dadly"),
+        ];
+        let mut vars = secrets.to_vec();
+        vars.extend([("QDRANT_URL", "http://qdrant:6334"), ("S3_BUCKET", "media"), ("S3_ENDPOINT", "https://acct.r2.cloudflarestorage.com")]);
+        let s = settings(&vars).unwrap();
+        for printed in [format!("{s:?}"), format!("{s:#?}")] {
+            for (var, value) in secrets {
+                // Each value's secret part is the piece that says "very-secret".
+                let secret = value.split([':', '@']).find(|p| p.contains("very-secret")).unwrap();
+                assert!(!printed.contains(secret), "{var}'s secret printed in {printed}");
+            }
+            assert!(printed.contains("[redacted]"));
+            assert!(printed.contains("postgres://dadly:[redacted]@db:5432/dadly"), "the URL stays useful: {printed}");
+        }
     }
 
     #[test]

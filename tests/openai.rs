@@ -100,9 +100,51 @@ async fn model_outages_delay_enrichment_but_never_lose_or_duplicate_entries() {
     let (_, list) = app.get(&kim.token, "/v1/entries").await;
     assert_eq!(list["entries"].as_array().unwrap().len(), 1, "retries never duplicate the entry");
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("dadly_jobs_total{kind=\"enrich\",outcome=\"retry\"} 3"), "{metrics}");
-    assert!(metrics.contains("dadly_jobs_total{kind=\"embed\",outcome=\"retry\"} 1"), "{metrics}");
+    // The 500s and the timeout are outages (no attempt spent); the malformed answer is the model's fault.
+    assert!(metrics.contains("dadly_jobs_total{kind=\"enrich\",outcome=\"transient\"} 2"), "{metrics}");
+    assert!(metrics.contains("dadly_jobs_total{kind=\"enrich\",outcome=\"retry\"} 1"), "{metrics}");
+    assert!(metrics.contains("dadly_jobs_total{kind=\"embed\",outcome=\"transient\"} 1"), "{metrics}");
     assert!(metrics.contains("dadly_model_calls_total{capability=\"chat\",model=\"fake-gpt-1\",outcome=\"unavailable\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_retry_budget_still_ends_with_the_entry_searchable() {
+    let fake = FakeOpenAi::start().await;
+    // Twelve failed job attempts (each is 4 calls: async-openai retries a 5xx three
+    // times), more than the 8 attempts a job has: an outage must not use them up.
+    fake.fail_next_enrich(&vec![Fault::ServerError; 4 * 12]);
+    fake.fail_next_embed(&vec![Fault::ServerError; 4 * 12]);
+    let mut env = fake.env();
+    env.push(("DADLY_JOB_BACKOFF_MAX_MS", "100".into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(&pairs).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+
+    let id = app.chat(&kim, "Minji lost her first tooth today").await["entry_id"].as_str().unwrap().to_string();
+    let ready = app.wait_ready(&kim, &id).await;
+    assert_eq!(ready["insights"]["model"], CHAT_MODEL);
+    assert_eq!(fake.chat_requests(Some("entry_insights")).len(), 4 * 12 + 1);
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!(status["jobs"]["failed"], 0, "{status}");
+    let answer = app.chat(&kim, "When did Minji lose her first tooth?").await;
+    assert_eq!(source_ids(&answer).first(), Some(&id));
+}
+
+#[tokio::test]
+async fn a_request_the_model_refuses_fails_at_once_instead_of_retrying() {
+    let fake = FakeOpenAi::start().await;
+    fake.fail_next_enrich(&[Fault::Rejected]);
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let id = app.chat(&kim, "Minji wrote a very long story").await["entry_id"].as_str().unwrap().to_string();
+    app.settle(&kim).await;
+    assert_eq!(fake.chat_requests(Some("entry_insights")).len(), 1, "a 400 is not retried");
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!((status["jobs"]["failed"].as_i64(), status["jobs"]["done"].as_i64()), (Some(1), Some(1)), "{status}");
+    let (_, entry) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
+    assert_eq!(entry["indexed"], true, "embedding does not depend on enrichment");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dadly_jobs_total{kind=\"enrich\",outcome=\"failed\"} 1"), "{metrics}");
 }
 
 #[tokio::test]

@@ -241,13 +241,21 @@ impl Agent {
     }
 
     pub async fn add_member(&self, family_id: FamilyId, member: NewMember) -> Result<Member, AgentError> {
-        let name = member.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(AgentError::Invalid("a child's name must be 1 to 100 characters".into()));
+        let name = crate::validate::label("name", &member.name, 100)
+            .map_err(|e| match e {
+                AgentError::Invalid(m) if !m.contains("NUL") => AgentError::Invalid("a child's name must be 1 to 100 characters".into()),
+                other => other,
+            })?;
+        for alias in &member.aliases {
+            crate::validate::no_nul("aliases", alias)?;
         }
-        let aliases: Vec<String> = member.aliases.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        let aliases: Vec<String> =
+            member.aliases.iter().map(|a| a.trim_matches(crate::validate::is_invisible).to_string()).filter(|a| !a.is_empty()).collect();
         if aliases.len() > 20 || aliases.iter().any(|a| a.chars().count() > 100) {
             return Err(AgentError::Invalid("at most 20 aliases of at most 100 characters each".into()));
+        }
+        if let Some(born) = member.birth_date {
+            crate::validate::date("birth_date", born)?;
         }
         let existing = self.b.store.list_members(family_id).await?;
         if existing.iter().any(|m| m.name.eq_ignore_ascii_case(&name)) {

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::agent::Agent;
+use crate::pipeline::{JobError, Retry};
 use crate::store::Job;
 
 #[derive(Debug, Clone)]
@@ -19,8 +20,12 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// How often an idle worker looks for due jobs (other instances' jobs, retries).
     pub poll: Duration,
-    /// How long a claimed job is ours before another worker may take it over.
+    /// How long a claimed job is ours without a heartbeat. Workers renew it
+    /// every third of it while the job runs, so a dead instance's jobs are
+    /// taken over within one lease.
     pub lease: Duration,
+    /// The longest one attempt may run before it is stopped and counted as failed.
+    pub job_timeout: Duration,
     /// First retry delay; doubles each attempt up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -31,7 +36,8 @@ impl Default for WorkerSettings {
         Self {
             concurrency: 2,
             poll: Duration::from_millis(500),
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(15),
+            job_timeout: Duration::from_secs(300),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(600),
         }
@@ -71,9 +77,21 @@ pub fn spawn_workers(agent: Arc<Agent>, settings: WorkerSettings, shutdown: watc
 }
 
 /// Claims and runs one job; false when none was due (or the store failed).
-pub async fn run_one(agent: &Agent, settings: &WorkerSettings) -> bool {
-    let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::minutes(5));
-    let job = match agent.b.store.claim_job(Utc::now(), lease).await {
+///
+/// The job runs in its own task under a time limit while this worker renews
+/// its lease: a panic or a hang is one failed attempt, never a dead worker.
+pub async fn run_one(agent: &Arc<Agent>, settings: &WorkerSettings) -> bool {
+    let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(15));
+    let store = &agent.b.store;
+    match store.bury_abandoned_jobs(Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => {
+            agent.b.metrics.add("dadly_jobs_total", &[("kind", "any"), ("outcome", "dead_letter")], n as f64);
+            tracing::error!(jobs = n, "jobs abandoned by their workers on every attempt were marked failed");
+        }
+        Err(e) => tracing::warn!(error = %e, "could not look for abandoned jobs"),
+    }
+    let job = match store.claim_job(Utc::now(), lease).await {
         Ok(Some(job)) => job,
         Ok(None) => return false,
         Err(e) => {
@@ -81,32 +99,98 @@ pub async fn run_one(agent: &Agent, settings: &WorkerSettings) -> bool {
             return false;
         }
     };
-    finish(agent, settings, &job, agent.run_job(&job).await).await;
+    let result = run_isolated(agent, settings, &job).await;
+    finish(agent, settings, &job, result).await;
     true
 }
 
-async fn finish(agent: &Agent, settings: &WorkerSettings, job: &Job, result: Result<(), crate::pipeline::JobError>) {
+/// Runs the job in its own task with a time limit, heartbeating its lease.
+async fn run_isolated(agent: &Arc<Agent>, settings: &WorkerSettings, job: &Job) -> Result<(), JobError> {
+    let work = {
+        let (agent, job) = (agent.clone(), job.clone());
+        async move { agent.run_job(&job).await }
+    };
+    let every = (settings.lease / 3).max(Duration::from_millis(50));
+    guarded(work, settings.job_timeout, every, || async {
+        let until = Utc::now() + chrono::Duration::from_std(settings.lease).unwrap_or_default();
+        match agent.b.store.extend_lease(job.id, until).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(job.id = %job.id, "lost the lease of a running job"),
+            Err(e) => tracing::warn!(job.id = %job.id, error = %e, "could not renew a job's lease"),
+        }
+    })
+    .await
+}
+
+/// Runs `work` in its own task: a panic becomes `Panicked`, running past
+/// `timeout` aborts it as `TimedOut`, and `heartbeat` runs every `every` meanwhile.
+pub(crate) async fn guarded<F, H, HF>(work: F, timeout: Duration, every: Duration, mut heartbeat: H) -> Result<(), JobError>
+where
+    F: Future<Output = Result<(), JobError>> + Send + 'static,
+    H: FnMut() -> HF,
+    HF: Future<Output = ()>,
+{
+    let task = tokio::spawn(work);
+    let abort = task.abort_handle();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(task, deadline);
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            joined = &mut task => {
+                return match joined {
+                    Ok(result) => result,
+                    Err(e) if e.is_panic() => {
+                        let payload = e.into_panic();
+                        let what = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(JobError::Panicked(what))
+                    }
+                    Err(_) => Err(JobError::Panicked("the job's task was cancelled".into())),
+                };
+            }
+            _ = &mut deadline => {
+                abort.abort();
+                return Err(JobError::TimedOut(timeout));
+            }
+            _ = beat.tick() => heartbeat().await,
+        }
+    }
+}
+
+async fn finish(agent: &Agent, settings: &WorkerSettings, job: &Job, result: Result<(), JobError>) {
     let kind = job.kind.as_str();
     let store = &agent.b.store;
+    let outcome = |o: &str| agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", o)]);
     let recorded = match result {
         Ok(()) => {
-            agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", "done")]);
+            outcome("done");
             tracing::info!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, job.attempt = job.attempts, "job done");
             store.complete_job(job.id).await
         }
-        Err(crate::pipeline::JobError::Waiting(why)) => {
-            agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", "waiting")]);
+        Err(JobError::Waiting(why)) => {
+            outcome("waiting");
             tracing::info!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, reason = %why, "job waits");
             store.defer_job(job.id, crate::pipeline::wait_until()).await
         }
-        Err(e) if job.attempts >= job.max_attempts => {
-            agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", "failed")]);
-            tracing::error!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, error = %e, "job failed for good");
+        Err(e) if e.retry() == Retry::Transient => {
+            // Not the job's fault: back off on how long the outage has lasted, spend no attempt.
+            let delay = backoff(settings, job.transient_failures + 1);
+            outcome("transient");
+            tracing::warn!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, error = %e, job.retry_in_ms = delay.as_millis() as u64, "job waits out an outage");
+            store.retry_job_later(job.id, &e.to_string(), Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default()).await
+        }
+        Err(e) if e.retry() == Retry::Permanent || job.attempts >= job.max_attempts => {
+            outcome("failed");
+            tracing::error!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, error = %e, job.attempt = job.attempts, "job failed for good");
             store.fail_job(job.id, &e.to_string(), None).await
         }
         Err(e) => {
             let delay = backoff(settings, job.attempts);
-            agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", "retry")]);
+            outcome("retry");
             tracing::warn!(job.id = %job.id, job.kind = kind, entry.id = %job.entry_id, error = %e, job.retry_in_ms = delay.as_millis() as u64, "job will retry");
             let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
             store.fail_job(job.id, &e.to_string(), Some(at)).await
@@ -121,6 +205,47 @@ async fn finish(agent: &Agent, settings: &WorkerSettings, job: &Job, result: Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_is_a_failed_attempt_not_a_dead_worker() {
+        let result = guarded(async { panic!("odd input") }, Duration::from_secs(5), Duration::from_secs(1), || async {}).await;
+        assert!(matches!(&result, Err(JobError::Panicked(m)) if m == "odd input"), "{result:?}");
+        assert_eq!(result.unwrap_err().retry(), Retry::Counted);
+        // The worker's own task goes on: the same call works again.
+        assert!(guarded(async { Ok(()) }, Duration::from_secs(5), Duration::from_secs(1), || async {}).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_hanging_job_is_stopped_at_its_time_limit_and_heartbeats_meanwhile() {
+        let beats = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (finished_tx, mut finished) = tokio::sync::oneshot::channel::<()>();
+        let work = async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            let _ = finished_tx.send(());
+            Ok(())
+        };
+        let counter = beats.clone();
+        let result = guarded(work, Duration::from_millis(300), Duration::from_millis(40), || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async {}
+        })
+        .await;
+        assert!(matches!(result, Err(JobError::TimedOut(_))), "{result:?}");
+        assert!(beats.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the lease was renewed while it ran");
+        // The hung task was aborted, not left running.
+        tokio::task::yield_now().await;
+        assert!(matches!(finished.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Closed)));
+    }
+
+    #[test]
+    fn errors_are_classified_by_whether_retrying_can_help() {
+        use crate::models::ModelError;
+        assert_eq!(JobError::Model(ModelError::Unavailable("503".into())).retry(), Retry::Transient);
+        assert_eq!(JobError::Model(ModelError::RateLimited).retry(), Retry::Transient);
+        assert_eq!(JobError::Model(ModelError::Rejected("400 context too long".into())).retry(), Retry::Permanent);
+        assert_eq!(JobError::Model(ModelError::BadResponse("not JSON".into())).retry(), Retry::Counted);
+        assert_eq!(JobError::TimedOut(Duration::from_secs(1)).retry(), Retry::Counted);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -15,6 +15,13 @@ pub mod prompts;
 pub mod store;
 pub mod text;
 pub mod trace;
+pub mod validate;
 pub mod vector;
 
 pub use agent::{Agent, AgentError, Backends};
+
+/// What `Debug` prints in place of a secret.
+pub const REDACTED: &str = "[redacted]";
+
+#[cfg(test)]
+mod properties;

@@ -233,6 +233,43 @@ async fn job_queue(store: Arc<dyn Store>) {
     assert!(store.claim_job(now + Duration::minutes(20), lease).await.unwrap().is_none(), "queued work for a deleted entry is dropped");
 }
 
+async fn jobs_survive_outages_heartbeats_and_dead_workers(store: Arc<dyn Store>) {
+    let f = fam(store.as_ref(), "Kim").await;
+    add(store.as_ref(), &f, "job", "2026-10-05T10:00:00Z", &[]).await;
+    let now = Utc::now();
+    let lease = Duration::seconds(15);
+    let job = store.claim_job(now, lease).await.unwrap().expect("a queued job");
+    let other = store.claim_job(now, lease).await.unwrap().expect("the other job");
+    store.complete_job(other.id).await.unwrap();
+
+    // A heartbeat keeps the job ours past its first lease.
+    assert!(store.extend_lease(job.id, now + Duration::seconds(40)).await.unwrap());
+    assert!(store.claim_job(now + Duration::seconds(20), lease).await.unwrap().is_none(), "the renewed lease holds");
+
+    // An outage does not spend attempts, however long it lasts; it is counted apart.
+    for i in 1..=20 {
+        store.retry_job_later(job.id, "model server unavailable: 503", now + Duration::seconds(i)).await.unwrap();
+        let again = store.claim_job(now + Duration::seconds(i), lease).await.unwrap().expect("due again");
+        assert_eq!((again.id, again.attempts, again.transient_failures), (job.id, 1, i), "retry {i}");
+    }
+    assert!(!store.extend_lease(Uuid::now_v7(), now).await.unwrap(), "no such running job");
+
+    // A worker that dies on the job every time: after its last attempt the
+    // job is not handed out again but buried (dead letter), never retried forever.
+    let mut at = now + Duration::minutes(1);
+    for attempt in 2..=job.max_attempts {
+        at += Duration::minutes(1);
+        let taken = store.claim_job(at, lease).await.unwrap().expect("lease ran out: taken over");
+        assert_eq!((taken.id, taken.attempts), (job.id, attempt));
+    }
+    at += Duration::minutes(1);
+    assert!(store.claim_job(at, lease).await.unwrap().is_none(), "no attempts left: not claimed again");
+    assert_eq!(store.bury_abandoned_jobs(at).await.unwrap(), 1);
+    assert_eq!(store.bury_abandoned_jobs(at).await.unwrap(), 0);
+    assert_eq!(store.job_counts(Some(f.family.id)).await.unwrap(), JobCounts { done: 1, failed: 1, ..Default::default() });
+    assert!(!store.extend_lease(job.id, at).await.unwrap(), "a buried job's lease is not renewed");
+}
+
 async fn chat_turns_and_usage(store: Arc<dyn Store>) {
     let f = fam(store.as_ref(), "Kim").await;
     let fid = f.family.id;
@@ -357,7 +394,7 @@ macro_rules! contract {
     };
 }
 
-contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, chat_turns_and_usage, channel_records);
+contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, chat_turns_and_usage, channel_records);
 
 mod postgres_only {
     use super::*;

@@ -12,9 +12,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use dadly_agent::Agent;
 use dadly_agent::blob::LocalBlobs;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -36,6 +37,12 @@ pub struct AppState {
 
 /// The whole API as one router.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API plus a channel's own routes (the Telegram webhook), all behind the
+/// same body limit, timeout, panic guard, request ids, tracing and metrics.
+pub fn router_with(state: AppState, channel_routes: Router) -> Router {
     let api = Router::new()
         .merge(routes::chat::routes())
         .merge(routes::entries::routes())
@@ -44,13 +51,36 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::media::routes());
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
     api.fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state.clone())
+        .merge(channel_routes)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(refuse_nul_in_uri))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(120)))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        .with_state(state)
+}
+
+/// A handler that panicked answers 500 with the usual opaque JSON body; the
+/// server goes on serving everyone else.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+    tracing::error!(panic = %what, "a request handler panicked");
+    let body = serde_json::json!({ "error": { "code": "internal", "message": "something went wrong on our side" } });
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+}
+
+/// No backend stores a NUL character: a `%00` in the path or query is refused
+/// for every route, before any handler parses it.
+async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let has_nul = |s: &str| s.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"));
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return ApiError::Invalid("the request's path or query contains a NUL character".into()).into_response();
+    }
+    next.run(request).await
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -30,7 +30,7 @@ pub use handler::HandleError;
 /// Telegram's public Bot API.
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TelegramSettings {
     pub token: String,
     /// A self-hosted Bot API server (which lifts the 20 MB download limit), or the public one.
@@ -43,6 +43,19 @@ pub struct TelegramSettings {
     pub max_file_bytes: u64,
     /// How long an empty poll waits before the next (long polling already waits server-side).
     pub poll_timeout_secs: u32,
+}
+
+impl std::fmt::Debug for TelegramSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramSettings")
+            .field("token", &dadly_agent::REDACTED)
+            .field("api_url", &self.api_url.as_str())
+            .field("webhook_url", &self.webhook_url.as_ref().map(|u| u.as_str()))
+            .field("webhook_secret", &dadly_agent::REDACTED)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .field("poll_timeout_secs", &self.poll_timeout_secs)
+            .finish()
+    }
 }
 
 impl TelegramSettings {

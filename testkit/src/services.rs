@@ -36,8 +36,12 @@ pub async fn postgres_database() -> Option<String> {
             return None;
         }
     };
-    let exists: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1").bind(APP_ROLE).fetch_optional(&mut conn).await.ok()?;
+    // Past this point Postgres answered: any failure is a real one, never a skip.
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
+        .bind(APP_ROLE)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("Postgres at {admin} answered but could not be queried: {e}"));
     if exists.is_none() {
         // Several test binaries may race to create it; losing the race is fine.
         let create = format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'dadly'");
@@ -48,6 +52,15 @@ pub async fn postgres_database() -> Option<String> {
     let (base, _) = admin.rsplit_once('/').expect("admin URL has a database");
     let host = base.rsplit_once('@').map(|(_, h)| h).unwrap_or_else(|| base.trim_start_matches("postgres://"));
     Some(format!("postgres://{APP_ROLE}:dadly@{host}/{db}"))
+}
+
+/// Whether a TCP connection to the URL's host and port opens within two seconds.
+fn reachable(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    let host_port = if host_port.contains(':') { host_port.to_string() } else { format!("{host_port}:80") };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&host_port).map_err(|e| e.to_string())?.next().ok_or("no address")?;
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn rand_u64() -> u64 {
@@ -70,6 +83,11 @@ pub fn s3() -> Option<S3Env> {
         missing("S3 server", "DADLY_TEST_S3_ENDPOINT is not set");
         return None;
     };
+    // Set but unreachable is as missing as unset: say so (and fail in CI).
+    if let Err(e) = reachable(&endpoint) {
+        missing("S3 server", &format!("{endpoint} is set but unreachable: {e}"));
+        return None;
+    }
     Some(S3Env {
         endpoint,
         bucket: std::env::var("DADLY_TEST_S3_BUCKET").unwrap_or_else(|_| "dadly-test".into()),

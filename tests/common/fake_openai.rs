@@ -28,6 +28,8 @@ pub enum Fault {
     Hang(Duration),
     /// Answer 200 with content that is not the JSON the schema asks for.
     Malformed,
+    /// Answer 400 the way llama.cpp does on context overflow (an integer `code`).
+    Rejected,
 }
 
 #[derive(Default)]
@@ -126,6 +128,13 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
             None
         }
         Fault::Malformed => Some(completion("{\"summary\": \"unterminated", 5)),
+        Fault::Rejected => Some(
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": { "code": 400, "message": "the request exceeds the available context size", "type": "exceed_context_size_error" } })),
+            )
+                .into_response(),
+        ),
     }
 }
 

@@ -11,7 +11,7 @@ use s3::{Bucket, Region};
 use super::{BlobError, BlobStore, StoredBlob, key_belongs_to, new_key, sha256_hex};
 use crate::domain::FamilyId;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Settings {
     /// `https://<account>.r2.cloudflarestorage.com`, `http://127.0.0.1:9000`, …; `None` means AWS.
     pub endpoint: Option<String>,
@@ -20,6 +20,19 @@ pub struct S3Settings {
     pub path_style: bool,
     pub access_key: String,
     pub secret_key: String,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key", &crate::REDACTED)
+            .field("secret_key", &crate::REDACTED)
+            .finish()
+    }
 }
 
 pub struct S3Blobs {

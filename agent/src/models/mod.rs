@@ -2,7 +2,7 @@
 //! the rendered prompt (for real models) and the typed task it came from (so
 //! the offline fallback can answer without a model).
 
-mod offline;
+pub mod offline;
 mod openai;
 
 pub use offline::{OFFLINE_DIMENSIONS, OfflineModels};

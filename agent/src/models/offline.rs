@@ -117,7 +117,12 @@ impl Embedder for OfflineEmbedder {
 }
 
 fn first_sentence(text: &str) -> String {
-    let end = text.find(['.', '!', '?', '\n', '。']).map(|i| i + 1).unwrap_or(text.len());
+    // Up to and including the first sentence mark, which may be several bytes long (`。`).
+    let end = text
+        .char_indices()
+        .find(|(_, c)| matches!(c, '.' | '!' | '?' | '\n' | '。' | '！' | '？'))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(text.len());
     snippet(&text[..end], 140)
 }
 

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use super::*;
 
 /// Where and what to call. `None` base URLs fall back to `base_url`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenAiSettings {
     pub api_key: Option<String>,
     pub base_url: String,
@@ -34,6 +34,24 @@ pub struct OpenAiSettings {
     pub send_dimensions: bool,
     pub transcription_model: String,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for OpenAiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiSettings")
+            .field("api_key", &self.api_key.as_ref().map(|_| crate::REDACTED))
+            .field("base_url", &self.base_url)
+            .field("chat_base_url", &self.chat_base_url)
+            .field("embeddings_base_url", &self.embeddings_base_url)
+            .field("transcription_base_url", &self.transcription_base_url)
+            .field("chat_model", &self.chat_model)
+            .field("embedding_model", &self.embedding_model)
+            .field("embedding_dimensions", &self.embedding_dimensions)
+            .field("send_dimensions", &self.send_dimensions)
+            .field("transcription_model", &self.transcription_model)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for OpenAiSettings {
@@ -124,13 +142,31 @@ fn map_error(e: OpenAIError) -> ModelError {
     match e {
         OpenAIError::Reqwest(e) => ModelError::Unavailable(if e.is_timeout() { "timed out".into() } else { e.to_string() }),
         OpenAIError::ApiError(api) if api.status_code.as_u16() == 429 => ModelError::RateLimited,
+        OpenAIError::ApiError(api) if api.status_code.as_u16() == 408 => ModelError::Unavailable("the server timed out the request (408)".into()),
         OpenAIError::ApiError(api) if api.status_code.is_server_error() => {
             ModelError::Unavailable(format!("server answered {}", api.status_code))
         }
         OpenAIError::ApiError(api) => ModelError::Rejected(format!("{} {}", api.status_code, api.api_error.message)),
-        OpenAIError::JSONDeserialize(e, _) => ModelError::BadResponse(e.to_string()),
+        OpenAIError::JSONDeserialize(e, content) => error_body(&content).unwrap_or_else(|| ModelError::BadResponse(e.to_string())),
         other => ModelError::BadResponse(other.to_string()),
     }
+}
+
+/// An error body async-openai could not read as OpenAI's (llama.cpp and
+/// others send `{"error": {"code": 400, ...}}` with an integer code): classify
+/// it by that code, the HTTP status it repeats, instead of calling it malformed.
+fn error_body(content: &str) -> Option<ModelError> {
+    let v: serde_json::Value = serde_json::from_str(content).ok()?;
+    let error = v.get("error")?;
+    let message = error.get("message").and_then(|m| m.as_str()).unwrap_or("").chars().take(300).collect::<String>();
+    let code = error.get("code").and_then(|c| c.as_u64().or_else(|| c.as_str().and_then(|s| s.parse().ok())));
+    Some(match code {
+        Some(429) => ModelError::RateLimited,
+        Some(408) => ModelError::Unavailable(format!("408 {message}")),
+        Some(c) if c >= 500 => ModelError::Unavailable(format!("{c} {message}")),
+        Some(c) => ModelError::Rejected(format!("{c} {message}")),
+        None => ModelError::Rejected(message),
+    })
 }
 
 fn to_openai(m: &ChatMessage) -> ChatCompletionRequestMessage {

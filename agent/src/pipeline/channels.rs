@@ -93,7 +93,9 @@ impl Agent {
     /// Records a photo or voice note at once; fetching (and transcribing) runs
     /// as jobs, so nothing slow stands between the message and its safety.
     pub async fn record_media(&self, user: &User, msg: MediaMessage) -> Result<MediaOutcome, AgentError> {
-        let caption = msg.caption.as_deref().map(str::trim).unwrap_or("").to_string();
+        let caption = msg.caption.as_deref().map(|c| c.trim_matches(crate::validate::is_invisible)).unwrap_or("").to_string();
+        crate::validate::no_nul("caption", &caption)?;
+        crate::validate::local_instant("sent_at", msg.sent_at)?;
         if caption.chars().count() > MAX_TEXT_CHARS {
             return Err(AgentError::Invalid(format!("the caption is longer than {MAX_TEXT_CHARS} characters")));
         }

@@ -72,6 +72,8 @@ impl Agent {
 
     async fn handle_in(&self, user: &User, message: &Message, root: &mut Span) -> Result<Outcome, AgentError> {
         let text = super::record::validate_text(&message.text)?;
+        crate::validate::local_instant("sent_at", message.sent_at)?;
+        crate::validate::label("chat_id", &message.chat_id, 128)?;
         let (intent, body) = route(&text);
         let korean = is_korean(&text);
         let intent = match intent {

@@ -11,9 +11,15 @@ use crate::models::{ChatMessage, ChatRequest, ModelError, OutputSchema, Task};
 use crate::store::{Job, JobKind, StoreError, VectorRecord};
 use crate::trace::{RunType, Span};
 
-/// Why a job attempt failed; every variant is retried with backoff.
+/// Why a job attempt failed. `retry()` says what the worker does about it.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// The job's code panicked; the worker survives and counts an attempt.
+    #[error("the job panicked: {0}")]
+    Panicked(String),
+    /// The job ran past its time limit and was stopped.
+    #[error("the job ran longer than {0:?}")]
+    TimedOut(std::time::Duration),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -27,6 +33,44 @@ pub enum JobError {
     /// Nothing can be done until something is configured; retried later without spending attempts.
     #[error("waiting: {0}")]
     Waiting(String),
+}
+
+/// What a failed attempt means for the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Something else is down (connection, timeout, 5xx, 429): retry with
+    /// capped backoff for as long as it takes, without spending an attempt.
+    Transient,
+    /// The attempt itself went wrong (a malformed answer, a panic, a timeout):
+    /// retry with backoff, and give up after the job's attempts.
+    Counted,
+    /// Retrying cannot help (the model refused the request, the media is gone): fail now.
+    Permanent,
+}
+
+impl JobError {
+    pub fn retry(&self) -> Retry {
+        use crate::blob::BlobError;
+        use crate::channel::ChannelError;
+        use crate::vector::IndexError;
+        match self {
+            JobError::Model(ModelError::Unavailable(_) | ModelError::RateLimited) => Retry::Transient,
+            JobError::Model(ModelError::Rejected(_)) => Retry::Permanent,
+            JobError::Model(ModelError::BadResponse(_) | ModelError::NotConfigured(_)) => Retry::Counted,
+            JobError::Store(StoreError::Unavailable(_)) => Retry::Transient,
+            JobError::Store(_) => Retry::Counted,
+            JobError::Index(IndexError::Unavailable(_)) => Retry::Transient,
+            JobError::Index(IndexError::Dimensions { .. }) => Retry::Permanent,
+            JobError::Index(_) => Retry::Counted,
+            JobError::Blob(BlobError::Unavailable(_)) => Retry::Transient,
+            JobError::Blob(BlobError::NotFound) => Retry::Permanent,
+            JobError::Blob(_) => Retry::Counted,
+            JobError::Channel(ChannelError::Unavailable(_)) => Retry::Transient,
+            JobError::Channel(ChannelError::TooLarge | ChannelError::NotFound(_)) => Retry::Permanent,
+            JobError::Panicked(_) | JobError::TimedOut(_) => Retry::Counted,
+            JobError::Waiting(_) => Retry::Transient,
+        }
+    }
 }
 
 fn enrich_schema() -> OutputSchema {

@@ -53,6 +53,16 @@ impl Agent {
         if limit == 0 || limit > MAX_PAGE {
             return Err(AgentError::Invalid(format!("limit must be between 1 and {MAX_PAGE}")));
         }
+        for (field, t) in [("from", q.from), ("to", q.to), ("cursor", q.before.map(|(t, _)| t))] {
+            if let Some(t) = t {
+                crate::validate::instant(field, t)?;
+            }
+        }
+        for (field, v) in [("topic", &q.topic), ("emotion", &q.emotion)] {
+            if let Some(v) = v {
+                crate::validate::no_nul(field, v)?;
+            }
+        }
         if let (Some(from), Some(to)) = (q.from, q.to)
             && from >= to
         {

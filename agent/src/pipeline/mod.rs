@@ -1,16 +1,16 @@
 //! The flows: record, enrich/embed (jobs), answer, and chat routing. Each
 //! model call is a traced `llm` or `embedding` run and a counted metric.
 
-mod answer;
+pub(crate) mod answer;
 mod chat;
-mod enrich;
+pub(crate) mod enrich;
 mod channels;
 mod entries;
 mod media;
 mod record;
 
 pub use answer::Answer;
-pub use enrich::JobError;
+pub use enrich::{JobError, Retry};
 pub(crate) use media::wait_until;
 pub use channels::{LinkCode, MediaMessage, MediaOutcome};
 pub use entries::{EntryPatch, ListQuery};

@@ -4,7 +4,9 @@
 use chrono::{DateTime, FixedOffset, NaiveTime, TimeZone, Utc};
 use serde_json::json;
 
-use crate::agent::{Agent, AgentError, MAX_TEXT_CHARS};
+use crate::agent::{Agent, AgentError};
+#[cfg(test)]
+use crate::agent::MAX_TEXT_CHARS;
 use crate::domain::*;
 use crate::store::JobKind;
 use crate::text::{dates, members};
@@ -27,15 +29,7 @@ pub struct RecordInput {
 
 /// Checks a text a parent sent: not blank, not too long.
 pub(crate) fn validate_text(text: &str) -> Result<String, AgentError> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(AgentError::Invalid("the text is empty".into()));
-    }
-    let chars = text.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        return Err(AgentError::Invalid(format!("the text has {chars} characters; the limit is {MAX_TEXT_CHARS}")));
-    }
-    Ok(trimmed.to_string())
+    crate::validate::text("text", text)
 }
 
 /// The instant an entry happened: the resolved day at the time it was sent
@@ -70,6 +64,10 @@ impl Agent {
 
     pub(crate) async fn record_in(&self, user: &User, input: RecordInput, parent: &Span) -> Result<Entry, AgentError> {
         let text = validate_text(&input.text)?;
+        crate::validate::local_instant("sent_at", input.sent_at)?;
+        if let Some(t) = input.occurred_at {
+            crate::validate::instant("occurred_at", t)?;
+        }
         let known = self.b.store.list_members(user.family_id).await?;
         let member_ids = match input.member_ids {
             Some(ids) => {

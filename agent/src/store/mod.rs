@@ -96,6 +96,8 @@ pub struct Job {
     pub entry_version: i64,
     pub attempts: i64,
     pub max_attempts: i64,
+    /// Failures that did not count as attempts (the model server was down…); retries back off on them.
+    pub transient_failures: i64,
 }
 
 /// Queue depth by state, for status and metrics.
@@ -271,7 +273,16 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Puts a job back without spending an attempt (it waits for configuration).
     async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()>;
     /// Takes the next due job (or one whose lease ran out) for `lease`.
+    ///
+    /// A job whose lease ran out with no attempts left (its worker died on it
+    /// every time) is not handed out again: it is marked failed (dead letter).
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>>;
+    /// Marks failed every job whose lease ran out after its last attempt; how many.
+    async fn bury_abandoned_jobs(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Renews a running job's lease (the worker's heartbeat); false when the job is no longer running.
+    async fn extend_lease(&self, id: Uuid, locked_until: DateTime<Utc>) -> StoreResult<bool>;
+    /// Puts a job back after a transient failure without spending the attempt.
+    async fn retry_job_later(&self, id: Uuid, error: &str, run_at: DateTime<Utc>) -> StoreResult<()>;
     async fn complete_job(&self, id: Uuid) -> StoreResult<()>;
     /// Records a failure; `retry_at` reschedules it, `None` gives up.
     async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;

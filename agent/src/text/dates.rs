@@ -15,16 +15,35 @@ pub struct DateRange {
 }
 
 impl DateRange {
-    fn day(d: NaiveDate) -> Self {
-        Self { start: d, end: d + Days::new(1) }
+    fn day(d: NaiveDate) -> Option<Self> {
+        Some(Self { start: d, end: after(d, 1)? })
     }
     fn month(year: i32, month: u32) -> Option<Self> {
         let start = NaiveDate::from_ymd_opt(year, month, 1)?;
-        Some(Self { start, end: start + Months::new(1) })
+        Some(Self { start, end: start.checked_add_months(Months::new(1))? })
     }
     fn year(year: i32) -> Option<Self> {
-        Some(Self { start: NaiveDate::from_ymd_opt(year, 1, 1)?, end: NaiveDate::from_ymd_opt(year + 1, 1, 1)? })
+        Some(Self { start: NaiveDate::from_ymd_opt(year, 1, 1)?, end: NaiveDate::from_ymd_opt(year.checked_add(1)?, 1, 1)? })
     }
+}
+
+// Every step in calendar arithmetic is checked: a parent may write
+// "999999999 days ago", and a client may send a `sent_at` near the calendar's
+// ends. Out of range means "no date", never a panic.
+
+/// `n` days before `d`, if that is a date.
+fn before(d: NaiveDate, n: u64) -> Option<NaiveDate> {
+    d.checked_sub_days(Days::new(n))
+}
+
+/// `n` days after `d`, if that is a date.
+fn after(d: NaiveDate, n: u64) -> Option<NaiveDate> {
+    d.checked_add_days(Days::new(n))
+}
+
+/// `n` weeks (or days) as days, if that fits.
+fn days_of(n: u64, weeks: bool) -> Option<u64> {
+    if weeks { n.checked_mul(7) } else { Some(n) }
 }
 
 const MONTHS: &str = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?";
@@ -111,23 +130,23 @@ fn small_number(word: &str) -> Option<u64> {
 /// A date without a year is this year's, or last year's when that would be in the future.
 fn without_year(today: NaiveDate, month: u32, day: u32) -> Option<NaiveDate> {
     let this_year = NaiveDate::from_ymd_opt(today.year(), month, day)?;
-    if this_year > today { NaiveDate::from_ymd_opt(today.year() - 1, month, day) } else { Some(this_year) }
+    if this_year > today { NaiveDate::from_ymd_opt(today.year().checked_sub(1)?, month, day) } else { Some(this_year) }
 }
 
 /// The most recent `weekday` strictly before `today`.
-fn previous(today: NaiveDate, weekday: Weekday) -> NaiveDate {
+fn previous(today: NaiveDate, weekday: Weekday) -> Option<NaiveDate> {
     let back = (today.weekday().num_days_from_monday() + 7 - weekday.num_days_from_monday()) % 7;
-    today - Days::new(if back == 0 { 7 } else { u64::from(back) })
+    before(today, if back == 0 { 7 } else { u64::from(back) })
 }
 
 /// The most recent `weekday` on or before `today`.
-fn on_or_before(today: NaiveDate, weekday: Weekday) -> NaiveDate {
+fn on_or_before(today: NaiveDate, weekday: Weekday) -> Option<NaiveDate> {
     let back = (today.weekday().num_days_from_monday() + 7 - weekday.num_days_from_monday()) % 7;
-    today - Days::new(u64::from(back))
+    before(today, u64::from(back))
 }
 
-fn week_start(d: NaiveDate) -> NaiveDate {
-    d - Days::new(u64::from(d.weekday().num_days_from_monday()))
+fn week_start(d: NaiveDate) -> Option<NaiveDate> {
+    before(d, u64::from(d.weekday().num_days_from_monday()))
 }
 
 fn explicit_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
@@ -160,43 +179,43 @@ pub fn resolve_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
         return Some(d);
     }
     if t.contains("day before yesterday") || t.contains("그저께") || t.contains("그제") || t.contains("엊그제") {
-        return Some(today - Days::new(2));
+        return before(today, 2);
     }
     if t.contains("yesterday") || t.contains("last night") || t.contains("어제") || t.contains("어젯") || t.contains("어저께") {
-        return Some(today - Days::new(1));
+        return before(today, 1);
     }
     if t.contains("tomorrow") || t.contains("내일") {
-        return Some(today + Days::new(1));
+        return after(today, 1);
     }
     if let Some(c) = AGO.captures(&t) {
         let n = small_number(&c[1])?;
-        return Some(today - Days::new(if &c[2] == "week" { n * 7 } else { n }));
+        return before(today, days_of(n, &c[2] == "week")?);
     }
     if let Some(c) = KO_AGO.captures(&t) {
         let n = small_number(&c[1])?;
-        return Some(today - Days::new(if c[2].starts_with('주') { n * 7 } else { n }));
+        return before(today, days_of(n, c[2].starts_with('주'))?);
     }
     if t.contains("일주일 전") {
-        return Some(today - Days::new(7));
+        return before(today, 7);
     }
     if let Some(c) = KO_LAST_WEEK_WEEKDAY.captures(&t) {
         let wd = weekday_ko(&c[1])?;
-        return Some(week_start(today) - Days::new(7) + Days::new(u64::from(wd.num_days_from_monday())));
+        return after(before(week_start(today)?, 7)?, u64::from(wd.num_days_from_monday()));
     }
     if let Some(c) = LAST_WEEKDAY.captures(&t) {
-        return Some(previous(today, weekday_en(&c[1])?));
+        return previous(today, weekday_en(&c[1])?);
     }
     if let Some(c) = KO_LAST_WEEKDAY.captures(&t) {
-        return Some(previous(today, weekday_ko(&c[1])?));
+        return previous(today, weekday_ko(&c[1])?);
     }
     if let Some(c) = ON_WEEKDAY.captures(&t) {
-        return Some(on_or_before(today, weekday_en(&c[1])?));
+        return on_or_before(today, weekday_en(&c[1])?);
     }
     if let Some(c) = KO_WEEKDAY.captures(&t) {
-        return Some(on_or_before(today, weekday_ko(&c[1])?));
+        return on_or_before(today, weekday_ko(&c[1])?);
     }
     if t.contains("last week") || t.contains("지난주") || t.contains("지난 주") {
-        return Some(today - Days::new(7));
+        return before(today, 7);
     }
     None
 }
@@ -204,13 +223,15 @@ pub fn resolve_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
 /// The period a question asks about, if it names one.
 pub fn resolve_range(text: &str, today: NaiveDate) -> Option<DateRange> {
     let t = text.to_lowercase();
-    let tomorrow = today + Days::new(1);
+    let tomorrow = after(today, 1)?;
     if let Some(c) = LAST_N_DAYS.captures(&t) {
         let n: u64 = c.get(1).or(c.get(2))?.as_str().parse().ok()?;
-        return Some(DateRange { start: tomorrow - Days::new(n.max(1)), end: tomorrow });
+        // "the last 999999999 days" means everything up to today.
+        let start = before(tomorrow, n.max(1)).unwrap_or(NaiveDate::MIN);
+        return Some(DateRange { start, end: tomorrow });
     }
     if t.contains("last month") || t.contains("지난달") || t.contains("지난 달") || t.contains("저번 달") || t.contains("저번달") {
-        let prev = today - Months::new(1);
+        let prev = today.checked_sub_months(Months::new(1))?;
         return DateRange::month(prev.year(), prev.month());
     }
     if t.contains("this month") || t.contains("이번 달") || t.contains("이번달") {
@@ -220,20 +241,20 @@ pub fn resolve_range(text: &str, today: NaiveDate) -> Option<DateRange> {
     if (t.contains("last week") || t.contains("지난주") || t.contains("지난 주") || t.contains("저번 주") || t.contains("저번주"))
         && !KO_LAST_WEEK_WEEKDAY.is_match(&t)
     {
-        let start = week_start(today) - Days::new(7);
-        return Some(DateRange { start, end: start + Days::new(7) });
+        let start = before(week_start(today)?, 7)?;
+        return Some(DateRange { start, end: after(start, 7)? });
     }
     if t.contains("this week") || t.contains("이번 주") || t.contains("이번주") {
-        return Some(DateRange { start: week_start(today), end: tomorrow });
+        return Some(DateRange { start: week_start(today)?, end: tomorrow });
     }
     if t.contains("last year") || t.contains("작년") {
-        return DateRange::year(today.year() - 1);
+        return DateRange::year(today.year().checked_sub(1)?);
     }
     if t.contains("this year") || t.contains("올해") {
         return DateRange::year(today.year()).map(|r| DateRange { end: tomorrow, ..r });
     }
     if let Some(d) = explicit_date(&t, today) {
-        return Some(DateRange::day(d));
+        return DateRange::day(d);
     }
     if let Some(c) = IN_MONTH.captures(&t).or_else(|| MONTH_YEAR.captures(&t)) {
         let month = month_number(c.get(1)?.as_str())?;
@@ -250,11 +271,15 @@ pub fn resolve_range(text: &str, today: NaiveDate) -> Option<DateRange> {
         let year = c.get(1).or(c.get(2))?.as_str().parse().ok()?;
         return DateRange::year(year);
     }
-    resolve_date(&t, today).map(DateRange::day)
+    resolve_date(&t, today).and_then(DateRange::day)
 }
 
 fn month_range(today: NaiveDate, month: u32, year: Option<i32>) -> Option<DateRange> {
-    let year = year.unwrap_or(if month > today.month() { today.year() - 1 } else { today.year() });
+    let year = match year {
+        Some(y) => y,
+        None if month > today.month() => today.year().checked_sub(1)?,
+        None => today.year(),
+    };
     DateRange::month(year, month)
 }
 

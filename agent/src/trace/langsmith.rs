@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Run, TraceSink};
 use crate::metrics::Metrics;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LangSmithSettings {
     pub endpoint: String,
     pub api_key: String,
@@ -26,6 +26,21 @@ pub struct LangSmithSettings {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for LangSmithSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LangSmithSettings")
+            .field("endpoint", &self.endpoint)
+            .field("api_key", &crate::REDACTED)
+            .field("queue_bound", &self.queue_bound)
+            .field("batch_size", &self.batch_size)
+            .field("batch_interval", &self.batch_interval)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base", &self.backoff_base)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl LangSmithSettings {

@@ -35,12 +35,12 @@ impl JobQueue for PostgresStore {
         let mut row = None;
         for due in [
             "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-            "SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 ORDER BY locked_until, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 AND attempts < max_attempts ORDER BY locked_until, id LIMIT 1 FOR UPDATE SKIP LOCKED",
         ] {
             let mut tx = self.worker_tx().await?;
             let sql = format!(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
-                 WHERE id = ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts"
+                 WHERE id = ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts, transient_failures"
             );
             row = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(now + lease).fetch_optional(&mut *tx).await.map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
@@ -58,7 +58,44 @@ impl JobQueue for PostgresStore {
             entry_version: r.try_get("entry_version").map_err(map_err)?,
             attempts: r.try_get("attempts").map_err(map_err)?,
             max_attempts: r.try_get("max_attempts").map_err(map_err)?,
+            transient_failures: r.try_get("transient_failures").map_err(map_err)?,
         }))
+    }
+    async fn bury_abandoned_jobs(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.worker_tx().await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'failed', locked_until = NULL, updated_at = $1,              last_error = 'abandoned: its worker stopped during each of ' || attempts || ' attempts'              WHERE status = 'running' AND locked_until < $1 AND attempts >= max_attempts",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+    async fn extend_lease(&self, id: Uuid, locked_until: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.worker_tx().await?;
+        let done = sqlx::query("UPDATE jobs SET locked_until = $2 WHERE id = $1 AND status = 'running'")
+            .bind(id)
+            .bind(locked_until)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn retry_job_later(&self, id: Uuid, error: &str, run_at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.worker_tx().await?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = GREATEST(attempts - 1, 0), transient_failures = transient_failures + 1,              run_at = $3, locked_until = NULL, last_error = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(run_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
     }
     async fn complete_job(&self, id: Uuid) -> StoreResult<()> {
         let mut tx = self.worker_tx().await?;
