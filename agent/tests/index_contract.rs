@@ -155,6 +155,14 @@ async fn qdrant_index_over_the_grpc_stand_in() {
     for field in ["owner_id", "member_ids", "topics", "emotions", "occurred_at"] {
         assert!(indexes.contains_key(field), "payload index on {field}: {indexes:?}");
     }
+    // Isolation is the server's filter, not only the client's re-check: every
+    // point read or write the contract made carried a `must owner_id`.
+    let calls = qdrant.calls();
+    for method in ["search", "set_payload", "delete"] {
+        assert!(calls.iter().any(|c| c.method == method), "the contract exercises {method}: {calls:?}");
+    }
+    let unconfined: Vec<_> = calls.iter().filter(|c| c.must_owner.is_none()).collect();
+    assert!(unconfined.is_empty(), "calls without a must owner_id condition: {unconfined:?}");
 }
 
 #[tokio::test]

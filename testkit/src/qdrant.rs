@@ -33,6 +33,48 @@ struct Collection {
 #[derive(Default)]
 struct State {
     collections: HashMap<String, Collection>,
+    /// Every point read or write that selects by filter, in order (for isolation tests).
+    calls: Vec<Call>,
+}
+
+/// One search, scroll, set-payload or delete the stand-in received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: &'static str,
+    /// The `owner_id` a top-level `must` keyword condition demands, if any.
+    pub must_owner: Option<String>,
+}
+
+/// The owner a filter's top-level `must` insists on (a nested or `should`
+/// condition does not confine anything, so it does not count).
+fn must_owner(filter: Option<&Filter>) -> Option<String> {
+    filter?.must.iter().find_map(|c| match &c.condition_one_of {
+        Some(condition::ConditionOneOf::Field(f)) if f.key == "owner_id" => match f.r#match.as_ref()?.match_value.as_ref()? {
+            r#match::MatchValue::Keyword(k) => Some(k.clone()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+fn selector_filter(selector: Option<&PointsSelector>) -> Option<&Filter> {
+    match selector?.points_selector_one_of.as_ref()? {
+        points_selector::PointsSelectorOneOf::Filter(f) => Some(f),
+        points_selector::PointsSelectorOneOf::Points(_) => None,
+    }
+}
+
+/// A payload value as JSON.
+fn to_json(v: &Value) -> serde_json::Value {
+    match &v.kind {
+        Some(value::Kind::NullValue(_)) | None => serde_json::Value::Null,
+        Some(value::Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(value::Kind::IntegerValue(i)) => serde_json::json!(i),
+        Some(value::Kind::DoubleValue(d)) => serde_json::json!(d),
+        Some(value::Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(value::Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(to_json).collect()),
+        Some(value::Kind::StructValue(s)) => serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
 }
 
 /// A running stand-in. Dropping it does not stop the server task.
@@ -72,6 +114,18 @@ impl QdrantStandIn {
     /// How many points a collection holds (for assertions).
     pub fn count(&self, collection: &str) -> usize {
         self.state.lock().unwrap().collections.get(collection).map(|c| c.points.len()).unwrap_or(0)
+    }
+
+    /// Every search, scroll, set-payload and delete received so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// A point's payload as JSON (for assertions).
+    pub fn payload(&self, collection: &str, point_id: &str) -> Option<serde_json::Value> {
+        let state = self.state.lock().unwrap();
+        let point = state.collections.get(collection)?.points.get(&point_id.to_lowercase())?;
+        Some(serde_json::Value::Object(point.payload.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()))
     }
 
     /// The payload indexes of a collection: field → `FieldType` as i32.
@@ -211,6 +265,10 @@ fn selected(coll: &Collection, selector: Option<&PointsSelector>) -> Result<Vec<
 }
 
 impl Service {
+    fn record(&self, method: &'static str, filter: Option<&Filter>) {
+        self.state.lock().unwrap().calls.push(Call { method, must_owner: must_owner(filter) });
+    }
+
     fn with<T>(&self, name: &str, f: impl FnOnce(&mut Collection) -> Result<T, Status>) -> Result<T, Status> {
         let mut state = self.state.lock().unwrap();
         let coll = state.collections.get_mut(name).ok_or_else(|| Status::not_found(format!("Collection `{name}` doesn't exist!")))?;
@@ -337,6 +395,7 @@ impl Points for Service {
 
     async fn delete(&self, r: Request<DeletePoints>) -> Result<Response<PointsOperationResponse>, Status> {
         let req = r.into_inner();
+        self.record("delete", selector_filter(req.points.as_ref()));
         self.with(&req.collection_name, |c| {
             for key in selected(c, req.points.as_ref())? {
                 c.points.remove(&key);
@@ -350,6 +409,7 @@ impl Points for Service {
         if req.key.is_some() {
             return Err(Status::unimplemented("nested payload keys are not supported by the stand-in"));
         }
+        self.record("set_payload", selector_filter(req.points_selector.as_ref()));
         self.with(&req.collection_name, |c| {
             for key in selected(c, req.points_selector.as_ref())? {
                 if let Some(p) = c.points.get_mut(&key) {
@@ -371,6 +431,7 @@ impl Points for Service {
     #[allow(deprecated)]
     async fn search(&self, r: Request<SearchPoints>) -> Result<Response<SearchResponse>, Status> {
         let req = r.into_inner();
+        self.record("search", req.filter.as_ref());
         self.with(&req.collection_name, |c| {
             if req.vector.len() as u64 != c.size {
                 return Err(Status::invalid_argument(format!("Wrong input: Vector dimension error: expected dim: {}, got {}", c.size, req.vector.len())));

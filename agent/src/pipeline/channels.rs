@@ -140,7 +140,7 @@ impl Agent {
         let voice = msg.media.kind == "voice";
         let mut jobs = vec![if voice { JobKind::Transcribe } else { JobKind::FetchMedia }];
         if !voice && !caption.is_empty() {
-            jobs.extend([JobKind::Enrich, JobKind::Embed]);
+            jobs.extend([JobKind::Embed, JobKind::Enrich]);
         }
         let new = NewEntry {
             author_id: user.id,

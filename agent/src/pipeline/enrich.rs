@@ -231,6 +231,7 @@ impl Agent {
         let vector = done.vectors.into_iter().next().ok_or_else(|| ModelError::BadResponse("no embedding".into()))?;
         // Payload from the insight if enrichment already ran for this version.
         let insight = self.b.store.get_insight(job.family_id, entry.id).await?.filter(|i| i.entry_version == entry.version);
+        let had_insight = insight.is_some();
         let (member_ids, topics, emotions) = match insight {
             Some(i) => (i.member_ids, i.topics, i.emotions),
             None => (entry.member_ids.clone(), Vec::new(), Vec::new()),
@@ -255,6 +256,14 @@ impl Agent {
                 span.fail(&e.to_string());
                 return Err(e.into());
             }
+        }
+        // Enrichment may have landed between reading the insight and the upsert:
+        // its payload update then found no point (or was overwritten). Whichever
+        // finishes second writes the insight's payload, so the point ends equal to it.
+        if !had_insight
+            && let Some(i) = self.b.store.get_insight(job.family_id, entry.id).await?.filter(|i| i.entry_version == entry.version)
+        {
+            self.b.index.set_payload(job.family_id, entry.id, &i.member_ids, &i.topics, &i.emotions).await?;
         }
         Ok("indexed")
     }

@@ -107,7 +107,7 @@ impl Agent {
         }
         let mut root = self.b.tracer.root("edit_entry", RunType::Chain, json!({ "entry_id": id, "text": text }));
         root.metadata("entry_id", json!(id));
-        let entry = self.b.store.update_entry(user.family_id, id, &text, &member_ids, &[JobKind::Enrich, JobKind::Embed]).await;
+        let entry = self.b.store.update_entry(user.family_id, id, &text, &member_ids, &[JobKind::Embed, JobKind::Enrich]).await;
         match &entry {
             Ok(e) => root.end(json!({ "version": e.version })),
             Err(e) => root.fail(&e.to_string()),

@@ -102,7 +102,7 @@ impl Agent {
                 member_ids.push(m);
             }
         }
-        let filled = self.b.store.fill_entry_text(job.family_id, entry.id, &text, &member_ids, &[JobKind::Enrich, JobKind::Embed]).await?;
+        let filled = self.b.store.fill_entry_text(job.family_id, entry.id, &text, &member_ids, &[JobKind::Embed, JobKind::Enrich]).await?;
         self.wake_workers();
         if let Some(reply_to) = &entry.reply_to {
             self.send_transcript(job.family_id, &filled, reply_to).await;

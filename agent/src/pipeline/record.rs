@@ -92,7 +92,7 @@ impl Agent {
             reply_to: input.reply_to,
             ..Default::default()
         };
-        let entry = match self.b.store.insert_entry(user.family_id, new, &[JobKind::Enrich, JobKind::Embed]).await {
+        let entry = match self.b.store.insert_entry(user.family_id, new, &[JobKind::Embed, JobKind::Enrich]).await {
             Ok(entry) => entry,
             Err(e) => {
                 span.fail(&e.to_string());

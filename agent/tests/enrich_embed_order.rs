@@ -1,0 +1,117 @@
+//! Enrichment and embedding are separate jobs that may finish in either
+//! order. Whichever comes second, the vector's payload (children, topics,
+//! emotions) ends equal to the insight — on every index backend.
+
+mod support;
+
+use std::sync::Arc;
+
+use dadly_agent::agent::AgentSettings;
+use dadly_agent::blob::LocalBlobs;
+use dadly_agent::domain::*;
+use dadly_agent::metrics::Metrics;
+use dadly_agent::models::OfflineModels;
+use dadly_agent::pipeline::RecordInput;
+use dadly_agent::store::{Job, JobKind, NewMember, Store};
+use dadly_agent::trace::{FileTraceSink, Tracer};
+use dadly_agent::vector::{EmbeddedIndex, QdrantIndex, VectorIndex};
+use dadly_agent::{Agent, Backends};
+use dadly_testkit::qdrant::QdrantStandIn;
+
+/// Where the test reads the point's payload back from.
+enum Payloads {
+    Store(Arc<dyn Store>),
+    Qdrant(QdrantStandIn),
+}
+
+impl Payloads {
+    /// `(member_ids, topics, emotions)` of the entry's point.
+    async fn of(&self, family_id: FamilyId, entry_id: EntryId) -> (Vec<String>, Vec<String>, Vec<String>) {
+        match self {
+            Payloads::Store(store) => {
+                let records = store.load_vectors(family_id, None, None).await.unwrap();
+                let r = records.into_iter().find(|r| r.entry_id == entry_id).expect("the entry's vector");
+                (r.member_ids.iter().map(|m| m.to_string()).collect(), r.topics, r.emotions)
+            }
+            Payloads::Qdrant(q) => {
+                let p = q.payload("entries_v1", &entry_id.to_string()).expect("the entry's point");
+                let list = |k: &str| p[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect::<Vec<_>>();
+                (list("member_ids"), list("topics"), list("emotions"))
+            }
+        }
+    }
+}
+
+fn agent(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>, dir: &std::path::Path) -> Agent {
+    let backends = Backends {
+        store,
+        index,
+        blobs: Arc::new(LocalBlobs::new(dir.join("media"), b"secret".to_vec(), "http://127.0.0.1".into())),
+        chat: Arc::new(OfflineModels::chat()),
+        embedder: Arc::new(OfflineModels::embedder()),
+        transcriber: Arc::new(OfflineModels::transcriber()),
+        tracer: Tracer::new(Arc::new(FileTraceSink::start(dir.join("traces"))), "test", true),
+        metrics: Arc::new(Metrics::default()),
+        channels: Vec::new(),
+    };
+    Agent::new(backends, AgentSettings::for_embedder("offline"))
+}
+
+async fn both_orders(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>, payloads: Payloads) {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(store.clone(), index, dir.path());
+    let family = store.create_family("Kim").await.unwrap();
+    let user = store.create_user(family.id, "Parent").await.unwrap();
+    store.create_member(family.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await.unwrap();
+
+    for order in [[JobKind::Enrich, JobKind::Embed], [JobKind::Embed, JobKind::Enrich]] {
+        let input = RecordInput {
+            text: "Minji laughed and laughed at the zoo today".into(),
+            source: Source::Web,
+            occurred_at: None,
+            member_ids: None,
+            sent_at: chrono::Utc::now().fixed_offset(),
+            dedupe_key: None,
+            reply_to: None,
+        };
+        let entry = agent.record(&user, input).await.unwrap();
+        for kind in order {
+            let job = Job {
+                id: uuid::Uuid::now_v7(),
+                family_id: family.id,
+                kind,
+                entry_id: entry.id,
+                entry_version: entry.version,
+                attempts: 1,
+                max_attempts: 8,
+                transient_failures: 0,
+            };
+            agent.run_job(&job).await.unwrap_or_else(|e| panic!("{order:?}: {kind:?} failed: {e}"));
+        }
+        let insight = store.get_insight(family.id, entry.id).await.unwrap().expect("enriched");
+        assert!(!insight.topics.is_empty() && !insight.emotions.is_empty(), "the offline model found topics and emotions: {insight:?}");
+        let expected = (insight.member_ids.iter().map(|m| m.to_string()).collect::<Vec<_>>(), insight.topics.clone(), insight.emotions.clone());
+        assert_eq!(payloads.of(family.id, entry.id).await, expected, "{order:?}");
+    }
+}
+
+#[tokio::test]
+async fn payload_equals_insight_in_either_order_on_the_embedded_index_over_sqlite() {
+    let (store, _dir) = support::sqlite().await;
+    both_orders(store.clone(), Arc::new(EmbeddedIndex::new(store.clone())), Payloads::Store(store)).await;
+}
+
+#[tokio::test]
+async fn payload_equals_insight_in_either_order_on_the_embedded_index_over_postgres() {
+    let Some(pg) = support::postgres().await else { return };
+    let store: Arc<dyn Store> = pg;
+    both_orders(store.clone(), Arc::new(EmbeddedIndex::new(store.clone())), Payloads::Store(store)).await;
+}
+
+#[tokio::test]
+async fn payload_equals_insight_in_either_order_on_qdrant() {
+    let (store, _dir) = support::sqlite().await;
+    let standin = QdrantStandIn::start(None).await;
+    let index = QdrantIndex::connect(&standin.url, None, "entries_v1", dadly_agent::models::OFFLINE_DIMENSIONS).await.unwrap();
+    both_orders(store, Arc::new(index), Payloads::Qdrant(standin)).await;
+}
