@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod idempotency;
 mod routes;
 
 use std::sync::Arc;

@@ -231,6 +231,37 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// Remembers that a channel message is about an entry (`source` or `transcript`).
     async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()>;
     async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>>;
+    /// Holds an idempotency key for a request whose `fingerprint` (a hash of
+    /// what was asked) is given, or says what became of the first request.
+    /// A key held longer than `stale_after` without a result is taken over
+    /// (its request died mid-way).
+    async fn begin_idempotent(&self, family_id: FamilyId, key: &str, fingerprint: &str, stale_after: chrono::Duration) -> StoreResult<Idempotent>;
+    /// Keeps the first request's response for its key.
+    async fn finish_idempotent(&self, family_id: FamilyId, key: &str, status: u16, body: &str) -> StoreResult<()>;
+    /// Lets go of a held key (the request failed; a retry may run it again).
+    async fn release_idempotent(&self, family_id: FamilyId, key: &str) -> StoreResult<()>;
+}
+
+/// The state of a key that was already held, for `begin_idempotent`.
+pub(crate) fn idempotent_state(stored: String, fingerprint: &str, status: Option<i64>, body: Option<String>) -> StoreResult<Idempotent> {
+    Ok(match (stored == fingerprint, status) {
+        (false, _) => Idempotent::Mismatch,
+        (true, None) => Idempotent::InProgress,
+        (true, Some(s)) => Idempotent::Replay { status: u16::try_from(s).unwrap_or(200), body: body.unwrap_or_default() },
+    })
+}
+
+/// What an idempotency key says about a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Idempotent {
+    /// First time: the key is now held for this request.
+    New,
+    /// The first request with this key is still running.
+    InProgress,
+    /// The first request finished with this response.
+    Replay { status: u16, body: String },
+    /// The key was used for a different request.
+    Mismatch,
 }
 
 /// The embedded vector index's rows, and which entry version is indexed (for any index).

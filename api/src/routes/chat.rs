@@ -5,7 +5,7 @@ use axum::{Router, response::IntoResponse};
 use chrono::{DateTime, FixedOffset};
 use dadly_agent::agent::{Message, Outcome};
 use dadly_agent::domain::Source;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::AuthUser;
@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::extract::Json;
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     pub message: String,
@@ -29,7 +29,17 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/chat", post(chat))
 }
 
-async fn chat(axum::extract::State(state): axum::extract::State<AppState>, AuthUser(user): AuthUser, Json(req): Json<ChatRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn chat(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<ChatRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let fingerprint = serde_json::to_value(&req).unwrap_or_default();
+    crate::idempotency::once(&state, &user, &headers, "POST /v1/chat", &fingerprint, chat_once(&state, &user, req)).await
+}
+
+async fn chat_once(state: &AppState, user: &dadly_agent::domain::User, req: ChatRequest) -> Result<(axum::http::StatusCode, serde_json::Value), ApiError> {
     let chat_id = req.chat_id.unwrap_or_else(|| "web".into());
     if chat_id.is_empty() || chat_id.len() > 128 {
         return Err(ApiError::Invalid("chat_id must be 1 to 128 bytes".into()));
@@ -42,12 +52,12 @@ async fn chat(axum::extract::State(state): axum::extract::State<AppState>, AuthU
         dedupe_key: None,
         reply_to: None,
     };
-    let outcome = state.agent.handle(&user, message).await?;
+    let outcome = state.agent.handle(user, message).await?;
     let body = match outcome {
         Outcome::Recorded { reply, entry } => json!({ "kind": "recorded", "reply": reply, "entry_id": entry.id, "entry": entry, "chat_id": chat_id }),
         Outcome::Answered { reply, sources } => json!({ "kind": "answered", "reply": reply, "sources": sources, "chat_id": chat_id }),
         Outcome::Help { reply } => json!({ "kind": "help", "reply": reply, "chat_id": chat_id }),
         Outcome::Duplicate => json!({ "kind": "duplicate", "reply": "", "chat_id": chat_id }),
     };
-    Ok(axum::Json(body))
+    Ok((axum::http::StatusCode::OK, body))
 }

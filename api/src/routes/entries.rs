@@ -22,7 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/entries/{id}", get(read).patch(edit).delete(remove))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct CreateEntry {
     text: String,
@@ -36,7 +36,17 @@ struct CreateEntry {
     source: Option<String>,
 }
 
-async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(req): Json<CreateEntry>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<CreateEntry>,
+) -> Result<impl IntoResponse, ApiError> {
+    let fingerprint = serde_json::to_value(&req).unwrap_or_default();
+    crate::idempotency::once(&state, &user, &headers, "POST /v1/entries", &fingerprint, create_once(&state, &user, req)).await
+}
+
+async fn create_once(state: &AppState, user: &dadly_agent::domain::User, req: CreateEntry) -> Result<(StatusCode, serde_json::Value), ApiError> {
     let source = match req.source.as_deref() {
         None | Some("web") => Source::Web,
         Some("import") => Source::Import,
@@ -51,8 +61,8 @@ async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(re
         dedupe_key: None,
         reply_to: None,
     };
-    let entry = state.agent.record(&user, input).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "entry_id": entry.id, "entry": entry }))))
+    let entry = state.agent.record(user, input).await?;
+    Ok((StatusCode::CREATED, json!({ "entry_id": entry.id, "entry": entry })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,58 @@ use super::*;
 
 #[async_trait]
 impl ChannelStore for PostgresStore {
+    async fn begin_idempotent(&self, family_id: FamilyId, key: &str, fingerprint: &str, stale_after: chrono::Duration) -> StoreResult<Idempotent> {
+        let mut tx = self.family_tx(family_id).await?;
+        let now = Utc::now();
+        let held = sqlx::query(
+            "INSERT INTO idempotency_keys (family_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (family_id, key) DO UPDATE SET created_at = excluded.created_at \
+             WHERE idempotency_keys.status IS NULL AND idempotency_keys.fingerprint = excluded.fingerprint AND idempotency_keys.created_at < $5",
+        )
+        .bind(family_id)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(now)
+        .bind(now - stale_after)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let state = if held.rows_affected() == 1 {
+            Idempotent::New
+        } else {
+            let row = sqlx::query("SELECT fingerprint, status, body FROM idempotency_keys WHERE family_id = $1 AND key = $2")
+                .bind(family_id)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            idempotent_state(row.try_get("fingerprint").map_err(map_err)?, fingerprint, row.try_get("status").map_err(map_err)?, row.try_get("body").map_err(map_err)?)?
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(state)
+    }
+    async fn finish_idempotent(&self, family_id: FamilyId, key: &str, status: u16, body: &str) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE family_id = $1 AND key = $2")
+            .bind(family_id)
+            .bind(key)
+            .bind(i64::from(status))
+            .bind(body)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn release_idempotent(&self, family_id: FamilyId, key: &str) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE family_id = $1 AND key = $2 AND status IS NULL")
+            .bind(family_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
     async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool> {
         let mut tx = self.family_tx(family_id).await?;
         let claimed = claim(&mut tx, family_id, key).await?;

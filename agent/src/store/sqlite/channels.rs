@@ -4,6 +4,52 @@ use super::*;
 
 #[async_trait]
 impl ChannelStore for SqliteStore {
+    async fn begin_idempotent(&self, family_id: FamilyId, key: &str, fingerprint: &str, stale_after: chrono::Duration) -> StoreResult<Idempotent> {
+        let now = Utc::now();
+        let held = sqlx::query(
+            "INSERT INTO idempotency_keys (family_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (family_id, key) DO UPDATE SET created_at = excluded.created_at \
+             WHERE idempotency_keys.status IS NULL AND idempotency_keys.fingerprint = excluded.fingerprint AND idempotency_keys.created_at < $5",
+        )
+        .bind(family_id.to_string())
+        .bind(key)
+        .bind(fingerprint)
+        .bind(ms(now))
+        .bind(ms(now - stale_after))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if held.rows_affected() == 1 {
+            return Ok(Idempotent::New);
+        }
+        let row = sqlx::query("SELECT fingerprint, status, body FROM idempotency_keys WHERE family_id = $1 AND key = $2")
+            .bind(family_id.to_string())
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        idempotent_state(row.try_get("fingerprint").map_err(map_err)?, fingerprint, row.try_get("status").map_err(map_err)?, row.try_get("body").map_err(map_err)?)
+    }
+    async fn finish_idempotent(&self, family_id: FamilyId, key: &str, status: u16, body: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE family_id = $1 AND key = $2")
+            .bind(family_id.to_string())
+            .bind(key)
+            .bind(i64::from(status))
+            .bind(body)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn release_idempotent(&self, family_id: FamilyId, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE family_id = $1 AND key = $2 AND status IS NULL")
+            .bind(family_id.to_string())
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
     async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         claim(&mut conn, family_id, key).await
