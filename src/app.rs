@@ -22,6 +22,12 @@ use tokio::task::JoinHandle;
 use crate::settings::{BlobBackend, IndexBackend, ModelBackend, Settings, StoreBackend};
 
 /// The JWT secret: configured, or generated once and kept in the data dir.
+/// Token minting and checking as configured (secret, issuer, maximum lifetime).
+pub fn auth(settings: &Settings) -> anyhow::Result<Auth> {
+    let policy = dadly_api::auth::TokenPolicy { issuer: settings.jwt_issuer.clone(), max_lifetime: chrono::Duration::days(settings.token_max_days) };
+    Ok(Auth::with_policy(&jwt_secret(settings)?, policy))
+}
+
 pub fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = &settings.jwt_secret {
         return Ok(s.0.as_bytes().to_vec());
@@ -127,7 +133,7 @@ impl App {
         }
         let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics, channels };
         let agent = Arc::new(Agent::new(backends, agent_settings));
-        let auth = Arc::new(Auth::new(&jwt_secret(&settings)?));
+        let auth = Arc::new(auth(&settings)?);
         let state = AppState { agent: agent.clone(), auth, local_blobs };
         Ok(Self { agent, state, settings })
     }

@@ -4,11 +4,10 @@
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use dadly_agent::store::NewMember;
-use dadly_api::Auth;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::{jwt_secret, open_store};
+use crate::app::open_store;
 use crate::settings::Settings;
 
 /// How long CLI-minted tokens last.
@@ -54,7 +53,7 @@ pub async fn family_create(settings: &Settings, name: &str, parent: &str, childr
     for kid in kids {
         created.push(store.create_member(family.id, kid).await.context("adding a child (are two children named the same?)")?);
     }
-    let token = Auth::new(&jwt_secret(settings)?).mint(user.id, chrono::Duration::days(TOKEN_DAYS));
+    let token = crate::app::auth(settings)?.mint(user.id, chrono::Duration::days(TOKEN_DAYS));
     if as_json {
         println!("{}", json!({ "family_id": family.id, "user_id": user.id, "token": token, "members": created }));
         return Ok(());
@@ -76,12 +75,21 @@ pub async fn family_create(settings: &Settings, name: &str, parent: &str, childr
 
 pub async fn token(settings: &Settings, user: &str, days: i64) -> anyhow::Result<()> {
     let user_id = Uuid::parse_str(user).with_context(|| format!("--user `{user}` is not a user id"))?;
-    if !(1..=365).contains(&days) {
-        bail!("--days must be between 1 and 365");
+    if !(1..=settings.token_max_days).contains(&days) {
+        bail!("--days must be between 1 and {} (DADLY_TOKEN_MAX_DAYS)", settings.token_max_days);
     }
     let store = open_store(settings).await?;
     store.get_user(user_id).await.with_context(|| format!("no user with id {user_id}"))?;
-    println!("{}", Auth::new(&jwt_secret(settings)?).mint(user_id, chrono::Duration::days(days)));
+    println!("{}", crate::app::auth(settings)?.mint(user_id, chrono::Duration::days(days)));
+    Ok(())
+}
+
+/// Refuses every token the user holds now (`dadly token --revoke USER`).
+pub async fn revoke(settings: &Settings, user: &str) -> anyhow::Result<()> {
+    let user_id = Uuid::parse_str(user).with_context(|| format!("--revoke `{user}` is not a user id"))?;
+    let store = open_store(settings).await?;
+    store.revoke_tokens(user_id, chrono::Utc::now()).await.with_context(|| format!("no user with id {user_id}"))?;
+    println!("every token of user {user_id} issued until now is refused; mint a new one with `dadly token --user {user_id}`");
     Ok(())
 }
 
@@ -107,7 +115,7 @@ pub async fn local_family_token(settings: &Settings, store: &std::sync::Arc<dyn 
             user
         }
     };
-    Ok(Some(Auth::new(&jwt_secret(settings)?).mint(user.id, chrono::Duration::days(TOKEN_DAYS))))
+    Ok(Some(crate::app::auth(settings)?.mint(user.id, chrono::Duration::days(TOKEN_DAYS))))
 }
 
 /// Prints a one-time Telegram link code for a parent.

@@ -39,10 +39,13 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
-    /// Mint a bearer token for a parent.
+    /// Mint a bearer token for a parent, or revoke all of theirs.
     Token {
-        #[arg(long)]
-        user: String,
+        #[arg(long, required_unless_present = "revoke")]
+        user: Option<String>,
+        /// Refuse every token this user holds now (a leaked token stops working).
+        #[arg(long, value_name = "USER", conflicts_with = "user")]
+        revoke: Option<String>,
         #[arg(long, default_value_t = dadly::cli::TOKEN_DAYS)]
         days: i64,
     },
@@ -103,7 +106,8 @@ async fn main() -> anyhow::Result<()> {
             dadly::cli::family_create(&settings, &name, &parent, &children, json).await
         }
         Command::Family { command: FamilyCommand::Invite { user } } => dadly::cli::invite(&settings, &user).await,
-        Command::Token { user, days } => dadly::cli::token(&settings, &user, days).await,
+        Command::Token { revoke: Some(user), .. } => dadly::cli::revoke(&settings, &user).await,
+        Command::Token { user, days, .. } => dadly::cli::token(&settings, user.as_deref().unwrap_or_default(), days).await,
         Command::Traces { limit } => dadly::cli::traces(&settings, limit),
         Command::Reindex => dadly::cli::reindex(&settings).await,
         Command::Export { family, out } => dadly::cli::export(&settings, &family, out.as_deref()).await,

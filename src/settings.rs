@@ -102,6 +102,10 @@ pub struct Settings {
     pub public_url: String,
     pub models: ModelBackend,
     pub jwt_secret: Option<Secret>,
+    /// `JWT_ISSUER`: the `iss` tokens must carry (e.g. `https://<project>.supabase.co/auth/v1`).
+    pub jwt_issuer: Option<String>,
+    /// `DADLY_TOKEN_MAX_DAYS`: the longest token lifetime accepted (and minted).
+    pub token_max_days: i64,
     pub trace_project: String,
     /// LangSmith export; `None` writes traces to `<data dir>/traces/`.
     pub langsmith: Option<LangSmith>,
@@ -136,6 +140,8 @@ impl std::fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("models", &self.models)
             .field("jwt_secret", &self.jwt_secret)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("token_max_days", &self.token_max_days)
             .field("trace_project", &self.trace_project)
             .field("langsmith", &self.langsmith)
             .field("prices", &self.prices)
@@ -329,6 +335,12 @@ impl Settings {
             public_url,
             models,
             jwt_secret,
+            jwt_issuer: env.get("JWT_ISSUER"),
+            token_max_days: match env.parse::<i64>("DADLY_TOKEN_MAX_DAYS", "a whole number of days")? {
+                Some(d) if !(1..=3650).contains(&d) => return Err(bad("DADLY_TOKEN_MAX_DAYS", format!("`{d}` is not between 1 and 3650"))),
+                Some(d) => d,
+                None => 90,
+            },
             trace_project: env.get("LANGCHAIN_PROJECT").unwrap_or_else(|| "dadly".into()),
             trace_content: env.bool("DADLY_TRACE_CONTENT")?.unwrap_or(true),
             workers: env.parse("DADLY_WORKERS", "a whole number")?.unwrap_or(2),

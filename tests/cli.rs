@@ -114,6 +114,24 @@ async fn cli_and_server_share_the_data_dir_while_it_runs() {
     let out = dadly(dir.path()).args(["token", "--user", "not-a-user"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a user id"));
+    let out = dadly(dir.path()).args(["token", "--user", user, "--days", "400"]).output().unwrap();
+    assert!(!out.status.success(), "longer than DADLY_TOKEN_MAX_DAYS");
+
+    // A leaked token is revoked from the CLI: every token issued so far stops
+    // working at once (the running server reads the cut-off per request).
+    let out = dadly(dir.path()).args(["token", "--revoke", user]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for old in [token, fresh.trim()] {
+        let r = http.get(format!("{base}/v1/status")).bearer_auth(old).send().await.unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains("revoked"), "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(1100)); // `iat` has whole seconds
+    let out = dadly(dir.path()).args(["token", "--user", user]).output().unwrap();
+    let renewed = String::from_utf8(out.stdout).unwrap();
+    let status = http.get(format!("{base}/v1/status")).bearer_auth(renewed.trim()).send().await.unwrap().status();
+    assert_eq!(status, reqwest::StatusCode::OK, "a token minted after the revocation works");
 
     let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
     let status = server.wait().unwrap();

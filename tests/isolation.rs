@@ -7,7 +7,6 @@
 mod common;
 
 use common::{Family, TestApp};
-use dadly_agent::blob::BlobStore;
 use dadly_agent::domain::PendingMedia;
 use dadly_testkit::services;
 use reqwest::StatusCode;

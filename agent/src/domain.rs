@@ -27,6 +27,9 @@ pub struct User {
     pub family_id: FamilyId,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// Tokens issued before this instant are refused (`dadly token --revoke`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_valid_after: Option<DateTime<Utc>>,
 }
 
 /// A child of the family, recognised in text by name or any alias.

@@ -152,6 +152,8 @@ pub trait FamilyStore: Send + Sync + 'static {
     async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User>;
     /// Looks a user up by id alone: this is how a token becomes a family.
     async fn get_user(&self, user_id: UserId) -> StoreResult<User>;
+    /// Refuses every token of the user issued before `after` (and keeps the later cut-off).
+    async fn revoke_tokens(&self, user_id: UserId, after: DateTime<Utc>) -> StoreResult<()>;
     async fn create_member(&self, family_id: FamilyId, member: NewMember) -> StoreResult<Member>;
     async fn list_members(&self, family_id: FamilyId) -> StoreResult<Vec<Member>>;
     /// Stores a one-time link code (its hash) for a parent.

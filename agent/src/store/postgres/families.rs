@@ -24,7 +24,7 @@ impl FamilyStore for PostgresStore {
         Ok(family)
     }
     async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User> {
-        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now() };
+        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now(), tokens_valid_after: None };
         let mut tx = self.family_tx(family_id).await?;
         sqlx::query("INSERT INTO users (id, family_id, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(user.id)
@@ -40,7 +40,7 @@ impl FamilyStore for PostgresStore {
     async fn get_user(&self, user_id: UserId) -> StoreResult<User> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
-        let row = sqlx::query("SELECT id, family_id, name, created_at FROM users WHERE id = $1")
+        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await
@@ -51,7 +51,19 @@ impl FamilyStore for PostgresStore {
             family_id: row.try_get("family_id").map_err(map_err)?,
             name: row.try_get("name").map_err(map_err)?,
             created_at: row.try_get("created_at").map_err(map_err)?,
+            tokens_valid_after: row.try_get("tokens_valid_after").map_err(map_err)?,
         })
+    }
+    async fn revoke_tokens(&self, user_id: UserId, after: DateTime<Utc>) -> StoreResult<()> {
+        let user = self.get_user(user_id).await?;
+        let mut tx = self.family_tx(user.family_id).await?;
+        sqlx::query("UPDATE users SET tokens_valid_after = GREATEST(tokens_valid_after, $2) WHERE id = $1")
+            .bind(user_id)
+            .bind(after)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
     }
     async fn create_member(&self, family_id: FamilyId, member: NewMember) -> StoreResult<Member> {
         let created = Member {

@@ -22,7 +22,7 @@ impl FamilyStore for SqliteStore {
         Ok(family)
     }
     async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User> {
-        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now() };
+        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now(), tokens_valid_after: None };
         sqlx::query("INSERT INTO users (id, family_id, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(user.id.to_string())
             .bind(family_id.to_string())
@@ -37,7 +37,7 @@ impl FamilyStore for SqliteStore {
         Ok(user)
     }
     async fn get_user(&self, user_id: UserId) -> StoreResult<User> {
-        let row = sqlx::query("SELECT id, family_id, name, created_at FROM users WHERE id = $1")
+        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after FROM users WHERE id = $1")
             .bind(user_id.to_string())
             .fetch_one(&self.pool)
             .await
@@ -47,7 +47,20 @@ impl FamilyStore for SqliteStore {
             family_id: uuid(&row, "family_id")?,
             name: row.try_get("name").map_err(map_err)?,
             created_at: at(row.try_get("created_at").map_err(map_err)?),
+            tokens_valid_after: row.try_get::<Option<i64>, _>("tokens_valid_after").map_err(map_err)?.map(at),
         })
+    }
+    async fn revoke_tokens(&self, user_id: UserId, after: DateTime<Utc>) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET tokens_valid_after = MAX(COALESCE(tokens_valid_after, 0), $2) WHERE id = $1")
+            .bind(user_id.to_string())
+            .bind(ms(after))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
     async fn create_member(&self, family_id: FamilyId, member: NewMember) -> StoreResult<Member> {
         let created = Member {

@@ -16,3 +16,6 @@ CREATE TABLE idempotency_keys (
 ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE idempotency_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY idempotency_keys_own ON idempotency_keys USING (family_id = dadly_family()) WITH CHECK (family_id = dadly_family());
+
+-- `dadly token --revoke USER`: tokens issued before this instant are refused.
+ALTER TABLE users ADD COLUMN tokens_valid_after timestamptz;

@@ -13,3 +13,6 @@ CREATE TABLE idempotency_keys (
     created_at  INTEGER NOT NULL,
     PRIMARY KEY (family_id, key)
 );
+
+-- `dadly token --revoke USER`: tokens issued before this instant (ms) are refused.
+ALTER TABLE users ADD COLUMN tokens_valid_after INTEGER;
