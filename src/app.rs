@@ -146,7 +146,6 @@ impl App {
             job_timeout: self.settings.job_timeout,
             backoff_max: self.settings.job_backoff_max.max(self.settings.job_backoff),
             lease: self.settings.job_lease,
-            ..WorkerSettings::default()
         }
     }
 
