@@ -98,19 +98,20 @@ async fn text_is_recorded_and_answered_with_tappable_dates_and_redeliveries_do_n
     let sent = fake.wait_sent(KIM, 2).await;
     assert!(last_text(&sent).contains("Saved to Minji's journal"), "{sent:?}");
     assert_eq!(sent.last().unwrap()["reply_parameters"]["message_id"], 11);
-    // Telegram redelivers the same update (e.g. after a timeout): no second entry, no second reply.
-    fake.wait_drained().await;
-    fake.push(11, "message", note);
     fake.wait_drained().await;
     let list = entries(&app, &kim).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["source"], "telegram");
     let id = list[0]["id"].as_str().unwrap().to_string();
     app.wait_ready(&kim, &id).await;
-    assert_eq!(fake.sent_to(KIM).len(), 2);
 
+    // Telegram redelivers the same update (after a crash before the offset was
+    // confirmed, it comes back with its old id): no second entry, no second
+    // reply. The question after it, in the same chat, is handled after it.
+    fake.redeliver(11, "message", note);
     fake.push(12, "message", tg::text(KIM, 12, "When did Minji lose her first tooth?"));
     let sent = fake.wait_sent(KIM, 3).await;
+    assert_eq!(entries(&app, &kim).await.len(), 1, "the redelivered statement made no second entry");
     let answer = sent.last().unwrap();
     assert!(answer["text"].as_str().unwrap().contains("Minji lost her first tooth today"), "{answer}");
     let button = &answer["reply_markup"]["inline_keyboard"][0][0];
@@ -417,4 +418,98 @@ async fn a_question_that_failed_is_answered_when_telegram_delivers_it_again() {
     assert!(last_text(&sent).contains("Minji lost her first tooth today"), "{sent:?}");
     fake.wait_drained().await;
     assert_eq!(fake.sent_to(KIM).len(), 3, "answered once");
+
+    // A crash after answering, before the offset moved: the question comes back
+    // with its old id, and so does a command. Neither acts twice.
+    fake.push(93, "message", tg::text(KIM, 93, "/kids add Junho 준호"));
+    fake.wait_sent(KIM, 4).await;
+    fake.redeliver(92, "message", tg::text(KIM, 92, "When did Minji lose her first tooth?"));
+    fake.redeliver(93, "message", tg::text(KIM, 93, "/kids add Junho 준호"));
+    fake.push(94, "message", tg::text(KIM, 94, "Junho hummed a song today"));
+    let sent = fake.wait_sent(KIM, 5).await;
+    assert!(last_text(&sent).contains("Junho"), "the next message is handled: {sent:?}");
+    fake.wait_drained().await;
+    assert_eq!(fake.sent_to(KIM).len(), 5, "no second answer and no second command reply: {:?}", fake.sent_to(KIM));
+    let (_, kids) = app.get(&kim.token, "/v1/members").await;
+    assert_eq!(kids["members"].as_array().unwrap().len(), 2, "Junho was added once: {kids}");
+    assert_eq!(entries(&app, &kim).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_update_that_keeps_failing_is_set_aside_with_an_apology_and_later_ones_go_on() {
+    let openai = FakeOpenAi::start().await;
+    let fake = FakeTelegram::start().await;
+    let app = app_with_bot(&fake, &openai.env()).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    link(&app, &fake, &kim, KIM, 100).await;
+
+    // Embeddings fail on every delivery of the question (3 × 4 calls with
+    // async-openai's own retries): after three failures it is set aside.
+    openai.fail_next_embed(&vec![common::fake_openai::Fault::ServerError; 12]);
+    fake.push(101, "message", tg::text(KIM, 101, "When did Minji first swim?"));
+    let sent = fake.wait_sent(KIM, 2).await;
+    assert!(last_text(&sent).contains("set it aside"), "{sent:?}");
+    fake.wait_drained().await;
+
+    fake.push(102, "message", tg::text(KIM, 102, "Minji swam across the pool today"));
+    let sent = fake.wait_sent(KIM, 3).await;
+    assert!(last_text(&sent).contains("Saved to Minji's journal"), "{sent:?}");
+    fake.wait_drained().await;
+    assert_eq!(fake.sent_to(KIM).len(), 3, "one apology, no endless retries");
+}
+
+#[tokio::test]
+async fn a_slow_answer_in_one_chat_never_holds_up_another_family() {
+    let openai = FakeOpenAi::start().await;
+    let fake = FakeTelegram::start().await;
+    let mut env = openai.env();
+    env.push(("DADLY_MODEL_TIMEOUT_SECS", "20".into()));
+    let app = app_with_bot(&fake, &env).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let lee = app.family("Lee", &[("Sora", &[])]).await;
+    link(&app, &fake, &kim, KIM, 110).await;
+    link(&app, &fake, &lee, LEE, 111).await;
+    fake.push(112, "message", tg::text(KIM, 112, "Minji lost her first tooth today"));
+    fake.wait_sent(KIM, 2).await;
+    let id = entries(&app, &kim).await[0]["id"].as_str().unwrap().to_string();
+    app.wait_ready(&kim, &id).await;
+
+    // Kim's answer takes the model four seconds; Lee writes right after Kim asks.
+    openai.fail_next_answer(&[common::fake_openai::Fault::Hang(std::time::Duration::from_secs(4))]);
+    fake.push(113, "message", tg::text(KIM, 113, "When did Minji lose her first tooth?"));
+    fake.push(114, "message", tg::text(LEE, 114, "Sora built a sandcastle today"));
+    fake.wait_sent(KIM, 3).await;
+    fake.wait_sent(LEE, 2).await;
+    let order: Vec<i64> = fake.calls("sendMessage").iter().map(|m| m["chat_id"].as_i64().unwrap()).collect();
+    let lee_saved = order.iter().rposition(|c| *c == LEE).unwrap();
+    let kim_answered = order.iter().rposition(|c| *c == KIM).unwrap();
+    assert!(lee_saved < kim_answered, "Lee's reply did not wait for Kim's slow answer: {order:?}");
+}
+
+#[tokio::test]
+async fn a_webhook_update_that_keeps_failing_is_acknowledged_with_an_apology() {
+    let openai = FakeOpenAi::start().await;
+    let fake = FakeTelegram::start().await;
+    let mut env = openai.env();
+    env.extend([("TELEGRAM_WEBHOOK_URL", "https://dadly.example/hook".to_string()), ("TELEGRAM_WEBHOOK_SECRET", "hook-secret".to_string())]);
+    let app = app_with_bot(&fake, &env).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let (_, code) = app.post(&kim.token, "/v1/telegram/link-codes", json!({})).await;
+    let post = |body: Value| app.http.post(app.url("/hook")).header("x-telegram-bot-api-secret-token", "hook-secret").json(&body).send();
+    let start = json!({ "update_id": 120, "message": tg::text(KIM, 120, &format!("/start {}", code["code"].as_str().unwrap())) });
+    assert_eq!(post(start).await.unwrap().status(), StatusCode::OK);
+
+    openai.fail_next_embed(&vec![common::fake_openai::Fault::ServerError; 12]);
+    let question = json!({ "update_id": 121, "message": tg::text(KIM, 121, "When did Minji first swim?") });
+    let statuses: Vec<u16> = {
+        let mut s = Vec::new();
+        for _ in 0..3 {
+            s.push(post(question.clone()).await.unwrap().status().as_u16());
+        }
+        s
+    };
+    assert_eq!(statuses, vec![500, 500, 200], "retried by Telegram twice, then acknowledged");
+    assert!(last_text(&fake.sent_to(KIM)).contains("set it aside"), "{:?}", fake.sent_to(KIM));
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"route="/hook",status="500""#), "the webhook is behind the API's metrics layer: {metrics}");
 }

@@ -125,6 +125,14 @@ pub fn retry_later(lang: Lang) -> &'static str {
     }
 }
 
+/// After the same message failed several times: it is set aside, not retried forever.
+pub fn set_aside(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "Sorry — something about your last message keeps failing on my side, so I've set it aside. If it was meant for your journal, please send it again, perhaps in other words.",
+        Lang::Ko => "죄송해요. 방금 보내신 메시지를 처리하는 중에 계속 문제가 생겨서 따로 빼 두었어요. 일기에 남기려던 내용이라면 다시 한 번 (다른 표현으로) 보내 주세요.",
+    }
+}
+
 pub fn no_entries(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "Nothing recorded yet.",

@@ -92,11 +92,49 @@ pub struct TelegramBot {
     pub(crate) bot: Bot,
     pub(crate) agent: Arc<Agent>,
     pub(crate) settings: Arc<TelegramSettings>,
+    /// Updates not yet handled: where to apologise if they turn out poison, and how often they failed.
+    unfinished: Arc<std::sync::Mutex<std::collections::HashMap<i32, Unfinished>>>,
+}
+
+struct Unfinished {
+    chat: Option<teloxide::types::ChatId>,
+    lang: i18n::Lang,
+    failures: u32,
 }
 
 impl TelegramBot {
     pub fn new(agent: Arc<Agent>, settings: TelegramSettings) -> Self {
-        Self { bot: settings.bot(), agent, settings: Arc::new(settings) }
+        Self { bot: settings.bot(), agent, settings: Arc::new(settings), unfinished: Default::default() }
+    }
+
+    /// Notes where an update came from before handling it.
+    pub(crate) fn remember_chat(&self, update: &teloxide::types::Update) {
+        let lang = i18n::Lang::pick(None, update.from().and_then(|u| u.language_code.as_deref()));
+        let chat = update.chat().map(|c| c.id);
+        let mut map = self.unfinished.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(update.id.0 as i32).or_insert(Unfinished { chat, lang, failures: 0 });
+    }
+
+    /// Counts one more failure of the update; how many in a row.
+    pub(crate) fn failed_again(&self, id: i32) -> u32 {
+        let mut map = self.unfinished.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(id).or_insert(Unfinished { chat: None, lang: i18n::Lang::En, failures: 0 });
+        entry.failures += 1;
+        entry.failures
+    }
+
+    pub(crate) fn forget_failures(&self, id: i32) {
+        self.unfinished.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Tells the parent that their message was set aside after repeated failures.
+    pub(crate) async fn apologise_for(&self, id: i32) {
+        let gone = self.unfinished.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        if let Some(Unfinished { chat: Some(chat), lang, .. }) = gone {
+            if let Err(e) = transport::retry(self.bot.send_message(chat, i18n::set_aside(lang))).await {
+                tracing::warn!(error = %e, "could not send the apology for a set-aside update");
+            }
+        }
     }
 
     /// Registers the command menu and the delivery mode, then starts receiving.

@@ -20,6 +20,9 @@ pub const BOT_ID: i64 = 999_000;
 #[derive(Default)]
 struct Inner {
     updates: Vec<Value>,
+    /// Updates handed out once more whatever the offset says, as Telegram does
+    /// for a bot that handled them but crashed before confirming the offset.
+    redeliveries: Vec<Value>,
     calls: Vec<(String, Value)>,
     files: HashMap<String, (String, Vec<u8>)>,
     send_failures: VecDeque<u32>,
@@ -107,6 +110,15 @@ impl FakeTelegram {
         self.inner.lock().unwrap().updates.push(u);
     }
 
+    /// Delivers an update again with its old id, even below the confirmed
+    /// offset: what a bot sees after a crash between handling an update and
+    /// confirming it (its next `getUpdates` starts from the old offset).
+    pub fn redeliver(&self, update_id: i64, kind: &str, payload: Value) {
+        let mut u = json!({ "update_id": update_id });
+        u[kind] = payload;
+        self.inner.lock().unwrap().redeliveries.push(u);
+    }
+
     pub fn add_file(&self, file_id: &str, bytes: Vec<u8>) {
         self.inner.lock().unwrap().files.insert(file_id.into(), (format!("files/{file_id}.bin"), bytes));
     }
@@ -141,8 +153,11 @@ impl FakeTelegram {
     /// Waits until the bot has fetched every queued update (its offset moved past them).
     pub async fn wait_drained(&self) {
         for _ in 0..400 {
-            if self.inner.lock().unwrap().updates.is_empty() {
-                return;
+            {
+                let state = self.inner.lock().unwrap();
+                if state.updates.is_empty() && state.redeliveries.is_empty() {
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -190,8 +205,11 @@ async fn method(State(inner): State<Arc<Mutex<Inner>>>, Path((bot, method)): Pat
                     let mut state = inner.lock().unwrap();
                     // Like Telegram: an offset confirms every update before it.
                     state.updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
-                    if !state.updates.is_empty() {
-                        return ok(Value::Array(state.updates.clone()));
+                    let redelivered: Vec<Value> = state.redeliveries.drain(..).collect();
+                    if !state.updates.is_empty() || !redelivered.is_empty() {
+                        let mut all = redelivered;
+                        all.extend(state.updates.iter().cloned());
+                        return ok(Value::Array(all));
                     }
                 }
                 if tokio::time::Instant::now() >= deadline {
