@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let (entries, questions, concurrency) = (*args.first().unwrap_or(&1000), *args.get(1).unwrap_or(&300), *args.get(2).unwrap_or(&16));
     let dir = tempfile::tempdir()?;
     let data = dir.path().display().to_string();
-    let vars = [("DADLY_DATA_DIR", data.as_str()), ("DADLY_BIND", "127.0.0.1:0"), ("DADLY_JOB_POLL_MS", "50"), ("JWT_SECRET", "loadtest-secret-loadtest")];
+    let vars = [("DADLY_DATA_DIR", data.as_str()), ("DADLY_BIND", "127.0.0.1:0"), ("DADLY_JOB_POLL_MS", "50"), ("JWT_SECRET", "loadtest-secret-loadtest"), ("DADLY_RATE_LIMIT_PER_MINUTE", "0")];
     let settings = Settings::from_lookup(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))?;
     let app = App::build(settings).await?;
     let store = app.agent.store().clone();

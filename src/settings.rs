@@ -125,6 +125,8 @@ pub struct Settings {
     pub min_score: Option<f32>,
     /// `DADLY_UTC_OFFSET` (e.g. `+09:00`): what "today" means for messages without a time zone.
     pub utc_offset: chrono::FixedOffset,
+    /// `DADLY_RATE_LIMIT_PER_MINUTE`: chat messages per user per minute (0: no limit).
+    pub messages_per_minute: u32,
     pub json_logs: bool,
 }
 
@@ -155,6 +157,7 @@ impl std::fmt::Debug for Settings {
             .field("job_lease", &self.job_lease)
             .field("min_score", &self.min_score)
             .field("utc_offset", &self.utc_offset)
+            .field("messages_per_minute", &self.messages_per_minute)
             .field("json_logs", &self.json_logs)
             .finish()
     }
@@ -323,6 +326,7 @@ impl Settings {
         };
         Ok(Self {
             utc_offset,
+            messages_per_minute: env.parse("DADLY_RATE_LIMIT_PER_MINUTE", "a whole number")?.unwrap_or(30),
             telegram,
             store,
             index,

@@ -122,3 +122,26 @@ async fn a_panicking_handler_answers_500_json_and_the_server_keeps_serving() {
     let metrics = app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"route="/boom",status="500""#), "the panic is counted: {metrics}");
 }
+
+#[tokio::test]
+async fn a_leaked_token_cannot_run_up_the_model_bill() {
+    let app = TestApp::spawn_with(&[("DADLY_RATE_LIMIT_PER_MINUTE", "5")]).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let lee = app.family("Lee", &[("Sora", &[])]).await;
+    for i in 0..5 {
+        let (status, v) = app.post(&kim.token, "/v1/chat", json!({ "message": format!("/record Minji drew picture {i}") })).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let r = app.http.post(app.url("/v1/chat")).bearer_auth(&kim.token).json(&json!({ "message": "What did Minji draw?" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&wait), "about one refill of a 5-a-minute bucket: {wait}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Per parent: another family is not held back, and reading is not limited.
+    let (status, _) = app.post(&lee.token, "/v1/chat", json!({ "message": "Sora sang" })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.get(&kim.token, "/v1/entries").await.0, StatusCode::OK);
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"dadly_rate_limited_total{source="web"} 1"#), "{metrics}");
+}

@@ -484,6 +484,8 @@ async fn a_slow_answer_in_one_chat_never_holds_up_another_family() {
     let lee_saved = order.iter().rposition(|c| *c == LEE).unwrap();
     let kim_answered = order.iter().rposition(|c| *c == KIM).unwrap();
     assert!(lee_saved < kim_answered, "Lee's reply did not wait for Kim's slow answer: {order:?}");
+    fake.wait_drained().await;
+    assert_eq!((fake.sent_to(KIM).len(), fake.sent_to(LEE).len()), (3, 2), "each update handled once while an earlier one was in flight: {order:?}");
 }
 
 #[tokio::test]

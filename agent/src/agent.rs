@@ -45,6 +45,8 @@ pub struct AgentSettings {
     pub prices: crate::pricing::PriceTable,
     /// The UTC offset "today" means when a message carries none (Telegram's don't).
     pub default_offset: FixedOffset,
+    /// Chat messages per user per minute (bursts up to the same); 0 is no limit.
+    pub messages_per_minute: u32,
 }
 
 impl AgentSettings {
@@ -55,6 +57,7 @@ impl AgentSettings {
             min_score: if provider == "offline" { 0.12 } else { 0.25 },
             prices: Default::default(),
             default_offset: FixedOffset::east_opt(0).expect("zero offset"),
+            messages_per_minute: 30,
         }
     }
 }
@@ -71,6 +74,9 @@ pub enum AgentError {
     /// A channel redelivered a message that was handled before.
     #[error("already handled")]
     AlreadyHandled,
+    /// Too many messages from this user; try again after the given time.
+    #[error("too many messages; try again in {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     #[error("a backend is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -197,11 +203,13 @@ pub struct Agent {
     pub(crate) settings: AgentSettings,
     /// Wakes job workers when work is enqueued.
     pub(crate) wake: Arc<Notify>,
+    pub(crate) limiter: crate::ratelimit::RateLimiter,
 }
 
 impl Agent {
     pub fn new(backends: Backends, settings: AgentSettings) -> Self {
-        Self { b: backends, prompts: Prompts::builtin(), settings, wake: Arc::new(Notify::new()) }
+        let limiter = crate::ratelimit::RateLimiter::new(settings.messages_per_minute);
+        Self { b: backends, prompts: Prompts::builtin(), settings, wake: Arc::new(Notify::new()), limiter }
     }
 
     pub fn backends(&self) -> &Backends {

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod pricing;
+pub mod ratelimit;
 pub mod prompts;
 pub mod store;
 pub mod text;

@@ -27,6 +27,8 @@ pub enum ApiError {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("too many requests; try again in {0} s")]
+    TooManyRequests(u64),
     #[error("a backend is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -44,6 +46,7 @@ impl ApiError {
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unsupported(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -68,6 +71,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("5"));
         }
+        if let ApiError::TooManyRequests(secs) = self {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -79,6 +85,7 @@ impl From<AgentError> for ApiError {
             AgentError::NotFound => ApiError::NotFound("not found".into()),
             AgentError::Conflict(m) => ApiError::Conflict(m),
             AgentError::AlreadyHandled => ApiError::Conflict("this request was already handled".into()),
+            AgentError::RateLimited(wait) => ApiError::TooManyRequests(wait.as_secs_f64().ceil().max(1.0) as u64),
             AgentError::Unavailable(e) => ApiError::Unavailable(e),
             AgentError::Internal(e) => ApiError::Internal(e),
         }

@@ -170,6 +170,11 @@ pub(crate) async fn converse(bot: &TelegramBot, key: &str, msg: &Message, parent
         Err(AgentError::Invalid(why)) => {
             bot.reply(msg, &why).await;
         }
+        Err(AgentError::RateLimited(wait)) => {
+            // Acknowledged, not kept: the parent is told to send it again shortly.
+            let lang = Lang::pick(None, msg.from.as_ref().and_then(|u| u.language_code.as_deref()));
+            bot.reply(msg, &i18n::slow_down(lang, wait.as_secs().max(1))).await;
+        }
         Err(e) if transient(&e) => return Err(HandleError::Unavailable(e.to_string())),
         Err(e) => {
             tracing::warn!(error = %e, "telegram message not handled");

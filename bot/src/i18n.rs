@@ -125,6 +125,14 @@ pub fn retry_later(lang: Lang) -> &'static str {
     }
 }
 
+/// Too many messages in a short time: this one was not kept.
+pub fn slow_down(lang: Lang, secs: u64) -> String {
+    match lang {
+        Lang::En => format!("You're sending messages faster than I can keep up — I didn't keep that one. Please send it again in {secs} s."),
+        Lang::Ko => format!("메시지가 너무 빠르게 와서 방금 것은 저장하지 못했어요. {secs}초 후에 다시 보내 주세요."),
+    }
+}
+
 /// After the same message failed several times: it is set aside, not retried forever.
 pub fn set_aside(lang: Lang) -> &'static str {
     match lang {

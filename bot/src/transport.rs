@@ -109,6 +109,9 @@ pub(crate) const POISON_AFTER: u32 = 3;
 struct PollState {
     /// Updates being handled now.
     in_flight: BTreeSet<i32>,
+    /// Updates finished while an earlier one is not: Telegram still returns
+    /// them (the offset cannot pass the earlier one), and they must not run twice.
+    finished: BTreeSet<i32>,
     /// The highest update id seen; the offset passes it once nothing is unfinished.
     max_seen: Option<i32>,
     /// When a failed update may run again.
@@ -129,7 +132,7 @@ impl PollState {
     }
 
     fn should_dispatch(&self, id: i32) -> bool {
-        if self.in_flight.contains(&id) {
+        if self.in_flight.contains(&id) || self.finished.contains(&id) {
             return false;
         }
         match self.retry_at.get(&id) {
@@ -168,20 +171,26 @@ impl PollState {
     async fn finish(&mut self, bot: &TelegramBot, id: i32, result: Result<(), String>) {
         self.in_flight.remove(&id);
         match result {
-            Ok(()) => bot.forget_failures(id),
+            Ok(()) => {
+                bot.forget_failures(id);
+                self.finished.insert(id);
+            }
             Err(e) => {
                 let n = bot.failed_again(id);
                 if n >= POISON_AFTER {
                     tracing::error!(error = %e, telegram.update_id = id, failures = n, "setting aside an update that keeps failing");
                     bot.apologise_for(id).await;
+                    self.finished.insert(id);
                 } else {
                     tracing::warn!(error = %e, telegram.update_id = id, failures = n, "update not handled; will retry");
                     self.retry_at.insert(id, tokio::time::Instant::now() + POLL_BACKOFF * n);
                 }
             }
         }
-        // Forget chats whose last update is finished.
+        // Forget chats whose last update is finished, and what the offset now confirms.
         self.chat_tail.retain(|_, rx| !*rx.borrow());
+        let offset = self.offset();
+        self.finished.retain(|done| *done >= offset);
     }
 }
 

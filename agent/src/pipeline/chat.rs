@@ -49,6 +49,10 @@ fn recorded_reply(entry: &Entry, names: &[String], korean: bool) -> String {
 impl Agent {
     /// Handles one message from a parent: record, answer or help.
     pub async fn handle(&self, user: &User, message: Message) -> Result<Outcome, AgentError> {
+        if let Err(wait) = self.limiter.check(user.id) {
+            self.b.metrics.inc("dadly_rate_limited_total", &[("source", message.source.as_str())]);
+            return Err(AgentError::RateLimited(wait));
+        }
         let mut root = self.b.tracer.root("message", RunType::Chain, json!({ "text": message.text, "chat_id": message.chat_id }));
         root.metadata("source", json!(message.source.as_str()));
         root.metadata("family_id", json!(user.family_id));
