@@ -135,7 +135,7 @@ impl App {
         let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics, channels };
         let agent = Arc::new(Agent::new(backends, agent_settings));
         let auth = Arc::new(auth(&settings)?);
-        let state = AppState { agent: agent.clone(), auth, local_blobs };
+        let state = AppState::new(agent.clone(), auth, local_blobs, settings.metrics_token.as_ref().map(|t| t.0.clone()));
         Ok(Self { agent, state, settings })
     }
 

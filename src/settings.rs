@@ -125,6 +125,8 @@ pub struct Settings {
     pub min_score: Option<f32>,
     /// `DADLY_UTC_OFFSET` (e.g. `+09:00`): what "today" means for messages without a time zone.
     pub utc_offset: chrono::FixedOffset,
+    /// `DADLY_METRICS_TOKEN`: when set, `/metrics` requires it as a bearer token.
+    pub metrics_token: Option<Secret>,
     /// `DADLY_RATE_LIMIT_PER_MINUTE`: chat messages per user per minute (0: no limit).
     pub messages_per_minute: u32,
     pub json_logs: bool,
@@ -158,6 +160,7 @@ impl std::fmt::Debug for Settings {
             .field("min_score", &self.min_score)
             .field("utc_offset", &self.utc_offset)
             .field("messages_per_minute", &self.messages_per_minute)
+            .field("metrics_token", &self.metrics_token)
             .field("json_logs", &self.json_logs)
             .finish()
     }
@@ -327,6 +330,7 @@ impl Settings {
         Ok(Self {
             utc_offset,
             messages_per_minute: env.parse("DADLY_RATE_LIMIT_PER_MINUTE", "a whole number")?.unwrap_or(30),
+            metrics_token: env.get("DADLY_METRICS_TOKEN").map(Secret),
             telegram,
             store,
             index,
@@ -434,6 +438,7 @@ mod tests {
             ("TELEGRAM_WEBHOOK_SECRET", "webhook-very-secret"),
             ("JWT_SECRET", "jwt-very-secret-0123456789"),
             ("DATABASE_URL", "postgres://dadly:pg-very-secret@db:5432/dadly"),
+            ("DADLY_METRICS_TOKEN", "metrics-very-secret"),
         ];
         let mut vars = secrets.to_vec();
         vars.extend([("QDRANT_URL", "http://qdrant:6334"), ("S3_BUCKET", "media"), ("S3_ENDPOINT", "https://acct.r2.cloudflarestorage.com")]);

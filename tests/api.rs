@@ -319,6 +319,28 @@ async fn health_readiness_metrics_and_status_are_served() {
     assert_eq!(body["store"], "sqlite");
     assert_eq!(body["vector_index"], "embedded");
     assert_eq!(app.http.get(app.url("/v1/status")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert!(metrics.contains("dadly_jobs{state=\"queued\"}") && metrics.contains("dadly_jobs_oldest_queued_seconds"), "{metrics}");
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_bearer_token() {
+    let app = TestApp::spawn_with(&[("DADLY_METRICS_TOKEN", "scrape-secret-1")]).await;
+    let get = |token: Option<&str>| {
+        let mut r = app.http.get(app.url("/metrics"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    for refused in [None, Some("scrape-secret-2"), Some("scrape-secret-")] {
+        let r = get(refused).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{refused:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let r = get(Some("scrape-secret-1")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("dadly_http_requests_total"));
 }
 
 #[tokio::test]

@@ -34,6 +34,16 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Set when media lives in a local folder: the API serves its signed URLs.
     pub local_blobs: Option<Arc<LocalBlobs>>,
+    /// When set, `/metrics` wants `Authorization: Bearer <this>`.
+    pub metrics_token: Option<Arc<str>>,
+    /// The queue depth as last read, so scrapes do not each query the store.
+    pub queue_depth: Arc<tokio::sync::Mutex<Option<(std::time::Instant, dadly_agent::store::QueueDepth)>>>,
+}
+
+impl AppState {
+    pub fn new(agent: Arc<Agent>, auth: Arc<Auth>, local_blobs: Option<Arc<LocalBlobs>>, metrics_token: Option<String>) -> Self {
+        Self { agent, auth, local_blobs, metrics_token: metrics_token.map(Into::into), queue_depth: Default::default() }
+    }
 }
 
 /// The whole API as one router.

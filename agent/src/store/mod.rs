@@ -109,6 +109,17 @@ pub struct JobCounts {
     pub failed: i64,
 }
 
+/// The unfinished part of the whole queue, read through the status index
+/// (finished jobs are not counted, so the cost does not grow with history).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct QueueDepth {
+    pub queued: i64,
+    pub running: i64,
+    pub failed: i64,
+    /// When the longest-waiting queued job became due.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
 /// A stored vector with the payload the index filters on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorRecord {
@@ -321,6 +332,8 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
     /// Queue depth, for one family or (with `None`) the whole service.
     async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts>;
+    /// Queued, running and failed jobs of every family, and the oldest due time.
+    async fn queue_depth(&self) -> StoreResult<QueueDepth>;
 }
 
 /// Everything the agent keeps: one object per backend implementing every part.

@@ -30,15 +30,46 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut text = state.agent.metrics().render();
-    if let Ok(counts) = state.agent.store().job_counts(None).await {
-        text.push_str("# TYPE dadly_jobs gauge\n");
-        for (s, n) in [("queued", counts.queued), ("running", counts.running), ("done", counts.done), ("failed", counts.failed)] {
-            text.push_str(&format!("dadly_jobs{{state=\"{s}\"}} {n}\n"));
+/// How long one reading of the queue depth serves scrapes.
+const QUEUE_DEPTH_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if let Some(expected) = &state.metrics_token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::Unauthorized("`/metrics` wants `Authorization: Bearer <DADLY_METRICS_TOKEN>`".into()));
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    let mut text = state.agent.metrics().render();
+    let depth = {
+        let mut cached = state.queue_depth.lock().await;
+        match &*cached {
+            Some((at, depth)) if at.elapsed() < QUEUE_DEPTH_TTL => Some(depth.clone()),
+            _ => match state.agent.store().queue_depth().await {
+                Ok(depth) => {
+                    *cached = Some((std::time::Instant::now(), depth.clone()));
+                    Some(depth)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the queue depth");
+                    None
+                }
+            },
+        }
+    };
+    if let Some(d) = depth {
+        text.push_str("# TYPE dadly_jobs gauge\n");
+        for (s, n) in [("queued", d.queued), ("running", d.running), ("failed", d.failed)] {
+            text.push_str(&format!("dadly_jobs{{state=\"{s}\"}} {n}\n"));
+        }
+        let age = d.oldest_due.map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
+        text.push_str(&format!("# TYPE dadly_jobs_oldest_queued_seconds gauge\ndadly_jobs_oldest_queued_seconds {age}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(serde::Deserialize)]

@@ -120,6 +120,28 @@ impl JobQueue for PostgresStore {
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        let mut tx = self.worker_tx().await?;
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status IN ('queued', 'running', 'failed') GROUP BY status")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let mut depth = QueueDepth::default();
+        for r in rows {
+            let status: String = r.try_get("status").map_err(map_err)?;
+            let n: i64 = r.try_get("n").map_err(map_err)?;
+            match status.as_str() {
+                "queued" => {
+                    depth.queued = n;
+                    depth.oldest_due = r.try_get("oldest").map_err(map_err)?;
+                }
+                "running" => depth.running = n,
+                _ => depth.failed = n,
+            }
+        }
+        Ok(depth)
+    }
     async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts> {
         let mut tx = match family_id {
             Some(f) => self.family_tx(f).await?,

@@ -118,6 +118,26 @@ impl JobQueue for SqliteStore {
         .map_err(map_err)
         .map(|_| ())
     }
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status IN ('queued', 'running', 'failed') GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let mut depth = QueueDepth::default();
+        for r in rows {
+            let status: String = r.try_get("status").map_err(map_err)?;
+            let n: i64 = r.try_get("n").map_err(map_err)?;
+            match status.as_str() {
+                "queued" => {
+                    depth.queued = n;
+                    depth.oldest_due = r.try_get::<Option<i64>, _>("oldest").map_err(map_err)?.map(at);
+                }
+                "running" => depth.running = n,
+                _ => depth.failed = n,
+            }
+        }
+        Ok(depth)
+    }
     async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs WHERE ($1 IS NULL OR family_id = $1) GROUP BY status")
             .bind(family_id.map(|f| f.to_string()))
