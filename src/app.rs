@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use dadly_agent::agent::AgentSettings;
 use dadly_agent::blob::LocalBlobs;
-use dadly_agent::jobs::{WorkerSettings, spawn_workers};
+use dadly_agent::jobs::{Housekeeping, WorkerSettings, spawn_housekeeping, spawn_workers};
 use dadly_agent::metrics::Metrics;
 use dadly_agent::models::{ChatModel, Embedder, OfflineModels, OpenAiModels, Transcriber};
 use dadly_agent::blob::{BlobStore, S3Blobs};
@@ -63,13 +63,28 @@ fn secret_file(settings: &Settings, name: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// Applies the schema: SQLite in place; Postgres as the owner role
+/// (`DADLY_DATABASE_OWNER_URL`, or `DATABASE_URL` when that is the owner).
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    match &settings.store {
+        StoreBackend::Sqlite(_) => open_store(settings).await.map(|_| ()),
+        StoreBackend::Postgres { url, .. } => {
+            let owner = settings.database_owner_url.as_deref().unwrap_or(url);
+            PostgresStore::migrate_as_owner(owner).await.context("migrating Postgres as the owner role (DADLY_DATABASE_OWNER_URL, else DATABASE_URL)")
+        }
+    }
+}
+
 /// Opens the store named by `DATABASE_URL` (creating the data dir) and migrates it.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
     Ok(match &settings.store {
         StoreBackend::Sqlite(url) => Arc::new(SqliteStore::connect(url).await.context("opening the SQLite database (DATABASE_URL)")?),
         StoreBackend::Postgres { url, max_connections } => {
-            Arc::new(PostgresStore::connect(url, *max_connections).await.context("connecting to Postgres (DATABASE_URL)")?)
+            if let Some(owner) = &settings.database_owner_url {
+                PostgresStore::migrate_as_owner(owner).await.context("migrating Postgres as the owner role (DADLY_DATABASE_OWNER_URL)")?;
+            }
+            Arc::new(PostgresStore::connect(url, *max_connections).await.context("connecting to Postgres as the runtime role (DATABASE_URL)")?)
         }
     })
 }
@@ -157,7 +172,9 @@ impl App {
             .await
             .with_context(|| format!("binding {} (DADLY_BIND / PORT)", self.settings.bind))?;
         let addr = listener.local_addr()?;
-        let workers = spawn_workers(self.agent.clone(), self.worker_settings(), shutdown.clone());
+        let mut workers = spawn_workers(self.agent.clone(), self.worker_settings(), shutdown.clone());
+        let housekeeping = Housekeeping { keep: chrono::Duration::days(self.settings.housekeeping_days), ..Housekeeping::default() };
+        workers.push(spawn_housekeeping(self.agent.clone(), housekeeping, shutdown.clone()));
         let mut channel_routes = axum::Router::new();
         let mut telegram_task = None;
         if let Some(t) = self.settings.telegram.clone() {

@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
             serve(settings).await
         }
         Command::Migrate => {
-            dadly::app::open_store(&settings).await?;
+            dadly::app::migrate(&settings).await?;
             println!("migrations applied ({})", backend_names(&settings));
             Ok(())
         }

@@ -94,6 +94,9 @@ pub enum ModelBackend {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// `DADLY_DATABASE_OWNER_URL`: the Postgres owner role, for migrations (the
+    /// service itself logs in with `DATABASE_URL` as the runtime role).
+    pub database_owner_url: Option<String>,
     pub store: StoreBackend,
     pub index: IndexBackend,
     pub blobs: BlobBackend,
@@ -125,6 +128,9 @@ pub struct Settings {
     pub min_score: Option<f32>,
     /// `DADLY_UTC_OFFSET` (e.g. `+09:00`): what "today" means for messages without a time zone.
     pub utc_offset: chrono::FixedOffset,
+    /// `DADLY_HOUSEKEEPING_DAYS`: processed update ids, finished jobs, chat turns
+    /// and idempotency keys are deleted by a daily job once older than this.
+    pub housekeeping_days: i64,
     /// `DADLY_METRICS_TOKEN`: when set, `/metrics` requires it as a bearer token.
     pub metrics_token: Option<Secret>,
     /// `DADLY_RATE_LIMIT_PER_MINUTE`: chat messages per user per minute (0: no limit).
@@ -137,6 +143,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
+            .field("database_owner_url", &self.database_owner_url.as_deref().map(redact_url))
             .field("store", &self.store)
             .field("index", &self.index)
             .field("blobs", &self.blobs)
@@ -161,6 +168,7 @@ impl std::fmt::Debug for Settings {
             .field("utc_offset", &self.utc_offset)
             .field("messages_per_minute", &self.messages_per_minute)
             .field("metrics_token", &self.metrics_token)
+            .field("housekeeping_days", &self.housekeeping_days)
             .field("json_logs", &self.json_logs)
             .finish()
     }
@@ -331,6 +339,11 @@ impl Settings {
             utc_offset,
             messages_per_minute: env.parse("DADLY_RATE_LIMIT_PER_MINUTE", "a whole number")?.unwrap_or(30),
             metrics_token: env.get("DADLY_METRICS_TOKEN").map(Secret),
+            housekeeping_days: match env.parse::<i64>("DADLY_HOUSEKEEPING_DAYS", "a whole number of days")? {
+                Some(d) if !(1..=3650).contains(&d) => return Err(bad("DADLY_HOUSEKEEPING_DAYS", format!("`{d}` is not between 1 and 3650"))),
+                Some(d) => d,
+                None => 30,
+            },
             telegram,
             store,
             index,
@@ -339,6 +352,7 @@ impl Settings {
             prices,
             data_dir,
             database_url,
+            database_owner_url: env.get("DADLY_DATABASE_OWNER_URL"),
             bind,
             public_url,
             models,

@@ -76,6 +76,52 @@ pub fn spawn_workers(agent: Arc<Agent>, settings: WorkerSettings, shutdown: watc
         .collect()
 }
 
+/// How often housekeeping runs, and how old what it deletes must be.
+#[derive(Debug, Clone)]
+pub struct Housekeeping {
+    pub every: Duration,
+    /// Processed update ids, finished jobs, chat turns and idempotency keys older than this go.
+    pub keep: chrono::Duration,
+}
+
+impl Default for Housekeeping {
+    fn default() -> Self {
+        Self { every: Duration::from_secs(24 * 3600), keep: chrono::Duration::days(30) }
+    }
+}
+
+/// Runs housekeeping shortly after start and then every `every`, until
+/// `shutdown`. Every instance may run it: the deletes are idempotent.
+pub fn spawn_housekeeping(agent: Arc<Agent>, settings: Housekeeping, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut next = tokio::time::Instant::now() + Duration::from_secs(5).min(settings.every);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            housekeep(&agent, &settings).await;
+            next = tokio::time::Instant::now() + settings.every;
+        }
+    })
+}
+
+/// One round of housekeeping; what it deleted is logged and counted.
+pub async fn housekeep(agent: &Agent, settings: &Housekeeping) {
+    match agent.b.store.prune(Utc::now() - settings.keep).await {
+        Ok(counts) => {
+            for (what, n) in &counts {
+                agent.b.metrics.add("dadly_pruned_total", &[("what", what)], *n as f64);
+            }
+            tracing::info!(pruned = ?counts, "housekeeping done");
+        }
+        Err(e) => tracing::warn!(error = %e, "housekeeping failed; next round will try again"),
+    }
+}
+
 /// Claims and runs one job; false when none was due (or the store failed).
 ///
 /// The job runs in its own task under a time limit while this worker renews

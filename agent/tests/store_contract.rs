@@ -270,6 +270,41 @@ async fn jobs_survive_outages_heartbeats_and_dead_workers(store: Arc<dyn Store>)
     assert!(!store.extend_lease(job.id, at).await.unwrap(), "a buried job's lease is not renewed");
 }
 
+async fn housekeeping_prunes_only_what_is_old(store: Arc<dyn Store>) {
+    let kim = fam(store.as_ref(), "Kim").await;
+    let lee = fam(store.as_ref(), "Lee").await;
+    for f in [&kim, &lee] {
+        add(store.as_ref(), f, "kept forever", "2026-10-01T10:00:00Z", &[]).await;
+        store.claim_update(f.family.id, &format!("tg:{}", f.family.id)).await.unwrap();
+        let turn = ChatTurn { chat_id: "c".into(), role: "user".into(), content: "hi".into(), created_at: Utc::now() };
+        store.add_chat_turn(f.family.id, f.user.id, &turn).await.unwrap();
+    }
+    // One job done, one still queued per family.
+    let mut done = 0;
+    while let Some(job) = store.claim_job(Utc::now(), Duration::minutes(5)).await.unwrap() {
+        if done < 2 {
+            store.complete_job(job.id).await.unwrap();
+            done += 1;
+        } else {
+            store.fail_job(job.id, "later", Some(Utc::now() + Duration::hours(1))).await.unwrap();
+        }
+    }
+    let nothing_old = store.prune(Utc::now() - Duration::days(30)).await.unwrap();
+    assert!(nothing_old.iter().all(|(_, n)| *n == 0), "{nothing_old:?}");
+
+    let pruned: std::collections::HashMap<String, u64> = store.prune(Utc::now() + Duration::seconds(1)).await.unwrap().into_iter().collect();
+    assert_eq!(pruned["processed_updates"], 2, "both families' ({pruned:?})");
+    assert_eq!(pruned["chat_turns"], 2);
+    assert_eq!(pruned["jobs"], 2, "only finished jobs");
+    for f in [&kim, &lee] {
+        assert!(store.claim_update(f.family.id, &format!("tg:{}", f.family.id)).await.unwrap(), "the old key is forgotten");
+        assert!(store.recent_chat_turns(f.family.id, "c", 10).await.unwrap().is_empty());
+        assert_eq!(store.list_entries(f.family.id, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap().len(), 1, "entries are never pruned");
+    }
+    let counts = store.job_counts(None).await.unwrap();
+    assert_eq!((counts.done, counts.queued), (0, 2), "{counts:?}");
+}
+
 async fn chat_turns_and_usage(store: Arc<dyn Store>) {
     let f = fam(store.as_ref(), "Kim").await;
     let fid = f.family.id;
@@ -394,7 +429,7 @@ macro_rules! contract {
     };
 }
 
-contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, chat_turns_and_usage, channel_records);
+contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, housekeeping_prunes_only_what_is_old, chat_turns_and_usage, channel_records);
 
 mod postgres_only {
     use super::*;
@@ -443,6 +478,95 @@ mod postgres_only {
         let kim_texts: Vec<String> = store.list_entries(kim.family.id, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap().into_iter().map(|e| e.raw_text).collect();
         assert!(kim_texts.iter().all(|t| t.starts_with("kim")));
         let _ = Row::columns(&role);
+    }
+
+    /// Every table with a `family_id` column — found from the catalogue, so a
+    /// new table is covered without touching this test — has row-level
+    /// security enabled and FORCEd, a policy, and shows another family nothing.
+    #[tokio::test]
+    async fn every_family_table_is_confined_by_forced_row_level_security() {
+        let Some(store) = crate::support::postgres().await else { return };
+        let kim = fam(store.as_ref(), "Kim").await;
+        let lee = fam(store.as_ref(), "Lee").await;
+        for f in [&kim, &lee] {
+            let e = add(store.as_ref(), f, "text", "2026-10-01T10:00:00Z", &[0]).await;
+            store.claim_update(f.family.id, &format!("tg:{}", f.family.id)).await.unwrap();
+            store.add_chat_turn(f.family.id, f.user.id, &ChatTurn { chat_id: "c".into(), role: "user".into(), content: "x".into(), created_at: Utc::now() }).await.unwrap();
+            store.update_entry(f.family.id, e.id, "text v2", &[], &[]).await.unwrap();
+        }
+        let pool = store.pool();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'family_id' ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(tables.len() >= 15, "the catalogue lists the family tables: {tables:?}");
+        for table in &tables {
+            let (enabled, forced): (bool, bool) = sqlx::query_as("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass")
+                .bind(table)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert!(enabled && forced, "{table}: row-level security enabled and forced");
+            let policies: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_policies WHERE tablename = $1").bind(table).fetch_one(pool).await.unwrap();
+            assert!(policies >= 1, "{table} has a policy");
+            // As Lee, no row of Kim's is visible, whatever the table.
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("SELECT set_config('app.family_id', $1, true)").bind(lee.family.id.to_string()).execute(&mut *tx).await.unwrap();
+            let sql = format!("SELECT count(*) FROM {table} WHERE family_id = $1");
+            let kims: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(kim.family.id).fetch_one(&mut *tx).await.unwrap();
+            assert_eq!(kims, 0, "{table}: Kim's rows are invisible to Lee");
+            drop(tx);
+        }
+    }
+
+    /// The runtime role owns nothing, so it cannot switch row-level security
+    /// off, drop a policy or replace a function; and nothing it can SET makes
+    /// it a worker that sees every family.
+    #[tokio::test]
+    async fn the_runtime_role_cannot_switch_off_or_widen_row_level_security() {
+        let Some((runtime, owner)) = dadly_testkit::services::postgres_database_with_owner().await else { return };
+        let store = PostgresStore::connect(&runtime, 2).await.unwrap();
+        let kim = fam(&store, "Kim").await;
+        let lee = fam(&store, "Lee").await;
+        add(&store, &kim, "kim", "2026-10-01T10:00:00Z", &[]).await;
+        add(&store, &lee, "lee", "2026-10-01T10:00:00Z", &[]).await;
+        let pool = store.pool();
+        let role: (bool, bool) = sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetch_one(pool).await.unwrap();
+        assert_eq!(role, (false, false));
+        for attack in [
+            "ALTER TABLE entries DISABLE ROW LEVEL SECURITY",
+            "ALTER TABLE entries NO FORCE ROW LEVEL SECURITY",
+            "DROP POLICY entries_own ON entries",
+            "CREATE POLICY open_door ON entries USING (true)",
+            "CREATE OR REPLACE FUNCTION dadly_family() RETURNS uuid LANGUAGE sql STABLE AS $$ SELECT NULL::uuid $$",
+            "CREATE OR REPLACE FUNCTION dadly_is_worker() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT true $$",
+            "ALTER TABLE jobs OWNER TO dadly_app",
+            "SET ROLE dadly_owner",
+            "CREATE TABLE sneaky (id int)",
+        ] {
+            let r = sqlx::query(sqlx::AssertSqlSafe(attack)).execute(pool).await;
+            assert!(r.is_err(), "the runtime role could: {attack}");
+        }
+        // The old escape hatch opens nothing now.
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.role', 'worker', true)").execute(&mut *tx).await.unwrap();
+        let worker: bool = sqlx::query_scalar("SELECT dadly_is_worker()").fetch_one(&mut *tx).await.unwrap();
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&mut *tx).await.unwrap();
+        let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM entries").fetch_one(&mut *tx).await.unwrap();
+        assert_eq!((worker, jobs, entries), (false, 0, 0));
+        drop(tx);
+        // Yet workers still claim every family's jobs, through the owner's functions.
+        let mut families = HashSet::new();
+        while let Some(job) = store.claim_job(Utc::now(), Duration::minutes(5)).await.unwrap() {
+            families.insert(job.family_id);
+            store.complete_job(job.id).await.unwrap();
+        }
+        assert_eq!(families, HashSet::from([kim.family.id, lee.family.id]));
+        // The service refuses to run as the owner, which could do all of the above.
+        let err = PostgresStore::connect(&owner, 1).await.err().expect("the owner is refused as the service's role");
+        assert!(format!("{:?}", err).contains("owns Dadly's tables"), "{err:?}");
     }
 
     #[tokio::test]

@@ -4,9 +4,13 @@
 
 use sqlx::Connection;
 
-/// The role the service connects as in tests: it can neither bypass
-/// row-level security nor act as superuser.
+/// The role the service connects as in tests: a member of `dadly_runtime`
+/// that owns nothing and can neither bypass row-level security nor act as
+/// superuser.
 pub const APP_ROLE: &str = "dadly_app";
+/// The role that owns each test database and runs its migrations (neither
+/// superuser nor BYPASSRLS either: FORCEd policies bind it too).
+pub const OWNER_ROLE: &str = "dadly_owner";
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -26,8 +30,13 @@ fn admin_url() -> String {
     std::env::var("DADLY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A fresh database owned by the non-superuser app role; returns its URL.
+/// A fresh database, migrated by its owner role; returns the runtime role's URL.
 pub async fn postgres_database() -> Option<String> {
+    postgres_database_with_owner().await.map(|(runtime, _)| runtime)
+}
+
+/// A fresh database as `postgres_database`, and its owner's URL too.
+pub async fn postgres_database_with_owner() -> Option<(String, String)> {
     let admin = admin_url();
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
@@ -37,21 +46,31 @@ pub async fn postgres_database() -> Option<String> {
         }
     };
     // Past this point Postgres answered: any failure is a real one, never a skip.
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
-        .bind(APP_ROLE)
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("Postgres at {admin} answered but could not be queried: {e}"));
-    if exists.is_none() {
-        // Several test binaries may race to create it; losing the race is fine.
-        let create = format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'dadly'");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await;
+    // Several test binaries may race to create the roles; losing the race is fine.
+    for (role, create) in [
+        ("dadly_runtime", "CREATE ROLE dadly_runtime NOLOGIN".to_string()),
+        (APP_ROLE, format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'dadly'")),
+        (OWNER_ROLE, format!("CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD 'dadly'")),
+    ] {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
+            .bind(role)
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("Postgres at {admin} answered but could not be queried: {e}"));
+        if exists.is_none() {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await;
+        }
     }
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("GRANT dadly_runtime TO {APP_ROLE}"))).execute(&mut conn).await;
     let db = format!("dadly_test_{:016x}{:08x}", rand_u64(), std::process::id());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db} OWNER {APP_ROLE}"))).execute(&mut conn).await.expect("create test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db} OWNER {OWNER_ROLE}"))).execute(&mut conn).await.expect("create test database");
     let (base, _) = admin.rsplit_once('/').expect("admin URL has a database");
     let host = base.rsplit_once('@').map(|(_, h)| h).unwrap_or_else(|| base.trim_start_matches("postgres://"));
-    Some(format!("postgres://{APP_ROLE}:dadly@{host}/{db}"))
+    let owner = format!("postgres://{OWNER_ROLE}:dadly@{host}/{db}");
+    // The owner applies the schema, as `dadly migrate` does in production.
+    let mut as_owner = sqlx::PgConnection::connect(&owner).await.expect("connect as the owner role");
+    sqlx::migrate!("../migrations/postgres").run(&mut as_owner).await.expect("migrations apply as the owner role");
+    Some((format!("postgres://{APP_ROLE}:dadly@{host}/{db}"), owner))
 }
 
 /// Whether a TCP connection to the URL's host and port opens within two seconds.

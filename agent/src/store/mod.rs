@@ -334,6 +334,10 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts>;
     /// Queued, running and failed jobs of every family, and the oldest due time.
     async fn queue_depth(&self) -> StoreResult<QueueDepth>;
+    /// Housekeeping in every family: deletes processed channel update ids,
+    /// finished jobs, chat turns and idempotency keys older than `before`;
+    /// how many of each.
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<Vec<(String, u64)>>;
 }
 
 /// Everything the agent keeps: one object per backend implementing every part.

@@ -1,8 +1,10 @@
 //! `PostgresStore`: the production `Store`. Every family-scoped call runs in a
 //! transaction that first sets `app.family_id`, so row-level security confines
-//! it to that family even if a query forgot its `WHERE`. Workers claim jobs in
-//! a transaction marked `app.role = 'worker'`, with `FOR UPDATE SKIP LOCKED`
-//! so many instances can drain one queue.
+//! it to that family even if a query forgot its `WHERE`. The service logs in
+//! as a runtime role that owns nothing; cross-family work (claiming jobs with
+//! `FOR UPDATE SKIP LOCKED`, counting the queue, housekeeping) goes through
+//! `SECURITY DEFINER` functions the owner defined, which return only ids and
+//! counters (see `migrations/postgres/0005_runtime_role.sql`).
 
 use std::str::FromStr;
 
@@ -38,22 +40,49 @@ fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 impl PostgresStore {
-    /// Connects (URL may carry `sslmode`, as Supabase's do) and applies migrations.
+    /// Connects as the service's runtime role (URL may carry `sslmode`, as
+    /// Supabase's do). The schema must be current — `dadly migrate` as the
+    /// owner makes it so — and the role must not own the tables: an owner
+    /// could switch row-level security off.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(backend)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_with(options)
+        let store = Self { pool: pool(url, max_connections).await? };
+        store.check_schema().await?;
+        let owns: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = 'jobs'::regclass")
+            .fetch_one(&store.pool)
             .await
             .map_err(map_err)?;
-        let store = Self { pool };
-        store.migrate().await?;
+        if owns {
+            let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&store.pool).await.map_err(map_err)?;
+            return Err(StoreError::Backend(format!(
+                "DATABASE_URL logs in as `{role}`, which owns Dadly's tables (or is a superuser): it could switch row-level security off. \
+                 Log in as a runtime role that is a member of `dadly_runtime` and owns nothing (README: Postgres roles)"
+            ).into()));
+        }
         Ok(store)
     }
 
-    pub async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("../migrations/postgres").run(&self.pool).await.map_err(backend)
+    /// Applies the migrations as the owner of the schema (`dadly migrate`).
+    pub async fn migrate_as_owner(url: &str) -> StoreResult<()> {
+        let pool = pool(url, 1).await?;
+        sqlx::migrate!("../migrations/postgres").run(&pool).await.map_err(backend)?;
+        pool.close().await;
+        Ok(())
+    }
+
+    /// The schema is at the version this build expects (the runtime role cannot migrate).
+    async fn check_schema(&self) -> StoreResult<()> {
+        let expected = sqlx::migrate!("../migrations/postgres").iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot read the schema version ({e}): run `dadly migrate` as the owner role first").into()))?;
+        match applied {
+            Some(v) if v >= expected => Ok(()),
+            v => Err(StoreError::Backend(format!(
+                "the database schema is at version {}, this build needs {expected}: run `dadly migrate` as the owner role (DADLY_DATABASE_OWNER_URL)",
+                v.unwrap_or(0)
+            ).into())),
+        }
     }
 
     /// A transaction confined to one family by row-level security.
@@ -67,17 +96,21 @@ impl PostgresStore {
         Ok(tx)
     }
 
-    /// A transaction allowed to see every family's jobs (and nothing else).
-    async fn worker_tx(&self) -> StoreResult<Tx> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("SELECT set_config('app.role', 'worker', true)").execute(&mut *tx).await.map_err(map_err)?;
-        Ok(tx)
-    }
 
     /// Direct access for tests that check what row-level security allows.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+async fn pool(url: &str, max_connections: u32) -> StoreResult<PgPool> {
+    let options = PgConnectOptions::from_str(url).map_err(backend)?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(map_err)
 }
 
 fn member_from_row(row: &PgRow) -> StoreResult<Member> {

@@ -118,6 +118,19 @@ impl JobQueue for SqliteStore {
         .map_err(map_err)
         .map(|_| ())
     }
+    async fn prune(&self, before: DateTime<Utc>) -> StoreResult<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for (what, sql) in [
+            ("processed_updates", "DELETE FROM processed_updates WHERE created_at < $1"),
+            ("jobs", "DELETE FROM jobs WHERE status = 'done' AND updated_at < $1"),
+            ("chat_turns", "DELETE FROM chat_turns WHERE created_at < $1"),
+            ("idempotency_keys", "DELETE FROM idempotency_keys WHERE created_at < $1"),
+        ] {
+            let done = sqlx::query(sql).bind(ms(before)).execute(&self.pool).await.map_err(map_err)?;
+            out.push((what.to_string(), done.rows_affected()));
+        }
+        Ok(out)
+    }
     async fn queue_depth(&self) -> StoreResult<QueueDepth> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs WHERE status IN ('queued', 'running', 'failed') GROUP BY status")
             .fetch_all(&self.pool)
