@@ -143,6 +143,7 @@ impl App {
         agent_settings.prices = settings.prices.clone();
         agent_settings.default_offset = settings.utc_offset;
         agent_settings.messages_per_minute = settings.messages_per_minute;
+        agent_settings.embed_max_tokens = settings.embed_max_tokens;
         let mut channels: Vec<Arc<dyn dadly_agent::channel::Channel>> = Vec::new();
         if let Some(t) = &settings.telegram {
             channels.push(Arc::new(dadly_bot::TelegramChannel::new(t.bot(), t.max_file_bytes)));

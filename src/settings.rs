@@ -131,6 +131,9 @@ pub struct Settings {
     /// `DADLY_HOUSEKEEPING_DAYS`: processed update ids, finished jobs, chat turns
     /// and idempotency keys are deleted by a daily job once older than this.
     pub housekeeping_days: i64,
+    /// `DADLY_EMBEDDING_MAX_TOKENS`: the most tokens one embedding input may
+    /// have; longer entries are embedded in pieces (several vectors per entry).
+    pub embed_max_tokens: usize,
     /// `DADLY_METRICS_TOKEN`: when set, `/metrics` requires it as a bearer token.
     pub metrics_token: Option<Secret>,
     /// `DADLY_RATE_LIMIT_PER_MINUTE`: chat messages per user per minute (0: no limit).
@@ -169,6 +172,7 @@ impl std::fmt::Debug for Settings {
             .field("messages_per_minute", &self.messages_per_minute)
             .field("metrics_token", &self.metrics_token)
             .field("housekeeping_days", &self.housekeeping_days)
+            .field("embed_max_tokens", &self.embed_max_tokens)
             .field("json_logs", &self.json_logs)
             .finish()
     }
@@ -286,6 +290,15 @@ impl Settings {
             ModelBackend::Offline
         };
 
+        // OpenAI's embedding models take 8191 tokens; most local ones (e5, bge) 512.
+        let embed_max_tokens = match env.parse::<usize>("DADLY_EMBEDDING_MAX_TOKENS", "a whole number of tokens")? {
+            Some(n) if !(16..=1_000_000).contains(&n) => return Err(bad("DADLY_EMBEDDING_MAX_TOKENS", format!("`{n}` is not between 16 and 1000000"))),
+            Some(n) => n,
+            None => match &models {
+                ModelBackend::OpenAi(o) if o.embedding_model.starts_with("text-embedding-") => 8000,
+                _ => 512,
+            },
+        };
         let jwt_secret = env.get("JWT_SECRET").or_else(|| env.get("SUPABASE_JWT_SECRET")).map(Secret);
         if jwt_secret.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(bad("JWT_SECRET", "must be at least 16 characters"));
@@ -339,6 +352,7 @@ impl Settings {
             utc_offset,
             messages_per_minute: env.parse("DADLY_RATE_LIMIT_PER_MINUTE", "a whole number")?.unwrap_or(30),
             metrics_token: env.get("DADLY_METRICS_TOKEN").map(Secret),
+            embed_max_tokens,
             housekeeping_days: match env.parse::<i64>("DADLY_HOUSEKEEPING_DAYS", "a whole number of days")? {
                 Some(d) if !(1..=3650).contains(&d) => return Err(bad("DADLY_HOUSEKEEPING_DAYS", format!("`{d}` is not between 1 and 3650"))),
                 Some(d) => d,

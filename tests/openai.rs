@@ -148,6 +148,37 @@ async fn a_request_the_model_refuses_fails_at_once_instead_of_retrying() {
 }
 
 #[tokio::test]
+async fn a_long_entry_is_embedded_in_pieces_and_found_by_any_of_them() {
+    let fake = FakeOpenAi::start().await;
+    let mut env = fake.env();
+    env.push(("DADLY_EMBEDDING_MAX_TOKENS", "300".into()));
+    // The fake embeds bags of words: a 300-token piece shares few with a short question.
+    env.push(("DADLY_MIN_SCORE", "0.05".into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(&pairs).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    // Near the 10,000-character limit, Korean and English; the detail asked about is at the very end.
+    let mut text = String::new();
+    while text.chars().count() < 9_000 {
+        text.push_str("민지는 오늘 유치원에서 친구들과 블록을 쌓고 노래를 불렀다. Minji built towers with her friends and sang songs. ");
+    }
+    text.push_str("At bedtime Minji whispered that a purple giraffe lives under her bed.");
+    assert!(text.chars().count() <= 10_000);
+    let (status, v) = app.post(&kim.token, "/v1/entries", json!({ "text": text, "occurred_at": "2026-11-20T20:00:00+09:00" })).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{v}");
+    let id = v["entry_id"].as_str().unwrap().to_string();
+    let ready = app.wait_ready(&kim, &id).await;
+    assert_eq!(ready["indexed"], true);
+    let embed_calls = fake.requests("/v1/embeddings");
+    let inputs = embed_calls.last().unwrap()["input"].as_array().unwrap().len();
+    assert!(inputs > 5, "one call with every piece ({inputs})");
+    let answer = app.chat(&kim, "Where does the purple giraffe live?").await;
+    assert_eq!(source_ids(&answer), vec![id.clone()], "found by its last piece, listed once: {answer}");
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!(status["jobs"]["failed"], 0, "{status}");
+}
+
+#[tokio::test]
 async fn an_answer_survives_a_chat_model_outage_by_quoting_the_entries() {
     let fake = FakeOpenAi::start().await;
     let app = app_with(&fake).await;

@@ -47,6 +47,8 @@ pub struct AgentSettings {
     pub default_offset: FixedOffset,
     /// Chat messages per user per minute (bursts up to the same); 0 is no limit.
     pub messages_per_minute: u32,
+    /// The most tokens the embedding model takes in one input; longer entries are embedded in pieces.
+    pub embed_max_tokens: usize,
 }
 
 impl AgentSettings {
@@ -58,6 +60,7 @@ impl AgentSettings {
             prices: Default::default(),
             default_offset: FixedOffset::east_opt(0).expect("zero offset"),
             messages_per_minute: 30,
+            embed_max_tokens: 512,
         }
     }
 }

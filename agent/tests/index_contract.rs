@@ -41,7 +41,7 @@ async fn world(store: &dyn Store, name: &str) -> World {
 }
 
 fn record(e: &Entry, vector: [f32; DIMS]) -> VectorRecord {
-    VectorRecord { entry_id: e.id, entry_version: e.version, model: "m".into(), vector: vector.to_vec(), member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at }
+    VectorRecord { entry_id: e.id, entry_version: e.version, model: "m".into(), vector: vector.to_vec(), extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at }
 }
 
 fn ids(hits: &[Hit]) -> Vec<EntryId> {
@@ -96,6 +96,28 @@ async fn contract(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>) {
     let left = ids(&index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap());
     assert_eq!(left.len(), 2);
     assert!(!left.contains(&w.entries[0].id));
+
+    // A long entry has a vector per piece: it is found by any piece, once,
+    // scored by its best; its payload and deletion cover every piece.
+    let mut long = record(&w.entries[0], [0.0, 0.0, 0.0, 1.0]);
+    long.extra_chunks = vec![vec![0.0, 1.0, 0.0, 0.0], vec![0.0, 0.9, 0.1, 0.0]];
+    index.upsert(fid, long).await.unwrap();
+    let by_second_piece = index.search(fid, &[0.0, 1.0, 0.0, 0.0], &SearchFilter::default(), 10).await.unwrap();
+    assert_eq!(by_second_piece.iter().filter(|h| h.entry_id == w.entries[0].id).count(), 1, "one hit per entry: {by_second_piece:?}");
+    assert_eq!(by_second_piece[0].entry_id, w.entries[0].id);
+    assert!(by_second_piece[0].score > 0.99);
+    assert_eq!(index.search(fid, &[0.0, 1.0, 0.0, 0.0], &SearchFilter::default(), 1).await.unwrap().len(), 1, "the limit counts entries");
+    index.set_payload(fid, w.entries[0].id, &[w.kids[1].id], &[], &[]).await.unwrap();
+    let only_b_long = ids(&index.search(fid, &[0.0, 1.0, 0.0, 0.0], &only_b, 10).await.unwrap());
+    assert_eq!(only_b_long.first(), Some(&w.entries[0].id), "every piece got the payload: {only_b_long:?}");
+    // Re-indexed shorter (an edit): the old pieces are gone.
+    index.upsert(fid, record(&w.entries[0], [0.0, 0.0, 0.0, 1.0])).await.unwrap();
+    let after_edit = index.search(fid, &[0.0, 1.0, 0.0, 0.0], &SearchFilter::default(), 10).await.unwrap();
+    let score = after_edit.iter().find(|h| h.entry_id == w.entries[0].id).map(|h| h.score).unwrap_or(0.0);
+    assert!(score.abs() < 1e-4, "no stale piece scores for it: {after_edit:?}");
+    index.delete(fid, w.entries[0].id).await.unwrap();
+    let gone = index.search(fid, &[0.0, 1.0, 0.0, 0.0], &SearchFilter::default(), 10).await.unwrap();
+    assert!(!ids(&gone).contains(&w.entries[0].id), "every piece deleted: {gone:?}");
 }
 
 /// The embedded index keeps a family's vectors in memory: every way a vector

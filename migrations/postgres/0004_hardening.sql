@@ -19,3 +19,7 @@ CREATE POLICY idempotency_keys_own ON idempotency_keys USING (family_id = dadly_
 
 -- `dadly token --revoke USER`: tokens issued before this instant are refused.
 ALTER TABLE users ADD COLUMN tokens_valid_after timestamptz;
+
+-- A long entry is embedded in pieces: `vector` holds them one after another,
+-- each `chunk_dims` long (NULL: one vector, as before).
+ALTER TABLE entry_vectors ADD COLUMN chunk_dims integer;

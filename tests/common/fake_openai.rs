@@ -19,6 +19,8 @@ pub const API_KEY: &str = "sk-test-fake";
 pub const CHAT_MODEL: &str = "fake-gpt-1";
 pub const EMBED_MODEL: &str = "fake-embed-1";
 pub const DIMS: usize = 64;
+/// The longest embedding input the fake takes, in characters.
+pub const MAX_EMBED_CHARS: usize = 2000;
 
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -239,6 +241,13 @@ async fn embeddings(State(state): State<Arc<FakeState>>, headers: HeaderMap, axu
         Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
         _ => return openai_error(StatusCode::BAD_REQUEST, "input must be a string or array of strings"),
     };
+    // Like a real embedding model, refuse an input past its context (here: 2,000 characters).
+    if let Some(long) = inputs.iter().find(|i| i.chars().count() > MAX_EMBED_CHARS) {
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            &format!("This model's maximum context length is {MAX_EMBED_CHARS} tokens, however you requested {} tokens.", long.chars().count()),
+        );
+    }
     let tokens: u64 = inputs.iter().map(|i| i.split_whitespace().count() as u64).sum();
     let data: Vec<Value> = inputs.iter().enumerate().map(|(i, t)| json!({ "object": "embedding", "index": i, "embedding": fake_embedding(t) })).collect();
     axum::Json(json!({ "object": "list", "data": data, "model": EMBED_MODEL, "usage": { "prompt_tokens": tokens, "total_tokens": tokens } })).into_response()

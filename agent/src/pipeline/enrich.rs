@@ -227,8 +227,16 @@ impl Agent {
 
     async fn embed(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
         let Some(entry) = self.current_entry(job).await? else { return Ok("stale") };
-        let done = self.call_embed(job.family_id, root, vec![entry.raw_text.clone()]).await?;
-        let vector = done.vectors.into_iter().next().ok_or_else(|| ModelError::BadResponse("no embedding".into()))?;
+        // A long entry goes in pieces the model takes whole; all in one call.
+        let pieces = crate::text::chunks::chunks(&entry.raw_text, self.settings.embed_max_tokens);
+        let count = pieces.len();
+        let done = self.call_embed(job.family_id, root, pieces).await?;
+        if done.vectors.len() != count {
+            return Err(ModelError::BadResponse(format!("{} embeddings for {count} pieces", done.vectors.len())).into());
+        }
+        let mut vectors = done.vectors.into_iter();
+        let vector = vectors.next().ok_or_else(|| ModelError::BadResponse("no embedding".into()))?;
+        let extra_chunks: Vec<Vec<f32>> = vectors.collect();
         // Payload from the insight if enrichment already ran for this version.
         let insight = self.b.store.get_insight(job.family_id, entry.id).await?.filter(|i| i.entry_version == entry.version);
         let had_insight = insight.is_some();
@@ -242,6 +250,7 @@ impl Agent {
             entry_version: entry.version,
             model: done.model,
             vector,
+            extra_chunks,
             member_ids,
             topics,
             emotions,

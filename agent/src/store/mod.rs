@@ -126,11 +126,37 @@ pub struct VectorRecord {
     pub entry_id: EntryId,
     pub entry_version: i64,
     pub model: String,
+    /// The embedding of the entry's text, or of its first piece when long.
     pub vector: Vec<f32>,
+    /// The embeddings of a long entry's further pieces (same dimension); a
+    /// search scores the entry by its best piece.
+    pub extra_chunks: Vec<Vec<f32>>,
     pub member_ids: Vec<MemberId>,
     pub topics: Vec<String>,
     pub emotions: Vec<String>,
     pub occurred_at: DateTime<Utc>,
+}
+
+impl VectorRecord {
+    /// Every piece's vector, the first one first.
+    pub fn chunk_vectors(&self) -> impl Iterator<Item = &Vec<f32>> {
+        std::iter::once(&self.vector).chain(self.extra_chunks.iter())
+    }
+
+    /// All pieces' vectors one after another, as the stores keep them.
+    pub fn flattened(&self) -> Vec<f32> {
+        self.chunk_vectors().flatten().copied().collect()
+    }
+
+    /// Splits what `flattened` stored back into pieces of `dims` each.
+    pub fn unflatten(all: Vec<f32>, dims: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
+        if dims == 0 || all.len() <= dims || !all.len().is_multiple_of(dims) {
+            return (all, Vec::new());
+        }
+        let mut pieces = all.chunks_exact(dims).map(<[f32]>::to_vec);
+        let first = pieces.next().unwrap_or_default();
+        (first, pieces.collect())
+    }
 }
 
 /// Model spend of one family for one model and capability.

@@ -3,6 +3,7 @@
 
 pub mod dates;
 pub mod lexicon;
+pub mod chunks;
 pub mod members;
 pub mod route;
 pub mod tokens;

@@ -103,7 +103,8 @@ impl VectorIndex for EmbeddedIndex {
             .iter()
             .filter(|r| r.vector.len() == query.len())
             .filter(|r| filter.member_ids.is_empty() || r.member_ids.iter().any(|m| filter.member_ids.contains(m)))
-            .map(|r| Hit { entry_id: r.entry_id, score: cosine(query, &r.vector) })
+            // A long entry counts by its best piece: one hit per entry.
+            .map(|r| Hit { entry_id: r.entry_id, score: r.chunk_vectors().map(|v| cosine(query, v)).fold(f32::MIN, f32::max) })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.entry_id.cmp(&a.entry_id)));
         hits.truncate(limit);

@@ -33,8 +33,18 @@ fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
-fn point_id(entry_id: EntryId) -> PointId {
-    PointId::from(entry_id.to_string())
+/// The point of piece `chunk` of an entry: the entry's own id for the first,
+/// a stable id derived from it for the others (so re-indexing overwrites).
+fn chunk_point_id(entry_id: EntryId, chunk: usize) -> PointId {
+    if chunk == 0 {
+        return PointId::from(entry_id.to_string());
+    }
+    let digest = crate::blob::sha256_hex(format!("{entry_id}:{chunk}").as_bytes());
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&digest[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    PointId::from(uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string())
 }
 
 impl QdrantIndex {
@@ -79,6 +89,7 @@ impl QdrantIndex {
             .map_err(unavailable)?;
         let indexes = [
             ("owner_id", FieldType::Keyword, Some(KeywordIndexParamsBuilder::default().is_tenant(true).build().into())),
+            ("entry_id", FieldType::Keyword, None),
             ("member_ids", FieldType::Keyword, None),
             ("topics", FieldType::Keyword, None),
             ("emotions", FieldType::Keyword, None),
@@ -92,6 +103,11 @@ impl QdrantIndex {
             self.client.create_field_index(req).await.map_err(unavailable)?;
         }
         Ok(())
+    }
+
+    /// Every point (piece) of one entry of the family.
+    fn entry_filter(&self, family_id: FamilyId, entry_id: EntryId) -> Filter {
+        Filter::must([Condition::matches("owner_id", family_id.to_string()), Condition::matches("entry_id", entry_id.to_string())])
     }
 
     fn owner_filter(&self, family_id: FamilyId, filter: &SearchFilter) -> Filter {
@@ -130,14 +146,28 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn upsert(&self, family_id: FamilyId, r: VectorRecord) -> Result<(), IndexError> {
-        if r.vector.len() != self.dimensions {
-            return Err(IndexError::Dimensions { expected: self.dimensions, got: r.vector.len() });
+        if let Some(v) = r.chunk_vectors().find(|v| v.len() != self.dimensions) {
+            return Err(IndexError::Dimensions { expected: self.dimensions, got: v.len() });
         }
         let mut map = payload(family_id, r.entry_id, &r.member_ids, &r.topics, &r.emotions);
         map.insert("occurred_at".into(), json!(r.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
         map.insert("entry_version".into(), json!(r.entry_version));
-        let point = PointStruct::new(point_id(r.entry_id), r.vector, Payload::from(map));
-        self.client.upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true)).await.map_err(unavailable)?;
+        // One point per piece of the entry; the first keeps the entry's own id.
+        let ids: Vec<PointId> = (0..=r.extra_chunks.len()).map(|i| chunk_point_id(r.entry_id, i)).collect();
+        let points: Vec<PointStruct> = r
+            .chunk_vectors()
+            .zip(&ids)
+            .enumerate()
+            .map(|(i, (v, id))| {
+                let mut m = map.clone();
+                m.insert("chunk".into(), json!(i));
+                PointStruct::new(id.clone(), v.clone(), Payload::from(m))
+            })
+            .collect();
+        self.client.upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true)).await.map_err(unavailable)?;
+        // Pieces of an earlier, longer version go (never a moment with none indexed).
+        let stale = Filter { must: self.entry_filter(family_id, r.entry_id).must, must_not: vec![Condition::has_id(ids)], ..Default::default() };
+        self.client.delete_points(DeletePointsBuilder::new(&self.collection).points(stale).wait(true)).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -153,17 +183,13 @@ impl VectorIndex for QdrantIndex {
         // Only the attributes change; the owner must already match (see filter).
         map.remove("owner_id");
         map.remove("entry_id");
-        let req = SetPayloadPointsBuilder::new(&self.collection, Payload::from(map))
-            .points_selector(Filter::must([Condition::matches("owner_id", family_id.to_string()), Condition::has_id([point_id(entry_id)])]))
-            .wait(true);
+        let req = SetPayloadPointsBuilder::new(&self.collection, Payload::from(map)).points_selector(self.entry_filter(family_id, entry_id)).wait(true);
         self.client.set_payload(req).await.map_err(unavailable)?;
         Ok(())
     }
 
     async fn delete(&self, family_id: FamilyId, entry_id: EntryId) -> Result<(), IndexError> {
-        let req = DeletePointsBuilder::new(&self.collection)
-            .points(Filter::must([Condition::matches("owner_id", family_id.to_string()), Condition::has_id([point_id(entry_id)])]))
-            .wait(true);
+        let req = DeletePointsBuilder::new(&self.collection).points(self.entry_filter(family_id, entry_id)).wait(true);
         self.client.delete_points(req).await.map_err(unavailable)?;
         Ok(())
     }
@@ -173,7 +199,9 @@ impl VectorIndex for QdrantIndex {
             return Err(IndexError::Dimensions { expected: self.dimensions, got: query.len() });
         }
         #[allow(deprecated)]
-        let req = SearchPointsBuilder::new(&self.collection, query.to_vec(), limit as u64).filter(self.owner_filter(family_id, filter)).with_payload(true);
+        // Pieces of one entry may fill several places: ask for more, keep each entry's best.
+        let wanted = (limit * 4).clamp(limit, limit + 200) as u64;
+        let req = SearchPointsBuilder::new(&self.collection, query.to_vec(), wanted).filter(self.owner_filter(family_id, filter)).with_payload(true);
         #[allow(deprecated)]
         let response = self.client.search_points(req).await.map_err(unavailable)?;
         let mut hits = Vec::new();
@@ -184,14 +212,19 @@ impl VectorIndex for QdrantIndex {
                 tracing::error!("vector index returned a point of another owner; dropped");
                 continue;
             }
-            let id = match point.id.and_then(|p| p.point_id_options) {
+            let entry = point.payload.get("entry_id").and_then(|v| v.as_str().and_then(|s| s.parse::<EntryId>().ok()));
+            let id = entry.or_else(|| match point.id.and_then(|p| p.point_id_options) {
                 Some(PointIdOptions::Uuid(s)) => s.parse().ok(),
                 _ => None,
-            };
-            if let Some(entry_id) = id {
+            });
+            // Results come best first: the first piece of an entry is its best.
+            if let Some(entry_id) = id
+                && !hits.iter().any(|h: &Hit| h.entry_id == entry_id)
+            {
                 hits.push(Hit { entry_id, score: point.score });
             }
         }
+        hits.truncate(limit);
         Ok(hits)
     }
 }

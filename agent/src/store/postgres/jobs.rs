@@ -44,7 +44,7 @@ impl JobQueue for PostgresStore {
         sqlx::query("SELECT dadly_defer_job($1, $2)").bind(id).bind(run_at).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
-        let lease = sqlx::postgres::types::PgInterval::try_from(lease).map_err(|e| StoreError::Backend(e))?;
+        let lease = sqlx::postgres::types::PgInterval::try_from(lease).map_err(StoreError::Backend)?;
         let row = sqlx::query("SELECT * FROM dadly_claim_job($1, $2)").bind(now).bind(lease).fetch_optional(&self.pool).await.map_err(map_err)?;
         row.as_ref().map(job_from_row).transpose()
     }

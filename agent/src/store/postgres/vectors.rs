@@ -7,21 +7,22 @@ impl VectorStore for PostgresStore {
     async fn put_vector(&self, family_id: FamilyId, v: &VectorRecord) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
         sqlx::query(
-            "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, vector, member_ids, topics, emotions, occurred_at) \
-             SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9 FROM entries WHERE id = $1 AND family_id = $2 \
+            "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, vector, member_ids, topics, emotions, occurred_at, chunk_dims) \
+             SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 \
              ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
-               vector = excluded.vector, member_ids = excluded.member_ids, topics = excluded.topics, \
+               vector = excluded.vector, chunk_dims = excluded.chunk_dims, member_ids = excluded.member_ids, topics = excluded.topics, \
                emotions = excluded.emotions, occurred_at = excluded.occurred_at",
         )
         .bind(v.entry_id)
         .bind(family_id)
         .bind(v.entry_version)
         .bind(&v.model)
-        .bind(&v.vector)
+        .bind(v.flattened())
         .bind(&v.member_ids)
         .bind(&v.topics)
         .bind(&v.emotions)
         .bind(v.occurred_at)
+        .bind(v.vector.len() as i32)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -77,11 +78,15 @@ impl VectorStore for PostgresStore {
         tx.commit().await.map_err(map_err)?;
         rows.iter()
             .map(|r| {
+                let all: Vec<f32> = r.try_get("vector").map_err(map_err)?;
+                let dims: Option<i32> = r.try_get("chunk_dims").map_err(map_err)?;
+                let (vector, extra_chunks) = VectorRecord::unflatten(all, dims.unwrap_or(0).max(0) as usize);
                 Ok(VectorRecord {
                     entry_id: r.try_get("entry_id").map_err(map_err)?,
                     entry_version: r.try_get("entry_version").map_err(map_err)?,
                     model: r.try_get("model").map_err(map_err)?,
-                    vector: r.try_get("vector").map_err(map_err)?,
+                    vector,
+                    extra_chunks,
                     member_ids: r.try_get("member_ids").map_err(map_err)?,
                     topics: r.try_get("topics").map_err(map_err)?,
                     emotions: r.try_get("emotions").map_err(map_err)?,

@@ -18,7 +18,7 @@ impl VectorStore for SqliteStore {
         .bind(v.entry_version)
         .bind(&v.model)
         .bind(v.vector.len() as i64)
-        .bind(vector_to_bytes(&v.vector))
+        .bind(vector_to_bytes(&v.flattened()))
         .bind(to_json(&v.member_ids))
         .bind(to_json(&v.topics))
         .bind(to_json(&v.emotions))
@@ -74,11 +74,14 @@ impl VectorStore for SqliteStore {
         rows.iter()
             .map(|r| {
                 let bytes: Vec<u8> = r.try_get("vector").map_err(map_err)?;
+                let dims: i64 = r.try_get("dims").map_err(map_err)?;
+                let (vector, extra_chunks) = VectorRecord::unflatten(vector_from_bytes(&bytes), dims.max(0) as usize);
                 Ok(VectorRecord {
                     entry_id: uuid(r, "entry_id")?,
                     entry_version: r.try_get("entry_version").map_err(map_err)?,
                     model: r.try_get("model").map_err(map_err)?,
-                    vector: vector_from_bytes(&bytes),
+                    vector,
+                    extra_chunks,
                     member_ids: json_list(r, "member_ids")?,
                     topics: json_list(r, "topics")?,
                     emotions: json_list(r, "emotions")?,
