@@ -130,10 +130,10 @@ impl TelegramBot {
     /// Tells the parent that their message was set aside after repeated failures.
     pub(crate) async fn apologise_for(&self, id: i32) {
         let gone = self.unfinished.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        if let Some(Unfinished { chat: Some(chat), lang, .. }) = gone {
-            if let Err(e) = transport::retry(self.bot.send_message(chat, i18n::set_aside(lang))).await {
-                tracing::warn!(error = %e, "could not send the apology for a set-aside update");
-            }
+        if let Some(Unfinished { chat: Some(chat), lang, .. }) = gone
+            && let Err(e) = transport::retry(self.bot.send_message(chat, i18n::set_aside(lang))).await
+        {
+            tracing::warn!(error = %e, "could not send the apology for a set-aside update");
         }
     }
 
