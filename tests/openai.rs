@@ -67,7 +67,7 @@ async fn entries_are_enriched_embedded_and_answered_by_the_model_server() {
 
     let (_, status) = app.get(&kim.token, "/v1/status").await;
     assert_eq!(status["offline"], false);
-    assert_eq!(status["models"]["chat"], json!({"provider": "openai", "model": CHAT_MODEL}));
+    assert_eq!(status["models"]["chat"], json!({"provider": "openai", "model": CHAT_MODEL, "reachable": true}));
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(&format!("dadly_model_tokens_total{{model=\"{CHAT_MODEL}\",direction=\"input\"}}")), "{metrics}");
 }
@@ -176,6 +176,34 @@ async fn a_long_entry_is_embedded_in_pieces_and_found_by_any_of_them() {
     assert_eq!(source_ids(&answer), vec![id.clone()], "found by its last piece, listed once: {answer}");
     let (_, status) = app.get(&kim.token, "/v1/status").await;
     assert_eq!(status["jobs"]["failed"], 0, "{status}");
+}
+
+#[tokio::test]
+async fn readiness_and_status_say_when_a_model_server_is_down() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let r: serde_json::Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r, json!({ "status": "ready", "store": "up", "models": { "chat": "up", "embeddings": "up", "transcription": "up" }, "degraded": [] }));
+
+    // A model server nobody listens on: the service stays ready (entries are
+    // kept and wait), and says which capability is down.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let app = TestApp::spawn_with(&[("OPENAI_BASE_URL", dead.as_str()), ("DADLY_EMBEDDING_DIMENSIONS", "64"), ("DADLY_MODEL_TIMEOUT_SECS", "1")]).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let r: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(r["status"], "degraded");
+    assert_eq!(r["models"]["embeddings"], "down");
+    assert_eq!(r["degraded"], json!(["chat", "embeddings", "transcription"]));
+    let recorded = app.chat(&kim, "/record Minji planted beans").await;
+    assert_eq!(recorded["kind"], "recorded", "recording does not need the model server");
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!(status["models"]["embeddings"]["reachable"], false, "{status}");
+    assert!(status["models"]["embeddings"]["last_error"].as_str().unwrap().contains("unavailable"), "{status}");
+    assert!(status["models"]["embeddings"]["down_since"].is_string());
 }
 
 #[tokio::test]

@@ -194,10 +194,13 @@ pub struct ModelStatus {
 pub struct Capability {
     pub provider: &'static str,
     pub model: String,
+    /// Whether its server answered the last call (or probe).
+    #[serde(flatten)]
+    pub health: crate::health::Health,
 }
 
-fn capability(d: &dyn Described) -> Capability {
-    Capability { provider: d.provider(), model: d.model_name().to_string() }
+fn capability(d: &dyn Described, health: crate::health::Health) -> Capability {
+    Capability { provider: d.provider(), model: d.model_name().to_string(), health }
 }
 
 pub struct Agent {
@@ -207,12 +210,13 @@ pub struct Agent {
     /// Wakes job workers when work is enqueued.
     pub(crate) wake: Arc<Notify>,
     pub(crate) limiter: crate::ratelimit::RateLimiter,
+    pub(crate) health: crate::health::ModelHealth,
 }
 
 impl Agent {
     pub fn new(backends: Backends, settings: AgentSettings) -> Self {
         let limiter = crate::ratelimit::RateLimiter::new(settings.messages_per_minute);
-        Self { b: backends, prompts: Prompts::builtin(), settings, wake: Arc::new(Notify::new()), limiter }
+        Self { b: backends, prompts: Prompts::builtin(), settings, wake: Arc::new(Notify::new()), limiter, health: Default::default() }
     }
 
     pub fn backends(&self) -> &Backends {
@@ -290,9 +294,9 @@ impl Agent {
             blobs: self.b.blobs.backend(),
             traces: self.b.tracer.sink().backend(),
             models: ModelStatus {
-                chat: capability(self.b.chat.as_ref()),
-                embeddings: capability(self.b.embedder.as_ref()),
-                transcription: capability(self.b.transcriber.as_ref()),
+                chat: capability(self.b.chat.as_ref(), self.health.get("chat")),
+                embeddings: capability(self.b.embedder.as_ref(), self.health.get("embeddings")),
+                transcription: capability(self.b.transcriber.as_ref(), self.health.get("transcription")),
             },
             jobs: self.b.store.job_counts(family_id).await?,
         })

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod blob;
 pub mod channel;
 pub mod domain;
+pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod models;

@@ -59,6 +59,7 @@ impl FakeOpenAi {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/audio/transcriptions", post(transcriptions))
+            .route("/v1/models", axum::routing::get(models))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -211,6 +212,15 @@ async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body):
             completion(&content, prompt_tokens)
         }
     }
+}
+
+/// `GET /v1/models`, as OpenAI lists them.
+async fn models(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
+    }
+    let model = |id: &str| json!({ "id": id, "object": "model", "created": 1_764_000_000u32, "owned_by": "fake" });
+    axum::Json(json!({ "object": "list", "data": [model(CHAT_MODEL), model(EMBED_MODEL), model("whisper-1")] })).into_response()
 }
 
 /// Deterministic bag-of-words embedding.

@@ -114,15 +114,25 @@ pub trait Described {
 #[async_trait]
 pub trait ChatModel: Described + Send + Sync + 'static {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, ModelError>;
+    /// Whether the server answers at all (for readiness); offline always does.
+    async fn probe(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
 pub trait Embedder: Described + Send + Sync + 'static {
     fn dimensions(&self) -> usize;
     async fn embed(&self, texts: &[String]) -> Result<Embeddings, ModelError>;
+    async fn probe(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
 pub trait Transcriber: Described + Send + Sync + 'static {
     async fn transcribe(&self, audio: Vec<u8>, filename: &str) -> Result<String, ModelError>;
+    async fn probe(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
 }

@@ -84,12 +84,23 @@ impl OpenAiModels {
         Client::with_config(config).with_http_client(http)
     }
 
+    fn probe(settings: &OpenAiSettings, base: &Option<String>) -> Probe {
+        let base = base.clone().unwrap_or_else(|| settings.base_url.clone());
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap_or_default();
+        Probe { http, url: format!("{}/models", base.trim_end_matches('/')), key: settings.api_key.clone() }
+    }
+
     pub fn chat(settings: &OpenAiSettings) -> OpenAiChat {
-        OpenAiChat { client: Self::client(settings, &settings.chat_base_url), model: settings.chat_model.clone() }
+        OpenAiChat {
+            client: Self::client(settings, &settings.chat_base_url),
+            model: settings.chat_model.clone(),
+            probe: Self::probe(settings, &settings.chat_base_url),
+        }
     }
 
     pub fn embedder(settings: &OpenAiSettings) -> OpenAiEmbedder {
         OpenAiEmbedder {
+            probe: Self::probe(settings, &settings.embeddings_base_url),
             client: Self::client(settings, &settings.embeddings_base_url),
             model: settings.embedding_model.clone(),
             dimensions: settings.embedding_dimensions,
@@ -101,13 +112,40 @@ impl OpenAiModels {
         OpenAiTranscriber {
             client: Self::client(settings, &settings.transcription_base_url),
             model: settings.transcription_model.clone(),
+            probe: Self::probe(settings, &settings.transcription_base_url),
         }
+    }
+}
+
+/// `GET {base}/models`: any answer but a 5xx or an auth refusal means the server is there.
+struct Probe {
+    http: reqwest::Client,
+    url: String,
+    key: Option<String>,
+}
+
+impl Probe {
+    async fn run(&self) -> Result<(), ModelError> {
+        let mut request = self.http.get(&self.url);
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| ModelError::Unavailable(if e.is_timeout() { "timed out".into() } else { "unreachable".into() }))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(ModelError::Unavailable(format!("server answered {status}")));
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(ModelError::Rejected(format!("server answered {status}: check the API key")));
+        }
+        Ok(())
     }
 }
 
 pub struct OpenAiChat {
     client: Client<OpenAIConfig>,
     model: String,
+    probe: Probe,
 }
 
 pub struct OpenAiEmbedder {
@@ -115,11 +153,13 @@ pub struct OpenAiEmbedder {
     model: String,
     dimensions: usize,
     send_dimensions: bool,
+    probe: Probe,
 }
 
 pub struct OpenAiTranscriber {
     client: Client<OpenAIConfig>,
     model: String,
+    probe: Probe,
 }
 
 macro_rules! described {
@@ -192,6 +232,10 @@ fn usage(input: u32, output: u32, total: u32) -> Usage {
 
 #[async_trait]
 impl ChatModel for OpenAiChat {
+    async fn probe(&self) -> Result<(), ModelError> {
+        self.probe.run().await
+    }
+
     async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, ModelError> {
         let req = CreateChatCompletionRequest {
             model: self.model.clone(),
@@ -224,6 +268,10 @@ impl ChatModel for OpenAiChat {
 
 #[async_trait]
 impl Embedder for OpenAiEmbedder {
+    async fn probe(&self) -> Result<(), ModelError> {
+        self.probe.run().await
+    }
+
     fn dimensions(&self) -> usize {
         self.dimensions
     }
@@ -258,6 +306,10 @@ impl Embedder for OpenAiEmbedder {
 
 #[async_trait]
 impl Transcriber for OpenAiTranscriber {
+    async fn probe(&self) -> Result<(), ModelError> {
+        self.probe.run().await
+    }
+
     async fn transcribe(&self, audio: Vec<u8>, filename: &str) -> Result<String, ModelError> {
         let req = CreateTranscriptionRequest {
             file: AudioInput { source: InputSource::VecU8 { filename: filename.to_string(), vec: audio } },

@@ -78,7 +78,9 @@ impl Agent {
         span.metadata("ls_provider", json!(t.provider()));
         span.metadata("ls_model_name", json!(t.model_name()));
         let filename = format!("voice.{}", extension(&audio.content_type, "voice"));
-        let text = match t.transcribe(bytes, &filename).await {
+        let result = t.transcribe(bytes, &filename).await;
+        self.health.record("transcription", result.as_ref().map(|_| ()));
+        let text = match result {
             Ok(text) => {
                 self.b.metrics.model_call("transcription", t.model_name(), "ok", None);
                 span.end(json!({ "text": text }));

@@ -36,7 +36,9 @@ impl Agent {
         if let Some(schema) = &request.schema {
             span.metadata("response_format", json!(schema.name));
         }
-        match chat.complete(request).await {
+        let result = chat.complete(request).await;
+        self.health.record("chat", result.as_ref().map(|_| ()));
+        match result {
             Ok(done) => {
                 self.count_usage(family_id, "chat", &done.model, done.usage).await;
                 span.usage(done.usage);
@@ -61,7 +63,9 @@ impl Agent {
         span.metadata("ls_provider", json!(embedder.provider()));
         span.metadata("ls_model_name", json!(embedder.model_name()));
         span.metadata("dimensions", json!(embedder.dimensions()));
-        match embedder.embed(&texts).await {
+        let result = embedder.embed(&texts).await;
+        self.health.record("embeddings", result.as_ref().map(|_| ()));
+        match result {
             Ok(done) => {
                 self.count_usage(family_id, "embeddings", &done.model, done.usage).await;
                 span.usage(done.usage);

@@ -20,14 +20,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/export", get(export))
 }
 
+/// 200 while the store answers (a model server that is down is named under
+/// `degraded`: entries are still kept and wait for it); 503 when the store does not.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match state.agent.store().ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
-        Err(e) => {
-            tracing::warn!(error = %e, "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "store": "unreachable" })))
-        }
-    }
+    let r = state.agent.readiness().await;
+    let status = if !r.ready {
+        tracing::warn!("store not ready");
+        "unavailable"
+    } else if r.degraded.is_empty() {
+        "ready"
+    } else {
+        "degraded"
+    };
+    let code = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(json!({ "status": status, "store": r.store, "models": r.models, "degraded": r.degraded })))
 }
 
 /// How long one reading of the queue depth serves scrapes.
