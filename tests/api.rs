@@ -376,3 +376,64 @@ async fn local_media_is_served_only_through_valid_unexpired_signed_links() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("expired"));
 }
+
+#[tokio::test]
+async fn concurrent_writes_beside_busy_workers_never_fail() {
+    // Deletes and edits read before they write; beside workers writing
+    // insights and vectors they once failed with SQLite's "database is locked".
+    let app = TestApp::spawn().await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        ids.push(app.entry(&kim, &format!("Minji drew picture number {i} today"), "2026-11-01T10:00:00Z").await);
+    }
+    let mut tasks = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (http, token, url) = (app.http.clone(), kim.token.clone(), app.url(&format!("/v1/entries/{id}")));
+        tasks.push(tokio::spawn(async move {
+            let r = if i % 2 == 0 { http.delete(&url).bearer_auth(&token).send().await } else { http.patch(&url).bearer_auth(&token).json(&json!({"text": format!("edited {i}")})).send().await };
+            r.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!(status == StatusCode::NO_CONTENT || status == StatusCode::OK, "{status}");
+    }
+    app.settle(&kim).await;
+    let (_, list) = app.get(&kim.token, "/v1/entries?limit=100").await;
+    assert_eq!(list["entries"].as_array().unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_v1_route_with_bearer_auth_and_errors() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let expected = [
+        ("/v1/chat", "post"),
+        ("/v1/entries", "post"),
+        ("/v1/entries", "get"),
+        ("/v1/entries/{id}", "get"),
+        ("/v1/entries/{id}", "patch"),
+        ("/v1/entries/{id}", "delete"),
+        ("/v1/members", "get"),
+        ("/v1/members", "post"),
+        ("/v1/telegram/link-codes", "post"),
+        ("/v1/status", "get"),
+        ("/v1/usage", "get"),
+        ("/v1/export", "get"),
+    ];
+    for (path, method) in expected {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is documented");
+        for status in ["401", "422", "500"] {
+            assert_eq!(op["responses"][status]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody", "{method} {path} {status}");
+        }
+    }
+    let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, expected.len(), "no route left out, none invented");
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(doc["security"], json!([{ "bearer": [] }]));
+    // The document matches what the API sends: an error body, and a chat reply.
+    assert!(doc["components"]["schemas"]["ChatResponse"]["properties"]["kind"].is_object());
+}

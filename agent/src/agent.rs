@@ -113,9 +113,9 @@ pub struct Message {
 }
 
 /// A cited entry in an answer.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Citation {
-    pub entry_id: EntryId,
+    pub entry_id: uuid::Uuid,
     pub occurred_at: DateTime<Utc>,
     pub snippet: String,
     pub score: f32,
@@ -144,7 +144,7 @@ impl Outcome {
 }
 
 /// An entry with what has been derived from it so far.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EntryView {
     #[serde(flatten)]
     pub entry: Entry,
@@ -158,7 +158,7 @@ pub struct EntryView {
 }
 
 /// A media item as clients see it: never a public URL, only an expiring one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MediaView {
     pub kind: String,
     pub content_type: String,
@@ -172,7 +172,7 @@ pub struct MediaView {
 pub const MEDIA_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Which backend serves each port.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Status {
     pub offline: bool,
     pub store: &'static str,
@@ -183,14 +183,14 @@ pub struct Status {
     pub jobs: JobCounts,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelStatus {
     pub chat: Capability,
     pub embeddings: Capability,
     pub transcription: Capability,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Capability {
     pub provider: &'static str,
     pub model: String,

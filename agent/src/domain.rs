@@ -33,10 +33,10 @@ pub struct User {
 }
 
 /// A child of the family, recognised in text by name or any alias.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Member {
-    pub id: MemberId,
-    pub family_id: FamilyId,
+    pub id: uuid::Uuid,
+    pub family_id: uuid::Uuid,
     pub name: String,
     pub aliases: Vec<String>,
     pub birth_date: Option<NaiveDate>,
@@ -51,7 +51,7 @@ impl Member {
 }
 
 /// Where an entry came from.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     #[default]
@@ -87,14 +87,14 @@ impl Source {
 
 /// A journal entry. `raw_text` is exactly what the parent sent (or the latest
 /// edit of it); earlier versions are kept in the entry's history.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Entry {
-    pub id: EntryId,
-    pub family_id: FamilyId,
-    pub author_id: UserId,
+    pub id: uuid::Uuid,
+    pub family_id: uuid::Uuid,
+    pub author_id: uuid::Uuid,
     pub source: Source,
     pub raw_text: String,
-    pub member_ids: Vec<MemberId>,
+    pub member_ids: Vec<uuid::Uuid>,
     pub occurred_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -107,7 +107,7 @@ pub struct Entry {
     pub reply_to: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryStatus {
     #[default]
@@ -172,7 +172,7 @@ pub struct Media {
 }
 
 /// An earlier text of an edited entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EntryVersion {
     pub version: i64,
     pub raw_text: String,
@@ -180,14 +180,14 @@ pub struct EntryVersion {
 }
 
 /// What the model made of an entry, and which model and prompt made it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Insight {
-    pub entry_id: EntryId,
+    pub entry_id: uuid::Uuid,
     pub entry_version: i64,
     pub summary: String,
     pub topics: Vec<String>,
     pub emotions: Vec<String>,
-    pub member_ids: Vec<MemberId>,
+    pub member_ids: Vec<uuid::Uuid>,
     pub model: String,
     pub prompt_name: String,
     pub prompt_version: String,

@@ -12,7 +12,7 @@ use crate::agent::Agent;
 use crate::models::ModelError;
 
 /// What is known of one capability's server.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Health {
     /// `None` until a call or probe has told.
     pub reachable: Option<bool>,

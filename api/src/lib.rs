@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 pub mod idempotency;
+pub mod openapi;
 mod routes;
 
 use std::sync::Arc;

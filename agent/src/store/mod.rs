@@ -101,7 +101,7 @@ pub struct Job {
 }
 
 /// Queue depth by state, for status and metrics.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct JobCounts {
     pub queued: i64,
     pub running: i64,
@@ -160,7 +160,7 @@ impl VectorRecord {
 }
 
 /// Model spend of one family for one model and capability.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct UsageRow {
     pub model: String,
     pub capability: String,

@@ -8,7 +8,6 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 use dadly_agent::domain::{EntryId, MemberId, Source};
 use dadly_agent::pipeline::{EntryPatch, ListQuery, RecordInput};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -22,21 +21,47 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/entries/{id}", get(read).patch(edit).delete(remove))
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+/// The entry and its id.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EntryCreated {
+    pub entry_id: uuid::Uuid,
+    pub entry: dadly_agent::domain::Entry,
+}
+
+/// A page of entries, newest first; `next_cursor` fetches the next.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EntryList {
+    pub entries: Vec<dadly_agent::domain::Entry>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateEntry {
+pub(crate) struct CreateEntry {
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     text: String,
     #[serde(default)]
     occurred_at: Option<DateTime<FixedOffset>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     member_ids: Option<Vec<MemberId>>,
     #[serde(default)]
     sent_at: Option<DateTime<FixedOffset>>,
+    /// `web` (default) or `import`.
     #[serde(default)]
     source: Option<String>,
 }
 
-async fn create(
+/// Records an entry directly.
+#[utoipa::path(
+    post,
+    path = "/v1/entries",
+    request_body = CreateEntry,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely: the same key from the same family gets the first response")),
+    responses((status = 201, description = "Recorded", body = EntryCreated), crate::openapi::Errors),
+    tag = "entries"
+)]
+pub(crate) async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     headers: axum::http::HeaderMap,
@@ -62,18 +87,26 @@ async fn create_once(state: &AppState, user: &dadly_agent::domain::User, req: Cr
         reply_to: None,
     };
     let entry = state.agent.record(user, input).await?;
-    Ok((StatusCode::CREATED, json!({ "entry_id": entry.id, "entry": entry })))
+    let body = EntryCreated { entry_id: entry.id, entry };
+    Ok((StatusCode::CREATED, serde_json::to_value(body).map_err(|e| ApiError::Internal(Box::new(e)))?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only entries about this child.
+    #[param(value_type = Option<uuid::Uuid>)]
     member: Option<MemberId>,
+    /// A date (2026-11-26) or an RFC 3339 instant; inclusive.
     from: Option<String>,
+    /// A date or an RFC 3339 instant; exclusive.
     to: Option<String>,
     topic: Option<String>,
     emotion: Option<String>,
+    /// 1–100 (default 20).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -98,7 +131,9 @@ fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, EntryId), ApiError> {
     Ok((t, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
-async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(p): Query<ListParams>) -> Result<impl IntoResponse, ApiError> {
+/// The family's entries, newest first, with filters.
+#[utoipa::path(get, path = "/v1/entries", params(ListParams), responses((status = 200, description = "A page of entries", body = EntryList), crate::openapi::Errors), tag = "entries")]
+pub(crate) async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(p): Query<ListParams>) -> Result<impl IntoResponse, ApiError> {
     let limit = p.limit.unwrap_or(20);
     let q = ListQuery {
         member_id: p.member,
@@ -113,23 +148,28 @@ async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(p):
     let next = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| cursor(e.occurred_at.timestamp_millis(), e.id)))
         .flatten();
-    Ok(axum::Json(json!({ "entries": entries, "next_cursor": next })))
+    Ok(axum::Json(EntryList { entries, next_cursor: next }))
 }
 
-async fn read(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<EntryId>) -> Result<impl IntoResponse, ApiError> {
+/// One entry with its insights, history and media links.
+#[utoipa::path(get, path = "/v1/entries/{id}", params(("id" = uuid::Uuid, Path, description = "The entry")), responses((status = 200, description = "The entry", body = dadly_agent::agent::EntryView), crate::openapi::Errors), tag = "entries")]
+pub(crate) async fn read(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<EntryId>) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(state.agent.entry(user.family_id, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchEntry {
+pub(crate) struct PatchEntry {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     member_ids: Option<Vec<MemberId>>,
 }
 
-async fn edit(
+/// Edits an entry; the previous text is kept in its history.
+#[utoipa::path(patch, path = "/v1/entries/{id}", request_body = PatchEntry, params(("id" = uuid::Uuid, Path, description = "The entry")), responses((status = 200, description = "The entry as it is now", body = dadly_agent::agent::EntryView), crate::openapi::Errors), tag = "entries")]
+pub(crate) async fn edit(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<EntryId>,
@@ -142,7 +182,9 @@ async fn edit(
     Ok(axum::Json(state.agent.entry(user.family_id, id).await?))
 }
 
-async fn remove(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<EntryId>) -> Result<impl IntoResponse, ApiError> {
+/// Deletes an entry everywhere (history, insight, vector, media).
+#[utoipa::path(delete, path = "/v1/entries/{id}", params(("id" = uuid::Uuid, Path, description = "The entry")), responses((status = 204, description = "Deleted"), crate::openapi::Errors), tag = "entries")]
+pub(crate) async fn remove(State(state): State<AppState>, AuthUser(user): AuthUser, Path(id): Path<EntryId>) -> Result<impl IntoResponse, ApiError> {
     state.agent.delete_entry(user.family_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/status", get(status))
         .route("/v1/usage", get(usage))
         .route("/v1/export", get(export))
+        .route("/openapi.json", get(|| async { axum::Json(crate::openapi::document()) }))
 }
 
 /// 200 while the store answers (a model server that is down is named under
@@ -78,14 +79,35 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct UsageParams {
+#[into_params(parameter_in = Query)]
+pub(crate) struct UsageParams {
+    /// 1–366 (default 30).
     days: Option<u32>,
 }
 
+/// Model spend over a period.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UsageResponse {
+    pub days: u32,
+    pub models: Vec<dadly_agent::store::UsageRow>,
+    pub total_cost_usd: f64,
+}
+
+/// The family's export: members and every entry with its insights, history and media links (valid a day).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ExportDoc {
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+    pub family_id: uuid::Uuid,
+    pub members: Vec<dadly_agent::domain::Member>,
+    /// `{"entry": <entry view>, "media": [{"media", "url"}]}` per entry.
+    pub entries: Vec<serde_json::Value>,
+}
+
 /// The family's model calls, tokens and estimated cost over the last `days` (default 30).
-async fn usage(
+#[utoipa::path(get, path = "/v1/usage", params(UsageParams), responses((status = 200, description = "Spend per model", body = UsageResponse), crate::openapi::Errors), tag = "status")]
+pub(crate) async fn usage(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     crate::extract::Query(p): crate::extract::Query<UsageParams>,
@@ -96,16 +118,19 @@ async fn usage(
     }
     let rows = state.agent.usage(user.family_id, days).await?;
     let total: f64 = rows.iter().map(|r| r.cost_usd).sum();
-    Ok(axum::Json(json!({ "days": days, "models": rows, "total_cost_usd": total })))
+    Ok(axum::Json(UsageResponse { days, models: rows, total_cost_usd: total }))
 }
 
 /// Everything the family has (members, entries with insights and history, media links), as one JSON download.
-async fn export(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+#[utoipa::path(get, path = "/v1/export", responses((status = 200, description = "The family's data", body = ExportDoc), crate::openapi::Errors), tag = "export")]
+pub(crate) async fn export(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
     let body = state.agent.export(user.family_id).await?;
     let disposition = format!("attachment; filename=\"dadly-export-{}.json\"", chrono::Utc::now().format("%Y-%m-%d"));
     Ok(([(header::CONTENT_DISPOSITION, disposition)], axum::Json(body)))
 }
 
-async fn status(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+/// Which backend serves each port, whether model servers answer, and the family's job queue.
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, description = "Backends and queue", body = dadly_agent::agent::Status), crate::openapi::Errors), tag = "status")]
+pub(crate) async fn status(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
     Ok(axum::Json(state.agent.status(Some(user.family_id)).await?))
 }

@@ -7,7 +7,6 @@ use axum::{Router, response::IntoResponse};
 use chrono::NaiveDate;
 use dadly_agent::store::NewMember;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::AppState;
 use crate::auth::AuthUser;
@@ -18,21 +17,43 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/members", get(list).post(create)).route("/v1/telegram/link-codes", axum::routing::post(link_code))
 }
 
-async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
-    Ok(axum::Json(json!({ "members": state.agent.members(user.family_id).await? })))
+/// The family's children.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MemberList {
+    pub members: Vec<dadly_agent::domain::Member>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A one-time code to link a Telegram account.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LinkCodeResponse {
+    pub code: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// What to send the bot.
+    pub send_to_bot: String,
+}
+
+/// The family's children.
+#[utoipa::path(get, path = "/v1/members", responses((status = 200, description = "The children", body = MemberList), crate::openapi::Errors), tag = "members")]
+pub(crate) async fn list(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(MemberList { members: state.agent.members(user.family_id).await? }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateMember {
+pub(crate) struct CreateMember {
+    /// 1–100 characters, unique in the family.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
+    /// Other names the child goes by (in any language), at most 20.
     #[serde(default)]
     aliases: Vec<String>,
     #[serde(default)]
     birth_date: Option<NaiveDate>,
 }
 
-async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(req): Json<CreateMember>) -> Result<impl IntoResponse, ApiError> {
+/// Adds a child.
+#[utoipa::path(post, path = "/v1/members", request_body = CreateMember, responses((status = 201, description = "Added", body = dadly_agent::domain::Member), crate::openapi::Errors), tag = "members")]
+pub(crate) async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(req): Json<CreateMember>) -> Result<impl IntoResponse, ApiError> {
     let member = state
         .agent
         .add_member(user.family_id, NewMember { name: req.name, aliases: req.aliases, birth_date: req.birth_date })
@@ -41,8 +62,9 @@ async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(re
 }
 
 /// A one-time code the parent sends to the Telegram bot (`/start CODE`).
-async fn link_code(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
+#[utoipa::path(post, path = "/v1/telegram/link-codes", responses((status = 201, description = "A code valid 15 minutes", body = LinkCodeResponse), crate::openapi::Errors), tag = "telegram")]
+pub(crate) async fn link_code(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
     let code = state.agent.create_link_code(&user).await?;
     let start = format!("/start {}", code.code);
-    Ok((StatusCode::CREATED, axum::Json(json!({ "code": code.code, "expires_at": code.expires_at, "send_to_bot": start }))))
+    Ok((StatusCode::CREATED, axum::Json(LinkCodeResponse { code: code.code, expires_at: code.expires_at, send_to_bot: start })))
 }

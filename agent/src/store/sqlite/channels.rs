@@ -60,7 +60,7 @@ impl ChannelStore for SqliteStore {
         row.as_ref().map(entry_from_row).transpose()
     }
     async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         if let Some(key) = dedupe_key
             && !claim(&mut tx, family_id, key).await?
         {

@@ -7,7 +7,7 @@ impl EntryStore for SqliteStore {
     async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
         let id = Uuid::now_v7();
         let now = ms(Utc::now());
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         if let Some(key) = &entry.dedupe_key
             && !claim(&mut tx, family_id, key).await?
         {
@@ -102,7 +102,7 @@ impl EntryStore for SqliteStore {
         member_ids: &[MemberId],
         jobs: &[JobKind],
     ) -> StoreResult<Entry> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query("SELECT raw_text, version FROM entries WHERE id = $1 AND family_id = $2")
             .bind(id.to_string())
             .bind(family_id.to_string())
@@ -136,7 +136,7 @@ impl EntryStore for SqliteStore {
         self.get_entry(family_id, id).await
     }
     async fn delete_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let version: i64 = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2")
             .bind(id.to_string())
             .bind(family_id.to_string())
@@ -315,7 +315,7 @@ impl EntryStore for SqliteStore {
             .collect()
     }
     async fn fill_entry_text(&self, family_id: FamilyId, id: EntryId, text: &str, member_ids: &[MemberId], jobs: &[JobKind]) -> StoreResult<Entry> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let version: i64 = sqlx::query_scalar("SELECT version FROM entries WHERE id = $1 AND family_id = $2 AND status = 'transcribing'")
             .bind(id.to_string())
             .bind(family_id.to_string())

@@ -104,7 +104,7 @@ impl FamilyStore for SqliteStore {
             .map(|_| ())
     }
     async fn redeem_link_code(&self, code_hash: &str, telegram_user_id: i64, language: Option<&str>, now: DateTime<Utc>) -> StoreResult<User> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE link_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING family_id, user_id",
         )

@@ -122,6 +122,16 @@ fn entry_from_row(row: &SqliteRow) -> StoreResult<Entry> {
     })
 }
 
+impl SqliteStore {
+    /// A transaction that holds SQLite's write lock from its first statement.
+    /// A deferred one that reads first and writes later fails with
+    /// `SQLITE_BUSY_SNAPSHOT` ("database is locked", which no busy timeout
+    /// waits out) whenever another connection wrote in between.
+    async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    }
+}
+
 fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
