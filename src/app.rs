@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use dadly_agent::agent::AgentSettings;
 use dadly_agent::blob::LocalBlobs;
+use dadly_agent::capsule::CapsuleKey;
 use dadly_agent::jobs::{Housekeeping, WorkerSettings, spawn_housekeeping, spawn_workers};
 use dadly_agent::metrics::Metrics;
 use dadly_agent::models::{ChatModel, Embedder, OfflineModels, OpenAiModels, Transcriber};
@@ -21,13 +22,26 @@ use tokio::task::JoinHandle;
 
 use crate::settings::{BlobBackend, IndexBackend, ModelBackend, Settings, StoreBackend};
 
-/// The JWT secret: configured, or generated once and kept in the data dir.
 /// Token minting and checking as configured (secret, issuer, maximum lifetime).
 pub fn auth(settings: &Settings) -> anyhow::Result<Auth> {
     let policy = dadly_api::auth::TokenPolicy { issuer: settings.jwt_issuer.clone(), max_lifetime: chrono::Duration::days(settings.token_max_days) };
     Ok(Auth::with_policy(&jwt_secret(settings)?, policy))
 }
 
+/// The master key of time capsules: `DADLY_CAPSULE_KEY`, or generated once
+/// into `<data dir>/capsule_key` — never in the database it protects.
+pub fn capsule_key(settings: &Settings) -> anyhow::Result<CapsuleKey> {
+    if let Some(k) = &settings.capsule_key {
+        return CapsuleKey::from_hex(&k.0).context("DADLY_CAPSULE_KEY must be 64 hex characters (32 bytes)");
+    }
+    if matches!(settings.store, StoreBackend::Postgres { .. }) {
+        tracing::warn!("DADLY_CAPSULE_KEY is not set: capsules are sealed with a key in this instance's data dir; set it to the same key on every instance");
+    }
+    let hex_key = String::from_utf8(secret_file(settings, "capsule_key")?).context("reading <data dir>/capsule_key")?;
+    CapsuleKey::from_hex(&hex_key).context("<data dir>/capsule_key is not 64 hex characters")
+}
+
+/// The JWT secret: configured, or generated once and kept in the data dir.
 pub fn jwt_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = &settings.jwt_secret {
         return Ok(s.0.as_bytes().to_vec());
@@ -148,7 +162,8 @@ impl App {
         if let Some(t) = &settings.telegram {
             channels.push(Arc::new(dadly_bot::TelegramChannel::new(t.bot(), t.max_file_bytes)));
         }
-        let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics, channels };
+        let capsule_key = Some(capsule_key(&settings)?);
+        let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics, channels, capsule_key };
         let agent = Arc::new(Agent::new(backends, agent_settings));
         let auth = Arc::new(auth(&settings)?);
         let state = AppState::new(agent.clone(), auth, local_blobs, settings.metrics_token.as_ref().map(|t| t.0.clone()));

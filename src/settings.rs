@@ -134,6 +134,8 @@ pub struct Settings {
     /// `DADLY_EMBEDDING_MAX_TOKENS`: the most tokens one embedding input may
     /// have; longer entries are embedded in pieces (several vectors per entry).
     pub embed_max_tokens: usize,
+    /// `DADLY_CAPSULE_KEY`: 64 hex characters; the master key of time capsules.
+    pub capsule_key: Option<Secret>,
     /// `DADLY_METRICS_TOKEN`: when set, `/metrics` requires it as a bearer token.
     pub metrics_token: Option<Secret>,
     /// `DADLY_RATE_LIMIT_PER_MINUTE`: chat messages per user per minute (0: no limit).
@@ -171,6 +173,7 @@ impl std::fmt::Debug for Settings {
             .field("utc_offset", &self.utc_offset)
             .field("messages_per_minute", &self.messages_per_minute)
             .field("metrics_token", &self.metrics_token)
+            .field("capsule_key", &self.capsule_key)
             .field("housekeeping_days", &self.housekeeping_days)
             .field("embed_max_tokens", &self.embed_max_tokens)
             .field("json_logs", &self.json_logs)
@@ -352,6 +355,7 @@ impl Settings {
             utc_offset,
             messages_per_minute: env.parse("DADLY_RATE_LIMIT_PER_MINUTE", "a whole number")?.unwrap_or(30),
             metrics_token: env.get("DADLY_METRICS_TOKEN").map(Secret),
+            capsule_key: env.get("DADLY_CAPSULE_KEY").map(Secret),
             embed_max_tokens,
             housekeeping_days: match env.parse::<i64>("DADLY_HOUSEKEEPING_DAYS", "a whole number of days")? {
                 Some(d) if !(1..=3650).contains(&d) => return Err(bad("DADLY_HOUSEKEEPING_DAYS", format!("`{d}` is not between 1 and 3650"))),
@@ -467,6 +471,7 @@ mod tests {
             ("JWT_SECRET", "jwt-very-secret-0123456789"),
             ("DATABASE_URL", "postgres://dadly:pg-very-secret@db:5432/dadly"),
             ("DADLY_METRICS_TOKEN", "metrics-very-secret"),
+            ("DADLY_CAPSULE_KEY", "very-secret"),
         ];
         let mut vars = secrets.to_vec();
         vars.extend([("QDRANT_URL", "http://qdrant:6334"), ("S3_BUCKET", "media"), ("S3_ENDPOINT", "https://acct.r2.cloudflarestorage.com")]);

@@ -422,6 +422,9 @@ async fn the_openapi_document_describes_every_v1_route_with_bearer_auth_and_erro
         ("/v1/status", "get"),
         ("/v1/usage", "get"),
         ("/v1/export", "get"),
+        ("/v1/capsules", "post"),
+        ("/v1/capsules", "get"),
+        ("/v1/capsules/{id}", "delete"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];

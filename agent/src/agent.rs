@@ -32,6 +32,8 @@ pub struct Backends {
     pub metrics: Arc<Metrics>,
     /// Messaging channels jobs can fetch from and reply through (Telegram).
     pub channels: Vec<Arc<dyn crate::channel::Channel>>,
+    /// The master key of time capsules (kept outside the store); without it none can be sealed or opened.
+    pub capsule_key: Option<crate::capsule::CapsuleKey>,
 }
 
 /// Retrieval knobs.
@@ -130,6 +132,8 @@ pub enum Outcome {
     Recorded { reply: String, entry: Entry },
     Answered { reply: String, sources: Vec<Citation> },
     Help { reply: String },
+    /// A time capsule was drafted, sealed or dropped (or more is needed); `capsule` once sealed.
+    Capsule { reply: String, capsule: Option<Capsule> },
     /// The channel delivered this message before; it was handled then.
     Duplicate,
 }
@@ -137,7 +141,7 @@ pub enum Outcome {
 impl Outcome {
     pub fn reply(&self) -> &str {
         match self {
-            Outcome::Recorded { reply, .. } | Outcome::Answered { reply, .. } | Outcome::Help { reply } => reply,
+            Outcome::Recorded { reply, .. } | Outcome::Answered { reply, .. } | Outcome::Help { reply } | Outcome::Capsule { reply, .. } => reply,
             Outcome::Duplicate => "",
         }
     }

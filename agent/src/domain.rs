@@ -60,6 +60,8 @@ pub enum Source {
     Voice,
     Photo,
     Import,
+    /// A time capsule, from the day it opened.
+    Capsule,
 }
 
 impl Source {
@@ -70,6 +72,7 @@ impl Source {
             Source::Voice => "voice",
             Source::Photo => "photo",
             Source::Import => "import",
+            Source::Capsule => "capsule",
         }
     }
 
@@ -80,6 +83,7 @@ impl Source {
             "voice" => Source::Voice,
             "photo" => Source::Photo,
             "import" => Source::Import,
+            "capsule" => Source::Capsule,
             _ => return None,
         })
     }
@@ -169,6 +173,31 @@ pub struct Media {
     pub sha256: String,
     #[serde(skip)]
     pub source_ref: Option<String>,
+}
+
+/// A time capsule as anyone may see it: that it exists, who wrote it, for
+/// whom, when it opens — never its message (which lives only encrypted until
+/// it opens, and then as the entry `entry_id`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Capsule {
+    pub id: uuid::Uuid,
+    pub family_id: uuid::Uuid,
+    pub author_id: uuid::Uuid,
+    pub member_id: uuid::Uuid,
+    pub open_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// `sealed` until it opens, then `opened`.
+    pub status: CapsuleStatus,
+    pub opened_at: Option<DateTime<Utc>>,
+    /// The entry it became when it opened.
+    pub entry_id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CapsuleStatus {
+    Sealed,
+    Opened,
 }
 
 /// An earlier text of an edited entry.

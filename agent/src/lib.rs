@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod blob;
+pub mod capsule;
 pub mod channel;
 pub mod domain;
 pub mod health;

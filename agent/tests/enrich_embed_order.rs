@@ -53,6 +53,7 @@ fn agent(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>, dir: &std::path::Pa
         tracer: Tracer::new(Arc::new(FileTraceSink::start(dir.join("traces"))), "test", true),
         metrics: Arc::new(Metrics::default()),
         channels: Vec::new(),
+        capsule_key: None,
     };
     Agent::new(backends, AgentSettings::for_embedder("offline"))
 }

@@ -62,6 +62,12 @@ impl Channel for TelegramChannel {
             .map_err(unavailable)?;
         Ok(MessageRef { chat_key: format!("telegram:{}", chat.0), message_id: i64::from(sent.id.0) })
     }
+
+    async fn notify(&self, recipient: &str, text: &str) -> Result<(), ChannelError> {
+        let chat: i64 = recipient.strip_prefix("telegram:").and_then(|c| c.parse().ok()).ok_or_else(|| ChannelError::NotFound(recipient.into()))?;
+        retry(self.bot.send_message(ChatId(chat), text)).await.map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -164,7 +164,7 @@ pub(crate) async fn converse(bot: &TelegramBot, key: &str, msg: &Message, parent
             let keyboard = (!buttons.is_empty()).then(|| InlineKeyboardMarkup::new(buttons));
             bot.reply_with(msg, &reply, keyboard).await;
         }
-        Ok(Outcome::Help { reply }) => {
+        Ok(Outcome::Help { reply }) | Ok(Outcome::Capsule { reply, .. }) => {
             bot.reply(msg, &reply).await;
         }
         Err(AgentError::Invalid(why)) => {

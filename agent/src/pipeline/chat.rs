@@ -53,7 +53,13 @@ impl Agent {
             self.b.metrics.inc("dadly_rate_limited_total", &[("source", message.source.as_str())]);
             return Err(AgentError::RateLimited(wait));
         }
-        let mut root = self.b.tracer.root("message", RunType::Chain, json!({ "text": message.text, "chat_id": message.chat_id }));
+        // A capsule's message must never reach a trace: only its length does.
+        let shown = if crate::capsule::mentions_capsule(&message.text) {
+            json!(format!("[time capsule request: {} characters]", message.text.chars().count()))
+        } else {
+            json!(message.text)
+        };
+        let mut root = self.b.tracer.root("message", RunType::Chain, json!({ "text": shown, "chat_id": message.chat_id }));
         root.metadata("source", json!(message.source.as_str()));
         root.metadata("family_id", json!(user.family_id));
         match self.handle_in(user, &message, &mut root).await {
@@ -62,6 +68,7 @@ impl Agent {
                     Outcome::Recorded { .. } => "recorded",
                     Outcome::Answered { .. } => "answered",
                     Outcome::Help { .. } => "help",
+                    Outcome::Capsule { .. } => "capsule",
                     Outcome::Duplicate => "duplicate",
                 };
                 root.end(json!({ "kind": kind, "reply": outcome.reply() }));
@@ -78,6 +85,10 @@ impl Agent {
         let text = super::record::validate_text(&message.text)?;
         crate::validate::local_instant("sent_at", message.sent_at)?;
         crate::validate::label("chat_id", &message.chat_id, 128)?;
+        // Capsules first: their text is kept out of chat memory and of the record/ask flows.
+        if let Some(outcome) = self.capsule_chat(user, message, &text).await? {
+            return Ok(outcome);
+        }
         let (intent, body) = route(&text);
         let korean = is_korean(&text);
         let intent = match intent {

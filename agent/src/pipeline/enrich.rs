@@ -33,6 +33,9 @@ pub enum JobError {
     /// Nothing can be done until something is configured; retried later without spending attempts.
     #[error("waiting: {0}")]
     Waiting(String),
+    /// A sealed capsule that cannot be opened (damaged, or another key).
+    #[error(transparent)]
+    Sealed(#[from] crate::capsule::SealError),
 }
 
 /// What a failed attempt means for the job.
@@ -69,6 +72,7 @@ impl JobError {
             JobError::Channel(ChannelError::TooLarge | ChannelError::NotFound(_)) => Retry::Permanent,
             JobError::Panicked(_) | JobError::TimedOut(_) => Retry::Counted,
             JobError::Waiting(_) => Retry::Transient,
+            JobError::Sealed(_) => Retry::Permanent,
         }
     }
 }
@@ -145,6 +149,7 @@ impl Agent {
             JobKind::Unindex => self.b.index.delete(job.family_id, job.entry_id).await.map_err(JobError::from).map(|_| "unindexed"),
             JobKind::FetchMedia => self.fetch_media(job, &root).await,
             JobKind::Transcribe => self.transcribe(job, &root).await,
+            JobKind::OpenCapsule => self.open_capsule_job(job, &root).await,
         };
         match &result {
             Ok(outcome) => root.end(json!({ "outcome": outcome })),

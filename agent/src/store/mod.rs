@@ -48,6 +48,8 @@ pub enum JobKind {
     FetchMedia,
     /// Fetch a voice note, transcribe it and fill the entry's text.
     Transcribe,
+    /// Opens a time capsule (its `entry_id` is the capsule's id).
+    OpenCapsule,
 }
 
 impl JobKind {
@@ -58,6 +60,7 @@ impl JobKind {
             JobKind::Unindex => "unindex",
             JobKind::FetchMedia => "fetch_media",
             JobKind::Transcribe => "transcribe",
+            JobKind::OpenCapsule => "open_capsule",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -67,6 +70,7 @@ impl JobKind {
             "unindex" => JobKind::Unindex,
             "fetch_media" => JobKind::FetchMedia,
             "transcribe" => JobKind::Transcribe,
+            "open_capsule" => JobKind::OpenCapsule,
             _ => return None,
         })
     }
@@ -333,6 +337,42 @@ pub trait VectorStore: Send + Sync + 'static {
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>>;
 }
 
+/// A capsule to store: who, for whom, when, and the sealed message.
+#[derive(Debug, Clone)]
+pub struct NewCapsule {
+    pub id: Uuid,
+    pub author_id: UserId,
+    pub member_id: MemberId,
+    pub open_at: DateTime<Utc>,
+    pub sealed: crate::capsule::Sealed,
+    /// A chat draft waiting for the parent's "yes" (no opening is scheduled until then).
+    pub draft_chat: Option<String>,
+}
+
+/// Time capsules: sealed storage, listing without content, and opening once.
+#[async_trait]
+pub trait CapsuleStore: Send + Sync + 'static {
+    /// Stores a capsule; unless it is a draft, schedules its opening job at `open_at` in the same transaction.
+    async fn create_capsule(&self, family_id: FamilyId, capsule: &NewCapsule) -> StoreResult<Capsule>;
+    /// The newest draft of this parent in this chat written after `since`.
+    async fn draft_capsule(&self, family_id: FamilyId, author_id: UserId, chat_id: &str, since: DateTime<Utc>) -> StoreResult<Option<Capsule>>;
+    /// Confirms a draft: it is sealed from now on and its opening is scheduled.
+    async fn confirm_capsule(&self, family_id: FamilyId, id: Uuid) -> StoreResult<Capsule>;
+    /// The family's confirmed capsules, soonest opening first (no message).
+    async fn list_capsules(&self, family_id: FamilyId) -> StoreResult<Vec<Capsule>>;
+    /// Deletes a capsule (draft, sealed or opened) and its scheduled opening; the entry an opened one became stays.
+    async fn delete_capsule(&self, family_id: FamilyId, id: Uuid) -> StoreResult<()>;
+    /// The sealed message of a capsule, for the opening job only.
+    async fn sealed_capsule(&self, family_id: FamilyId, id: Uuid) -> StoreResult<(Capsule, crate::capsule::Sealed)>;
+    /// Opens the capsule exactly once: marks it opened and stores `entry` (with
+    /// its jobs) in one transaction. `None` when it was opened (or deleted) already.
+    async fn open_capsule(&self, family_id: FamilyId, id: Uuid, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Option<Entry>>;
+    /// Records that the family was told; false when it had been already.
+    async fn capsule_delivered(&self, family_id: FamilyId, id: Uuid) -> StoreResult<bool>;
+    /// The Telegram users linked to the family's parents (where news goes).
+    async fn family_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>>;
+}
+
 /// The durable job queue: claim, finish, retry, defer.
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
@@ -367,6 +407,6 @@ pub trait JobQueue: Send + Sync + 'static {
 }
 
 /// Everything the agent keeps: one object per backend implementing every part.
-pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue {}
+pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore {}
 
-impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue> Store for T {}
+impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore> Store for T {}

@@ -149,7 +149,7 @@ fn week_start(d: NaiveDate) -> Option<NaiveDate> {
     before(d, u64::from(d.weekday().num_days_from_monday()))
 }
 
-fn explicit_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
+pub(crate) fn explicit_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
     if let Some(c) = ISO.captures(text) {
         return NaiveDate::from_ymd_opt(c[1].parse().ok()?, c[2].parse().ok()?, c[3].parse().ok()?);
     }

@@ -33,6 +33,8 @@ pub enum ChatKind {
     Recorded,
     Answered,
     Help,
+    /// A time capsule was drafted (confirm with "yes"), sealed or dropped.
+    Capsule,
     Duplicate,
 }
 
@@ -48,6 +50,9 @@ pub struct ChatResponse {
     pub entry: Option<dadly_agent::domain::Entry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<dadly_agent::agent::Citation>>,
+    /// The capsule, once sealed (never its message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capsule: Option<dadly_agent::domain::Capsule>,
 }
 
 pub fn routes() -> Router<AppState> {
@@ -87,11 +92,12 @@ async fn chat_once(state: &AppState, user: &dadly_agent::domain::User, req: Chat
         reply_to: None,
     };
     let outcome = state.agent.handle(user, message).await?;
-    let none = |kind, reply| ChatResponse { kind, reply, chat_id: chat_id.clone(), entry_id: None, entry: None, sources: None };
+    let none = |kind, reply| ChatResponse { kind, reply, chat_id: chat_id.clone(), entry_id: None, entry: None, sources: None, capsule: None };
     let body = match outcome {
         Outcome::Recorded { reply, entry } => ChatResponse { entry_id: Some(entry.id), entry: Some(entry), ..none(ChatKind::Recorded, reply) },
         Outcome::Answered { reply, sources } => ChatResponse { sources: Some(sources), ..none(ChatKind::Answered, reply) },
         Outcome::Help { reply } => none(ChatKind::Help, reply),
+        Outcome::Capsule { reply, capsule } => ChatResponse { capsule, ..none(ChatKind::Capsule, reply) },
         Outcome::Duplicate => none(ChatKind::Duplicate, String::new()),
     };
     Ok((axum::http::StatusCode::OK, serde_json::to_value(body).map_err(|e| ApiError::Internal(Box::new(e)))?))

@@ -1,5 +1,6 @@
 //! Route groups, one module each.
 
+pub mod capsules;
 pub mod chat;
 pub mod entries;
 pub mod health;

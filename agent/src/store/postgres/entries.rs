@@ -2,46 +2,51 @@
 
 use super::*;
 
+/// Inserts an entry (members, pending media, jobs) inside a caller's transaction; returns it.
+pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
+    let inserted = sqlx::query(
+        "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
+         SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
+    )
+    .bind(id)
+    .bind(entry.author_id)
+    .bind(entry.source.as_str())
+    .bind(&entry.raw_text)
+    .bind(entry.occurred_at)
+    .bind(stored_now())
+    .bind(family_id)
+    .bind(entry.status.as_str())
+    .bind(&entry.external_key)
+    .bind(&entry.reply_to)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if inserted.rows_affected() != 1 {
+        return Err(StoreError::NotFound);
+    }
+    set_entry_members(tx, family_id, id, &entry.member_ids).await?;
+    for m in &entry.media {
+        insert_pending_media(tx, family_id, id, m).await?;
+    }
+    enqueue(tx, family_id, id, 1, jobs).await?;
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(map_err)?;
+    entry_from_row(&row)
+}
+
 #[async_trait]
 impl EntryStore for PostgresStore {
     async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
         let id = Uuid::now_v7();
-        let now = Utc::now();
         let mut tx = self.family_tx(family_id).await?;
         if let Some(key) = &entry.dedupe_key
             && !claim(&mut tx, family_id, key).await?
         {
             return Err(StoreError::AlreadyHandled);
         }
-        let inserted = sqlx::query(
-            "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
-             SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
-        )
-        .bind(id)
-        .bind(entry.author_id)
-        .bind(entry.source.as_str())
-        .bind(&entry.raw_text)
-        .bind(entry.occurred_at)
-        .bind(now)
-        .bind(family_id)
-        .bind(entry.status.as_str())
-        .bind(&entry.external_key)
-        .bind(&entry.reply_to)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if inserted.rows_affected() != 1 {
-            return Err(StoreError::NotFound);
-        }
-        set_entry_members(&mut tx, family_id, id, &entry.member_ids).await?;
-        for m in &entry.media {
-            insert_pending_media(&mut tx, family_id, id, m).await?;
-        }
-        enqueue(&mut tx, family_id, id, 1, jobs).await?;
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut *tx).await.map_err(map_err)?;
+        let created = insert_entry_tx(&mut tx, family_id, id, &entry, jobs).await?;
         tx.commit().await.map_err(map_err)?;
-        entry_from_row(&row)
+        Ok(created)
     }
     async fn get_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Entry> {
         let mut tx = self.family_tx(family_id).await?;

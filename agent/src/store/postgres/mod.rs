@@ -229,6 +229,7 @@ fn stored_now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+mod capsules;
 mod channels;
 mod entries;
 mod families;

@@ -2,40 +2,44 @@
 
 use super::*;
 
+/// Inserts an entry (members, pending media, jobs) inside a caller's transaction.
+pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
+         SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
+    )
+    .bind(id.to_string())
+    .bind(entry.author_id.to_string())
+    .bind(entry.source.as_str())
+    .bind(&entry.raw_text)
+    .bind(ms(entry.occurred_at))
+    .bind(ms(Utc::now()))
+    .bind(family_id.to_string())
+    .bind(entry.status.as_str())
+    .bind(&entry.external_key)
+    .bind(&entry.reply_to)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)
+    .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) })?;
+    set_entry_members(&mut *tx, family_id, id, &entry.member_ids).await?;
+    for m in &entry.media {
+        insert_pending_media(&mut *tx, family_id, id, m).await?;
+    }
+    enqueue(&mut *tx, family_id, id, 1, jobs).await
+}
+
 #[async_trait]
 impl EntryStore for SqliteStore {
     async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
         let id = Uuid::now_v7();
-        let now = ms(Utc::now());
         let mut tx = self.write_tx().await?;
         if let Some(key) = &entry.dedupe_key
             && !claim(&mut tx, family_id, key).await?
         {
             return Err(StoreError::AlreadyHandled);
         }
-        sqlx::query(
-            "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
-             SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
-        )
-        .bind(id.to_string())
-        .bind(entry.author_id.to_string())
-        .bind(entry.source.as_str())
-        .bind(&entry.raw_text)
-        .bind(ms(entry.occurred_at))
-        .bind(now)
-        .bind(family_id.to_string())
-        .bind(entry.status.as_str())
-        .bind(&entry.external_key)
-        .bind(&entry.reply_to)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)
-        .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) })?;
-        set_entry_members(&mut tx, family_id, id, &entry.member_ids).await?;
-        for m in &entry.media {
-            insert_pending_media(&mut tx, family_id, id, m).await?;
-        }
-        enqueue(&mut tx, family_id, id, 1, jobs).await?;
+        insert_entry_tx(&mut tx, family_id, id, &entry, jobs).await?;
         tx.commit().await.map_err(map_err)?;
         self.get_entry(family_id, id).await
     }

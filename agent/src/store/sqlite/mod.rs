@@ -258,6 +258,7 @@ fn stored_now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
+mod capsules;
 mod channels;
 mod entries;
 mod families;
