@@ -425,6 +425,11 @@ async fn the_openapi_document_describes_every_v1_route_with_bearer_auth_and_erro
         ("/v1/capsules", "post"),
         ("/v1/capsules", "get"),
         ("/v1/capsules/{id}", "delete"),
+        ("/v1/invites", "post"),
+        ("/v1/invites/redeem", "post"),
+        ("/v1/parents", "get"),
+        ("/v1/parents/{id}", "delete"),
+        ("/v1/members/{id}", "patch"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];

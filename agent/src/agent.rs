@@ -74,6 +74,9 @@ pub enum AgentError {
     Invalid(String),
     #[error("not found")]
     NotFound,
+    /// The user may not do this (a parent doing what only the owner may).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     /// A channel redelivered a message that was handled before.

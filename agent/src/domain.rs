@@ -30,6 +30,38 @@ pub struct User {
     /// Tokens issued before this instant are refused (`dadly token --revoke`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_valid_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// What a parent may do in their family.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages children, parents and erasure; records and asks. The family's first parent.
+    #[default]
+    Owner,
+    /// Records and asks.
+    Parent,
+    /// Removed from the family: signs in no more.
+    Removed,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Parent => "parent",
+            Role::Removed => "removed",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "parent" => Role::Parent,
+            "removed" => Role::Removed,
+            _ => Role::Owner,
+        }
+    }
 }
 
 /// A child of the family, recognised in text by name or any alias.

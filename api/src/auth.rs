@@ -167,6 +167,9 @@ impl FromRequestParts<AppState> for AuthUser {
             Err(AgentError::NotFound) => return Err(ApiError::Unauthorized("the token's user does not exist".into())),
             Err(e) => return Err(e.into()),
         };
+        if user.role == dadly_agent::domain::Role::Removed {
+            return Err(ApiError::Unauthorized("this parent was removed from the family".into()));
+        }
         if user.tokens_valid_after.is_some_and(|cutoff| verified.issued_at < cutoff) {
             return Err(ApiError::Unauthorized("the token was revoked; sign in again".into()));
         }

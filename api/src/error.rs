@@ -83,6 +83,7 @@ impl From<AgentError> for ApiError {
         match e {
             AgentError::Invalid(m) => ApiError::Invalid(m),
             AgentError::NotFound => ApiError::NotFound("not found".into()),
+            AgentError::Forbidden(m) => ApiError::Forbidden(m),
             AgentError::Conflict(m) => ApiError::Conflict(m),
             AgentError::AlreadyHandled => ApiError::Conflict("this request was already handled".into()),
             AgentError::RateLimited(wait) => ApiError::TooManyRequests(wait.as_secs_f64().ceil().max(1.0) as u64),

@@ -58,6 +58,7 @@ pub fn router_with(state: AppState, channel_routes: Router) -> Router {
     let api = Router::new()
         .merge(routes::chat::routes())
         .merge(routes::capsules::routes())
+        .merge(routes::parents::routes())
         .merge(routes::entries::routes())
         .merge(routes::members::routes())
         .merge(routes::health::routes())

@@ -31,6 +31,8 @@ pub enum Errors {
     BadRequest(ErrorBody),
     #[response(status = 401, description = "Missing, invalid, expired or revoked token")]
     Unauthorized(ErrorBody),
+    #[response(status = 403, description = "Only the family's owner may do this")]
+    Forbidden(ErrorBody),
     #[response(status = 404, description = "No such thing in this family")]
     NotFound(ErrorBody),
     #[response(status = 409, description = "Conflict (e.g. the same Idempotency-Key is still being handled)")]
@@ -79,6 +81,11 @@ impl Modify for BearerAuth {
         routes::capsules::create,
         routes::capsules::list,
         routes::capsules::remove,
+        routes::parents::invite,
+        routes::parents::redeem,
+        routes::parents::list,
+        routes::parents::remove,
+        routes::members::update,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

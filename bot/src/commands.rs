@@ -49,9 +49,13 @@ pub(crate) async fn on_command(bot: &TelegramBot, key: &str, msg: &Message, pare
             if words.next().is_some_and(|w| w.eq_ignore_ascii_case("add")) {
                 let Some(name) = words.next() else { bot.reply(msg, i18n::kids_usage(lang)).await; return Ok(()) };
                 let aliases = words.map(str::to_string).collect();
-                match agent.add_member(parent.family_id, NewMember { name: name.to_string(), aliases, birth_date: None }).await {
+                let added = match agent.require_owner(parent, "add children") {
+                    Ok(()) => agent.add_member(parent.family_id, NewMember { name: name.to_string(), aliases, birth_date: None }).await,
+                    Err(e) => Err(e),
+                };
+                match added {
                     Ok(m) => format!("👶 {}", m.name),
-                    Err(AgentError::Conflict(why) | AgentError::Invalid(why)) => why,
+                    Err(AgentError::Conflict(why) | AgentError::Invalid(why) | AgentError::Forbidden(why)) => why,
                     Err(e) => return Err(HandleError::Unavailable(e.to_string())),
                 }
             } else {

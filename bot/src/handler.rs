@@ -100,7 +100,12 @@ async fn on_message(bot: &TelegramBot, key: &str, msg: Message) -> Result<(), Ha
     {
         match bot.agent.link_telegram(&arg, from.id.0 as i64, from.language_code.as_deref()).await {
             Ok(user) => bot.reply(&msg, &i18n::linked(device_lang, &user.name)).await,
-            Err(AgentError::Invalid(_)) => bot.reply(&msg, i18n::bad_code(device_lang)).await,
+            // Not a link code: perhaps an invite to join a family as another parent.
+            Err(AgentError::Invalid(_)) => match bot.agent.redeem_invite(&arg, &from.first_name, Some((from.id.0 as i64, from.language_code.as_deref()))).await {
+                Ok(user) => bot.reply(&msg, &i18n::joined(device_lang, &user.name)).await,
+                Err(AgentError::Invalid(_)) => bot.reply(&msg, i18n::bad_code(device_lang)).await,
+                Err(e) => return Err(HandleError::Unavailable(e.to_string())),
+            },
             Err(e) => return Err(HandleError::Unavailable(e.to_string())),
         };
         return Ok(());

@@ -58,6 +58,13 @@ pub fn linked(lang: Lang, name: &str) -> String {
     }
 }
 
+pub fn joined(lang: Lang, name: &str) -> String {
+    match lang {
+        Lang::En => format!("Welcome to the family's journal, {name}! Everything you tell me is shared with the other parents. Tell me what happened today, or ask me anything."),
+        Lang::Ko => format!("{name}님, 가족 일기에 오신 걸 환영해요! 보내 주시는 내용은 다른 부모님과 함께 보여요. 오늘 있었던 일을 들려주시거나 무엇이든 물어보세요."),
+    }
+}
+
 pub fn bad_code(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "That code didn't work: it may have expired or been used already. Ask for a new one.",

@@ -16,7 +16,7 @@ use crate::text::members;
 /// How long a link code works.
 pub const LINK_CODE_TTL: chrono::Duration = chrono::Duration::minutes(15);
 /// Letters and digits that cannot be confused with each other.
-const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+pub(crate) const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkCode {
@@ -47,7 +47,7 @@ pub enum MediaOutcome {
     Duplicate,
 }
 
-fn hash_code(code: &str) -> String {
+pub(crate) fn hash_code(code: &str) -> String {
     let normal: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_uppercase();
     crate::blob::sha256_hex(normal.as_bytes())
 }

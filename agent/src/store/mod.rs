@@ -197,6 +197,8 @@ pub trait FamilyStore: Send + Sync + 'static {
     async fn revoke_tokens(&self, user_id: UserId, after: DateTime<Utc>) -> StoreResult<()>;
     async fn create_member(&self, family_id: FamilyId, member: NewMember) -> StoreResult<Member>;
     async fn list_members(&self, family_id: FamilyId) -> StoreResult<Vec<Member>>;
+    /// Replaces a child's name, aliases and birth date.
+    async fn update_member(&self, family_id: FamilyId, id: MemberId, name: &str, aliases: &[String], birth_date: Option<NaiveDate>) -> StoreResult<Member>;
     /// Stores a one-time link code (its hash) for a parent.
     async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
     /// Redeems an unused, unexpired code: marks it used and links the Telegram
@@ -337,6 +339,20 @@ pub trait VectorStore: Send + Sync + 'static {
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>>;
 }
 
+/// Several parents per family: invites, the family's parents, roles.
+#[async_trait]
+pub trait ParentStore: Send + Sync + 'static {
+    /// Stores a one-time invite (its code's hash) to join the family as a parent.
+    async fn create_invite(&self, family_id: FamilyId, created_by: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Redeems an unused, unexpired invite: a new parent named `name` joins its
+    /// family (and, from Telegram, that account is linked). `NotFound` otherwise.
+    async fn redeem_invite(&self, code_hash: &str, name: &str, telegram: Option<(i64, Option<&str>)>, now: DateTime<Utc>) -> StoreResult<User>;
+    /// The family's parents (removed ones included, marked so), oldest first.
+    async fn list_users(&self, family_id: FamilyId) -> StoreResult<Vec<User>>;
+    /// Changes a parent's role; removing also unlinks their Telegram accounts.
+    async fn set_role(&self, family_id: FamilyId, user_id: UserId, role: Role) -> StoreResult<()>;
+}
+
 /// A capsule to store: who, for whom, when, and the sealed message.
 #[derive(Debug, Clone)]
 pub struct NewCapsule {
@@ -407,6 +423,6 @@ pub trait JobQueue: Send + Sync + 'static {
 }
 
 /// Everything the agent keeps: one object per backend implementing every part.
-pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore {}
+pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore {}
 
-impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore> Store for T {}
+impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore> Store for T {}

@@ -14,7 +14,10 @@ use crate::error::ApiError;
 use crate::extract::Json;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/members", get(list).post(create)).route("/v1/telegram/link-codes", axum::routing::post(link_code))
+    Router::new()
+        .route("/v1/members", get(list).post(create))
+        .route("/v1/members/{id}", axum::routing::patch(update))
+        .route("/v1/telegram/link-codes", axum::routing::post(link_code))
 }
 
 /// The family's children.
@@ -54,11 +57,47 @@ pub(crate) struct CreateMember {
 /// Adds a child.
 #[utoipa::path(post, path = "/v1/members", request_body = CreateMember, responses((status = 201, description = "Added", body = dadly_agent::domain::Member), crate::openapi::Errors), tag = "members")]
 pub(crate) async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(req): Json<CreateMember>) -> Result<impl IntoResponse, ApiError> {
+    state.agent.require_owner(&user, "add children")?;
     let member = state
         .agent
         .add_member(user.family_id, NewMember { name: req.name, aliases: req.aliases, birth_date: req.birth_date })
         .await?;
     Ok((StatusCode::CREATED, axum::Json(member)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateMember {
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    name: Option<String>,
+    /// Replaces the aliases.
+    #[serde(default)]
+    aliases: Option<Vec<String>>,
+    /// A date, or `null` to clear it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<NaiveDate>)]
+    birth_date: Option<Option<NaiveDate>>,
+}
+
+/// Tells `"birth_date": null` (clear it) from a missing field (keep it).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<NaiveDate>>, D::Error> {
+    Option::<NaiveDate>::deserialize(d).map(Some)
+}
+
+/// Renames a child, replaces their aliases or sets their birth date (owner only).
+#[utoipa::path(patch, path = "/v1/members/{id}", request_body = UpdateMember, params(("id" = uuid::Uuid, Path, description = "The child")), responses((status = 200, description = "The child now", body = dadly_agent::domain::Member), crate::openapi::Errors), tag = "members")]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    crate::extract::Path(id): crate::extract::Path<uuid::Uuid>,
+    Json(req): Json<UpdateMember>,
+) -> Result<impl IntoResponse, ApiError> {
+    if req.name.is_none() && req.aliases.is_none() && req.birth_date.is_none() {
+        return Err(ApiError::Invalid("send `name`, `aliases` and/or `birth_date` to change".into()));
+    }
+    let patch = dadly_agent::pipeline::family::MemberPatch { name: req.name, aliases: req.aliases, birth_date: req.birth_date };
+    Ok(axum::Json(state.agent.update_member(&user, id, patch).await?))
 }
 
 /// A one-time code the parent sends to the Telegram bot (`/start CODE`).

@@ -6,3 +6,4 @@ pub mod entries;
 pub mod health;
 pub mod media;
 pub mod members;
+pub mod parents;

@@ -24,23 +24,28 @@ impl FamilyStore for PostgresStore {
         Ok(family)
     }
     async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User> {
-        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now(), tokens_valid_after: None };
+        let mut user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now(), tokens_valid_after: None, role: Role::Owner };
         let mut tx = self.family_tx(family_id).await?;
-        sqlx::query("INSERT INTO users (id, family_id, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(user.id)
-            .bind(family_id)
-            .bind(&user.name)
-            .bind(user.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        // The family's first parent is its owner; later ones are parents.
+        let role: String = sqlx::query_scalar(
+            "INSERT INTO users (id, family_id, name, created_at, role) VALUES ($1, $2, $3, $4, \
+             CASE WHEN EXISTS (SELECT 1 FROM users WHERE family_id = $2) THEN 'parent' ELSE 'owner' END) RETURNING role",
+        )
+        .bind(user.id)
+        .bind(family_id)
+        .bind(&user.name)
+        .bind(user.created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
+        user.role = Role::parse(&role);
         Ok(user)
     }
     async fn get_user(&self, user_id: UserId) -> StoreResult<User> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
-        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after FROM users WHERE id = $1")
+        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after, role FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await
@@ -52,6 +57,7 @@ impl FamilyStore for PostgresStore {
             name: row.try_get("name").map_err(map_err)?,
             created_at: row.try_get("created_at").map_err(map_err)?,
             tokens_valid_after: row.try_get("tokens_valid_after").map_err(map_err)?,
+            role: Role::parse(&row.try_get::<String, _>("role").map_err(map_err)?),
         })
     }
     async fn revoke_tokens(&self, user_id: UserId, after: DateTime<Utc>) -> StoreResult<()> {
@@ -97,6 +103,20 @@ impl FamilyStore for PostgresStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         rows.iter().map(member_from_row).collect()
+    }
+    async fn update_member(&self, family_id: FamilyId, id: MemberId, name: &str, aliases: &[String], birth_date: Option<NaiveDate>) -> StoreResult<Member> {
+        let mut tx = self.family_tx(family_id).await?;
+        let row = sqlx::query("UPDATE members SET name = $3, aliases = $4, birth_date = $5 WHERE id = $1 AND family_id = $2 RETURNING *")
+            .bind(id)
+            .bind(family_id)
+            .bind(name)
+            .bind(aliases)
+            .bind(birth_date)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        member_from_row(&row.ok_or(StoreError::NotFound)?)
     }
     async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;

@@ -234,4 +234,5 @@ mod channels;
 mod entries;
 mod families;
 mod jobs;
+mod parents;
 mod vectors;

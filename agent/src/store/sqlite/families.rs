@@ -22,22 +22,27 @@ impl FamilyStore for SqliteStore {
         Ok(family)
     }
     async fn create_user(&self, family_id: FamilyId, name: &str) -> StoreResult<User> {
-        let user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now(), tokens_valid_after: None };
-        sqlx::query("INSERT INTO users (id, family_id, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(user.id.to_string())
-            .bind(family_id.to_string())
-            .bind(&user.name)
-            .bind(ms(user.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match map_err(e) {
-                StoreError::Backend(_) => StoreError::NotFound, // the family does not exist
-                other => other,
-            })?;
+        let mut user = User { id: Uuid::now_v7(), family_id, name: name.to_string(), created_at: stored_now(), tokens_valid_after: None, role: Role::Owner };
+        // The family's first parent is its owner; later ones are parents.
+        let role: String = sqlx::query_scalar(
+            "INSERT INTO users (id, family_id, name, created_at, role) VALUES ($1, $2, $3, $4, \
+             CASE WHEN EXISTS (SELECT 1 FROM users WHERE family_id = $2) THEN 'parent' ELSE 'owner' END) RETURNING role",
+        )
+        .bind(user.id.to_string())
+        .bind(family_id.to_string())
+        .bind(&user.name)
+        .bind(ms(user.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Backend(_) => StoreError::NotFound, // the family does not exist
+            other => other,
+        })?;
+        user.role = Role::parse(&role);
         Ok(user)
     }
     async fn get_user(&self, user_id: UserId) -> StoreResult<User> {
-        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after FROM users WHERE id = $1")
+        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after, role FROM users WHERE id = $1")
             .bind(user_id.to_string())
             .fetch_one(&self.pool)
             .await
@@ -48,6 +53,7 @@ impl FamilyStore for SqliteStore {
             name: row.try_get("name").map_err(map_err)?,
             created_at: at(row.try_get("created_at").map_err(map_err)?),
             tokens_valid_after: row.try_get::<Option<i64>, _>("tokens_valid_after").map_err(map_err)?.map(at),
+            role: Role::parse(&row.try_get::<String, _>("role").map_err(map_err)?),
         })
     }
     async fn revoke_tokens(&self, user_id: UserId, after: DateTime<Utc>) -> StoreResult<()> {
@@ -90,6 +96,18 @@ impl FamilyStore for SqliteStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(member_from_row).collect()
+    }
+    async fn update_member(&self, family_id: FamilyId, id: MemberId, name: &str, aliases: &[String], birth_date: Option<NaiveDate>) -> StoreResult<Member> {
+        let row = sqlx::query("UPDATE members SET name = $3, aliases = $4, birth_date = $5 WHERE id = $1 AND family_id = $2 RETURNING *")
+            .bind(id.to_string())
+            .bind(family_id.to_string())
+            .bind(name)
+            .bind(to_json(&aliases))
+            .bind(birth_date.map(|d| d.format("%Y-%m-%d").to_string()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        member_from_row(&row.ok_or(StoreError::NotFound)?)
     }
     async fn create_link_code(&self, family_id: FamilyId, user_id: UserId, code_hash: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("INSERT INTO link_codes (code_hash, family_id, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")

@@ -263,4 +263,5 @@ mod channels;
 mod entries;
 mod families;
 mod jobs;
+mod parents;
 mod vectors;
