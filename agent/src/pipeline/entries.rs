@@ -116,18 +116,4 @@ impl Agent {
         Ok(entry?)
     }
 
-    /// Deletes the entry, its history, insight and media now; its vector goes by a queued job.
-    pub async fn delete_entry(&self, family_id: FamilyId, id: EntryId) -> Result<(), AgentError> {
-        let media = self.b.store.entry_media(family_id, id).await?;
-        self.b.store.delete_entry(family_id, id).await?;
-        for key in media.iter().filter_map(|m| m.blob_key.as_deref()) {
-            // The entry is gone either way; a blob left behind is logged, not an error for the parent.
-            if let Err(e) = self.b.blobs.delete(family_id, key).await {
-                tracing::warn!(error = %e, entry.id = %id, "could not delete a media blob");
-            }
-        }
-        tracing::info!(entry.id = %id, family.id = %family_id, "entry deleted");
-        self.wake_workers();
-        Ok(())
-    }
 }

@@ -353,6 +353,39 @@ pub trait ParentStore: Send + Sync + 'static {
     async fn set_role(&self, family_id: FamilyId, user_id: UserId, role: Role) -> StoreResult<()>;
 }
 
+/// An audit record: an erasure happened, by whom, when, how many of each.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Erasure {
+    pub id: Uuid,
+    pub actor_id: Uuid,
+    /// `child` or `family`.
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub counts: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Erasure: removing every copy of what a parent or child asked to erase.
+#[async_trait]
+pub trait ErasureStore: Send + Sync + 'static {
+    /// Deletes chat turns and kept idempotent responses that contain any of
+    /// `needles` (texts of erased entries, a child's names); how many.
+    async fn forget_text(&self, family_id: FamilyId, needles: &[String]) -> StoreResult<u64>;
+    /// Takes a child off an entry about several children (its members, insight and stored vector payload).
+    async fn detach_member(&self, family_id: FamilyId, entry_id: EntryId, member_id: MemberId) -> StoreResult<()>;
+    /// Deletes the child's record (their capsules go with it).
+    async fn delete_member(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<()>;
+    /// Deletes the family and everything it owns in the store.
+    async fn delete_family(&self, family_id: FamilyId) -> StoreResult<()>;
+    async fn record_erasure(&self, family_id: FamilyId, actor_id: UserId, kind: &str, counts: &serde_json::Value) -> StoreResult<()>;
+    async fn erasures(&self, family_id: FamilyId) -> StoreResult<Vec<Erasure>>;
+    /// Makes deletions final on disk where the backend keeps old copies
+    /// (SQLite's write-ahead log); a no-op elsewhere.
+    async fn compact(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
 /// A capsule to store: who, for whom, when, and the sealed message.
 #[derive(Debug, Clone)]
 pub struct NewCapsule {
@@ -423,6 +456,6 @@ pub trait JobQueue: Send + Sync + 'static {
 }
 
 /// Everything the agent keeps: one object per backend implementing every part.
-pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore {}
+pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore {}
 
-impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore> Store for T {}
+impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore> Store for T {}

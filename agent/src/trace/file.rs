@@ -17,6 +17,7 @@ const QUEUE_BOUND: usize = 10_000;
 enum Message {
     Run(Box<Run>),
     Flush(oneshot::Sender<()>),
+    Forget(Vec<String>, oneshot::Sender<u64>),
 }
 
 pub struct FileTraceSink {
@@ -41,6 +42,16 @@ impl FileTraceSink {
                     Message::Flush(done) => {
                         let _ = done.send(());
                     }
+                    Message::Forget(needles, done) => {
+                        let removed = match forget_in(&writer_dir, &needles).await {
+                            Ok(n) => n,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not erase from trace files");
+                                0
+                            }
+                        };
+                        let _ = done.send(removed);
+                    }
                 }
             }
         });
@@ -55,6 +66,47 @@ impl FileTraceSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// Rewrites every trace file without the lines holding any needle (each
+/// file replaced atomically); how many lines went.
+async fn forget_in(dir: &Path, needles: &[String]) -> std::io::Result<u64> {
+    let needles: Vec<&String> = needles.iter().filter(|n| !n.is_empty()).collect();
+    if needles.is_empty() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return Ok(0) };
+    while let Some(entry) = entries.next_entry().await? {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            continue;
+        }
+        let text = tokio::fs::read_to_string(&path).await?;
+        let mut kept = String::with_capacity(text.len());
+        let mut dropped = 0;
+        for line in text.lines() {
+            if needles.iter().any(|n| line.contains(n.as_str())) {
+                dropped += 1;
+            } else {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        if dropped > 0 {
+            let tmp = path.with_extension("jsonl.tmp");
+            tokio::fs::write(&tmp, kept).await?;
+            tokio::fs::rename(&tmp, &path).await?;
+            removed += dropped;
+        }
+    }
+    Ok(removed)
+}
+
+/// How a text appears inside a JSON trace line (escaped, without quotes).
+pub fn as_in_json(text: &str) -> String {
+    let quoted = serde_json::to_string(text).unwrap_or_default();
+    quoted.trim_matches('"').to_string()
 }
 
 async fn append(dir: &Path, run: &Run) -> std::io::Result<()> {
@@ -86,6 +138,14 @@ impl TraceSink for FileTraceSink {
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    async fn forget(&self, needles: Vec<String>) -> u64 {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Forget(needles, done)).await.is_ok() {
+            return wait.await.unwrap_or(0);
+        }
+        0
     }
 }
 

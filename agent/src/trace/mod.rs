@@ -7,7 +7,7 @@ mod langsmith;
 mod run;
 mod tree;
 
-pub use file::{FileTraceSink, read_runs};
+pub use file::{FileTraceSink, as_in_json, read_runs};
 pub use langsmith::{LangSmithSettings, LangSmithSink};
 pub use run::{Run, RunType, dotted_segment};
 pub use tree::render_traces;
@@ -28,6 +28,12 @@ pub trait TraceSink: Send + Sync + 'static {
     fn submit(&self, run: Run);
     /// Waits until every submitted run is written or sent (or given up on).
     async fn flush(&self);
+    /// Deletes every stored run that contains any of `needles` (erasure);
+    /// how many. A sink that keeps nothing itself (LangSmith) has nothing to forget here.
+    async fn forget(&self, needles: Vec<String>) -> u64 {
+        let _ = needles;
+        0
+    }
 }
 
 /// Opens runs. Cheap to clone.

@@ -3,6 +3,7 @@
 pub mod capsules;
 pub mod chat;
 pub mod entries;
+pub mod erasure;
 pub mod health;
 pub mod media;
 pub mod members;

@@ -140,6 +140,8 @@ impl EntryStore for PostgresStore {
     }
     async fn delete_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
+        // Media rows would only lose their entry (SET NULL): they go too.
+        sqlx::query("DELETE FROM media WHERE entry_id = $1 AND family_id = $2").bind(id).bind(family_id).execute(&mut *tx).await.map_err(map_err)?;
         let version: i64 = sqlx::query_scalar("DELETE FROM entries WHERE id = $1 AND family_id = $2 RETURNING version")
             .bind(id)
             .bind(family_id)

@@ -232,6 +232,7 @@ fn stored_now() -> DateTime<Utc> {
 mod capsules;
 mod channels;
 mod entries;
+mod erasure;
 mod families;
 mod jobs;
 mod parents;

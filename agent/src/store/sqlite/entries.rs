@@ -147,7 +147,9 @@ impl EntryStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
-        // Children go by ON DELETE CASCADE (insights, vectors, members, history).
+        // Children go by ON DELETE CASCADE (insights, vectors, members, history);
+        // media rows would only lose their entry (SET NULL): they go too.
+        sqlx::query("DELETE FROM media WHERE entry_id = $1 AND family_id = $2").bind(id.to_string()).bind(family_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
         sqlx::query("DELETE FROM entries WHERE id = $1 AND family_id = $2")
             .bind(id.to_string())
             .bind(family_id.to_string())

@@ -28,6 +28,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Deleted rows are overwritten, so erased text does not linger in free pages.
+            .pragma("secure_delete", "on")
             .busy_timeout(std::time::Duration::from_secs(10));
         let in_memory = url.contains(":memory:");
         let pool = SqlitePoolOptions::new()
@@ -261,6 +263,7 @@ fn stored_now() -> DateTime<Utc> {
 mod capsules;
 mod channels;
 mod entries;
+mod erasure;
 mod families;
 mod jobs;
 mod parents;

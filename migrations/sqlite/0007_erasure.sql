@@ -1,0 +1,10 @@
+-- That an erasure happened (who, when, what kind, how many of each), never
+-- what was erased. Kept after a family's own erasure: no foreign key.
+CREATE TABLE erasures (
+    id         TEXT PRIMARY KEY,
+    family_id  TEXT NOT NULL,
+    actor_id   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    counts     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
