@@ -170,6 +170,16 @@ impl App {
         Ok(Self { agent, state, settings })
     }
 
+    /// What the daily housekeeping keeps, as configured.
+    pub fn housekeeping(&self) -> Housekeeping {
+        Housekeeping {
+            keep: chrono::Duration::days(self.settings.housekeeping_days),
+            keep_traces: chrono::Duration::days(self.settings.trace_retention_days),
+            keep_audio: self.settings.audio_retention_days.map(chrono::Duration::days),
+            ..Housekeeping::default()
+        }
+    }
+
     fn worker_settings(&self) -> WorkerSettings {
         WorkerSettings {
             concurrency: self.settings.workers,
@@ -189,7 +199,7 @@ impl App {
             .with_context(|| format!("binding {} (DADLY_BIND / PORT)", self.settings.bind))?;
         let addr = listener.local_addr()?;
         let mut workers = spawn_workers(self.agent.clone(), self.worker_settings(), shutdown.clone());
-        let housekeeping = Housekeeping { keep: chrono::Duration::days(self.settings.housekeeping_days), ..Housekeeping::default() };
+        let housekeeping = self.housekeeping();
         workers.push(spawn_housekeeping(self.agent.clone(), housekeeping, shutdown.clone()));
         let mut channel_routes = axum::Router::new();
         let mut telegram_task = None;

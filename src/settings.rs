@@ -131,6 +131,10 @@ pub struct Settings {
     /// `DADLY_HOUSEKEEPING_DAYS`: processed update ids, finished jobs, chat turns
     /// and idempotency keys are deleted by a daily job once older than this.
     pub housekeeping_days: i64,
+    /// `DADLY_TRACE_RETENTION_DAYS`: local trace files are deleted after this many days.
+    pub trace_retention_days: i64,
+    /// `DADLY_AUDIO_RETENTION_DAYS`: raw audio of transcribed voice notes is deleted after this many days (unset: kept).
+    pub audio_retention_days: Option<i64>,
     /// `DADLY_EMBEDDING_MAX_TOKENS`: the most tokens one embedding input may
     /// have; longer entries are embedded in pieces (several vectors per entry).
     pub embed_max_tokens: usize,
@@ -176,6 +180,8 @@ impl std::fmt::Debug for Settings {
             .field("capsule_key", &self.capsule_key)
             .field("housekeeping_days", &self.housekeeping_days)
             .field("embed_max_tokens", &self.embed_max_tokens)
+            .field("trace_retention_days", &self.trace_retention_days)
+            .field("audio_retention_days", &self.audio_retention_days)
             .field("json_logs", &self.json_logs)
             .finish()
     }
@@ -357,6 +363,15 @@ impl Settings {
             metrics_token: env.get("DADLY_METRICS_TOKEN").map(Secret),
             capsule_key: env.get("DADLY_CAPSULE_KEY").map(Secret),
             embed_max_tokens,
+            trace_retention_days: match env.parse::<i64>("DADLY_TRACE_RETENTION_DAYS", "a whole number of days")? {
+                Some(d) if !(1..=3650).contains(&d) => return Err(bad("DADLY_TRACE_RETENTION_DAYS", format!("`{d}` is not between 1 and 3650"))),
+                Some(d) => d,
+                None => 30,
+            },
+            audio_retention_days: match env.parse::<i64>("DADLY_AUDIO_RETENTION_DAYS", "a whole number of days")? {
+                Some(d) if !(0..=36500).contains(&d) => return Err(bad("DADLY_AUDIO_RETENTION_DAYS", format!("`{d}` is not between 0 and 36500"))),
+                other => other,
+            },
             housekeeping_days: match env.parse::<i64>("DADLY_HOUSEKEEPING_DAYS", "a whole number of days")? {
                 Some(d) if !(1..=3650).contains(&d) => return Err(bad("DADLY_HOUSEKEEPING_DAYS", format!("`{d}` is not between 1 and 3650"))),
                 Some(d) => d,

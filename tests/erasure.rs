@@ -168,3 +168,56 @@ async fn erasure_reaches_postgres_qdrant_and_s3() {
     let b = Backends { dir: app.dir.path().to_path_buf(), postgres: Some(db), qdrant: Some(qdrant) };
     erasure_everywhere(&app, &b).await;
 }
+
+#[tokio::test]
+async fn retention_deletes_old_traces_and_audio_and_the_owner_hears_once_when_a_child_turns_14() {
+    use common::fake_telegram::{self as tg, FakeTelegram, TOKEN};
+    use dadly_agent::jobs::{Housekeeping, housekeep};
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(&[
+        ("TELEGRAM_BOT_TOKEN", TOKEN),
+        ("TELEGRAM_API_URL", fake.base.as_str()),
+        ("TELEGRAM_WEBHOOK_URL", "https://dadly.example/hook"),
+        ("TELEGRAM_WEBHOOK_SECRET", "hook-secret"),
+    ])
+    .await;
+    let kim = app.family("Kim", &[]).await;
+    let today = chrono::Utc::now().date_naive();
+    let fourteen = (today - chrono::Months::new(14 * 12) - chrono::Days::new(1)).to_string();
+    let thirteen = (today - chrono::Months::new(13 * 12)).to_string();
+    for (name, born) in [("Minji", &fourteen), ("Junho", &thirteen)] {
+        let (status, _) = app.post(&kim.token, "/v1/members", json!({ "name": name, "birth_date": born })).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, code) = app.post(&kim.token, "/v1/telegram/link-codes", json!({})).await;
+    let start = json!({ "update_id": 1, "message": tg::text(111, 1, &format!("/start {}", code["code"].as_str().unwrap())) });
+    app.http.post(app.url("/hook")).header("x-telegram-bot-api-secret-token", "hook-secret").json(&start).send().await.unwrap();
+
+    // An old trace file, and a transcribed voice note whose audio is kept.
+    let traces = app.dir.path().join("traces");
+    std::fs::create_dir_all(&traces).unwrap();
+    std::fs::write(traces.join("2020-01-01.jsonl"), "{}\n").unwrap();
+    let voice = app.entry(&kim, "Minji sang (a transcribed voice note)", "2026-11-01T10:00:00Z").await;
+    let store = app.app_state.agent.store();
+    let id: uuid::Uuid = voice.parse().unwrap();
+    store.add_pending_media(kim.id, id, &PendingMedia { kind: "voice".into(), source_ref: "test:voice".into(), content_type: "audio/ogg".into() }, None).await.unwrap();
+    let stored = app.app_state.agent.backends().blobs.put(kim.id, b"OggS audio".to_vec(), "audio/ogg", "ogg").await.unwrap();
+    store.media_fetched(kim.id, store.entry_media(kim.id, id).await.unwrap()[0].id, &stored).await.unwrap();
+
+    let settings = Housekeeping { keep_traces: chrono::Duration::days(30), keep_audio: Some(chrono::Duration::zero()), ..Housekeeping::default() };
+    housekeep(&app.app_state.agent, &settings).await;
+    housekeep(&app.app_state.agent, &settings).await;
+
+    assert!(!traces.join("2020-01-01.jsonl").exists(), "an old trace file is deleted");
+    assert!(std::fs::read_dir(&traces).unwrap().count() >= 1, "today's traces stay");
+    assert!(app.app_state.agent.backends().blobs.get(kim.id, &stored.key).await.is_err(), "the audio is deleted");
+    let (_, entry) = app.get(&kim.token, &format!("/v1/entries/{voice}")).await;
+    assert_eq!(entry["raw_text"], "Minji sang (a transcribed voice note)", "the transcript stays");
+    assert!(entry["media"][0]["url"].is_null(), "{entry}");
+    let notices: Vec<Value> = fake.sent_to(111).into_iter().filter(|m| m["text"].as_str().unwrap_or("").contains("14")).collect();
+    assert_eq!(notices.len(), 1, "told once, about Minji only: {notices:?}");
+    assert!(notices[0]["text"].as_str().unwrap().contains("Minji is 14 now"));
+    let (_, members) = app.get(&kim.token, "/v1/members").await;
+    let noticed: Vec<(&str, bool)> = members["members"].as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap(), !m["age_notice_at"].is_null())).collect();
+    assert_eq!(noticed, vec![("Minji", true), ("Junho", false)], "the app shows it too");
+}

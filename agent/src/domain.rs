@@ -73,6 +73,9 @@ pub struct Member {
     pub aliases: Vec<String>,
     pub birth_date: Option<NaiveDate>,
     pub created_at: DateTime<Utc>,
+    /// When the owner was told the child turned 14 and may ask for erasure.
+    #[serde(default)]
+    pub age_notice_at: Option<DateTime<Utc>>,
 }
 
 impl Member {

@@ -82,11 +82,15 @@ pub struct Housekeeping {
     pub every: Duration,
     /// Processed update ids, finished jobs, chat turns and idempotency keys older than this go.
     pub keep: chrono::Duration,
+    /// Local trace files older than this go.
+    pub keep_traces: chrono::Duration,
+    /// Raw audio of transcribed voice notes older than this goes (`None`: kept).
+    pub keep_audio: Option<chrono::Duration>,
 }
 
 impl Default for Housekeeping {
     fn default() -> Self {
-        Self { every: Duration::from_secs(24 * 3600), keep: chrono::Duration::days(30) }
+        Self { every: Duration::from_secs(24 * 3600), keep: chrono::Duration::days(30), keep_traces: chrono::Duration::days(30), keep_audio: None }
     }
 }
 
@@ -111,7 +115,8 @@ pub fn spawn_housekeeping(agent: Arc<Agent>, settings: Housekeeping, mut shutdow
 
 /// One round of housekeeping; what it deleted is logged and counted.
 pub async fn housekeep(agent: &Agent, settings: &Housekeeping) {
-    match agent.b.store.prune(Utc::now() - settings.keep).await {
+    let now = Utc::now();
+    match agent.b.store.prune(now - settings.keep).await {
         Ok(counts) => {
             for (what, n) in &counts {
                 agent.b.metrics.add("dadly_pruned_total", &[("what", what)], *n as f64);
@@ -120,6 +125,26 @@ pub async fn housekeep(agent: &Agent, settings: &Housekeeping) {
         }
         Err(e) => tracing::warn!(error = %e, "housekeeping failed; next round will try again"),
     }
+    let files = agent.b.tracer.sink().prune_before((now - settings.keep_traces).date_naive()).await;
+    agent.b.metrics.add("dadly_pruned_total", &[("what", "trace_files")], files as f64);
+    if let Some(keep) = settings.keep_audio {
+        match agent.b.store.expired_audio(now - keep).await {
+            Ok(expired) => {
+                for (family_id, media_id, key) in expired {
+                    if let Err(e) = agent.b.blobs.delete(family_id, &key).await {
+                        tracing::warn!(error = %e, "could not delete expired audio; next round will try again");
+                        continue;
+                    }
+                    if let Err(e) = agent.b.store.forget_media_blob(family_id, media_id).await {
+                        tracing::warn!(error = %e, "could not record deleted audio");
+                    }
+                    agent.b.metrics.inc("dadly_pruned_total", &[("what", "audio")]);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not look for expired audio"),
+        }
+    }
+    agent.age_notices(now.date_naive()).await;
 }
 
 /// Claims and runs one job; false when none was due (or the store failed).

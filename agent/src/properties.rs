@@ -90,6 +90,7 @@ fn family() -> Vec<Member> {
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
         birth_date: None,
         created_at: chrono::Utc::now(),
+        age_notice_at: None,
     };
     vec![member("Minji", &["민지", "Minnie"]), member("준호", &["Junho"]), member("É\u{0301}lodie", &["🦖"])]
 }

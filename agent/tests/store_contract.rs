@@ -305,6 +305,32 @@ async fn housekeeping_prunes_only_what_is_old(store: Arc<dyn Store>) {
     assert_eq!((counts.done, counts.queued), (0, 2), "{counts:?}");
 }
 
+async fn retention_finds_old_audio_and_children_of_age_in_every_family(store: Arc<dyn Store>) {
+    let kim = fam(store.as_ref(), "Kim").await; // children born 2019-01-02
+    let lee = fam(store.as_ref(), "Lee").await;
+    let e = add(store.as_ref(), &kim, "voice", "2026-10-01T10:00:00Z", &[]).await;
+    store.add_pending_media(kim.family.id, e.id, &PendingMedia { kind: "voice".into(), source_ref: "t:v".into(), content_type: "audio/ogg".into() }, None).await.unwrap();
+    let media = store.entry_media(kim.family.id, e.id).await.unwrap()[0].id;
+    let blob = dadly_agent::blob::StoredBlob { key: format!("{}/a.ogg", kim.family.id), content_type: "audio/ogg".into(), size_bytes: 3, sha256: "x".into() };
+    store.media_fetched(kim.family.id, media, &blob).await.unwrap();
+    assert!(store.expired_audio(Utc::now() - Duration::days(1)).await.unwrap().is_empty(), "not old enough");
+    let expired = store.expired_audio(Utc::now() + Duration::seconds(1)).await.unwrap();
+    assert_eq!(expired, vec![(kim.family.id, media, blob.key.clone())]);
+    store.forget_media_blob(kim.family.id, media).await.unwrap();
+    assert!(store.expired_audio(Utc::now() + Duration::seconds(1)).await.unwrap().is_empty(), "forgotten once");
+
+    let born_by = NaiveDate::from_ymd_opt(2019, 1, 2).unwrap();
+    let due = store.children_of_age(born_by).await.unwrap();
+    assert_eq!(due.len(), 4, "both families' children: {due:?}");
+    assert!(store.children_of_age(born_by.pred_opt().unwrap()).await.unwrap().is_empty());
+    let (f, m) = due.iter().find(|(f, _)| *f == lee.family.id).copied().unwrap();
+    assert!(store.mark_age_notice(f, m).await.unwrap());
+    assert!(!store.mark_age_notice(f, m).await.unwrap(), "once");
+    assert!(!store.mark_age_notice(kim.family.id, m).await.unwrap(), "not through another family");
+    assert_eq!(store.children_of_age(born_by).await.unwrap().len(), 3);
+    assert!(store.list_members(lee.family.id).await.unwrap().iter().any(|c| c.id == m && c.age_notice_at.is_some()));
+}
+
 async fn chat_turns_and_usage(store: Arc<dyn Store>) {
     let f = fam(store.as_ref(), "Kim").await;
     let fid = f.family.id;
@@ -429,7 +455,7 @@ macro_rules! contract {
     };
 }
 
-contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, housekeeping_prunes_only_what_is_old, chat_turns_and_usage, channel_records);
+contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, housekeeping_prunes_only_what_is_old, retention_finds_old_audio_and_children_of_age_in_every_family, chat_turns_and_usage, channel_records);
 
 mod postgres_only {
     use super::*;

@@ -8,3 +8,6 @@ CREATE TABLE erasures (
     counts     TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
+
+-- The owner is told once when a child turns 14 that the child may ask for erasure.
+ALTER TABLE members ADD COLUMN age_notice_at INTEGER;

@@ -60,7 +60,7 @@ mod tests {
     use super::*;
 
     fn minji(born: Option<NaiveDate>) -> Member {
-        Member { id: uuid::Uuid::nil(), family_id: uuid::Uuid::nil(), name: "Minji".into(), aliases: vec![], birth_date: born, created_at: chrono::Utc::now() }
+        Member { id: uuid::Uuid::nil(), family_id: uuid::Uuid::nil(), name: "Minji".into(), aliases: vec![], birth_date: born, created_at: chrono::Utc::now(), age_notice_at: None }
     }
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {

@@ -221,7 +221,7 @@ mod tests {
     use uuid::Uuid;
 
     fn kid(name: &str, alias: &str) -> Member {
-        Member { id: Uuid::now_v7(), family_id: Uuid::nil(), name: name.into(), aliases: vec![alias.into()], birth_date: None, created_at: Utc::now() }
+        Member { id: Uuid::now_v7(), family_id: Uuid::nil(), name: name.into(), aliases: vec![alias.into()], birth_date: None, created_at: Utc::now(), age_notice_at: None }
     }
 
     #[test]

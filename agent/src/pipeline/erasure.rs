@@ -145,3 +145,42 @@ impl Agent {
         Ok(self.b.store.erasures(family_id).await?)
     }
 }
+
+impl Agent {
+    /// Tells each family's owner, once, when a child has turned 14: the
+    /// child may now ask for their data to be erased, and how.
+    pub async fn age_notices(&self, today: chrono::NaiveDate) {
+        let Some(born_by) = today.checked_sub_months(chrono::Months::new(14 * 12)) else { return };
+        let due = match self.b.store.children_of_age(born_by).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for children turning 14");
+                return;
+            }
+        };
+        for (family_id, member_id) in due {
+            match self.b.store.mark_age_notice(family_id, member_id).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record an age notice");
+                    continue;
+                }
+            }
+            let name = self.b.store.list_members(family_id).await.ok().and_then(|m| m.into_iter().find(|m| m.id == member_id)).map(|m| m.name).unwrap_or_default();
+            let text = format!(
+                "{name} is 14 now. From this age {name} may ask for everything Dadly keeps about them to be erased — their entries, photos, voice notes and capsules. \
+                 If they do, erase it in the app (Children → Erase) or with DELETE /v1/members/{member_id}?confirm={name}.\n\n\
+                 {name}이(가) 14살이 되었어요. 이제 {name}은(는) Dadly에 남은 자신에 대한 기록을 지워 달라고 요청할 수 있어요. 요청하면 앱에서 지워 주세요."
+            );
+            self.b.metrics.inc("dadly_age_notices_total", &[]);
+            tracing::info!(family.id = %family_id, member.id = %member_id, "owner told that a child turned 14");
+            let Some(channel) = self.channel_for("telegram:") else { continue };
+            for user in self.b.store.owner_telegram_users(family_id).await.unwrap_or_default() {
+                if let Err(e) = channel.notify(&format!("telegram:{user}"), &text).await {
+                    tracing::warn!(error = %e, "could not send an age notice");
+                }
+            }
+        }
+    }
+}

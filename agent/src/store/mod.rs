@@ -386,6 +386,21 @@ pub trait ErasureStore: Send + Sync + 'static {
     }
 }
 
+/// Retention across families, for the daily job.
+#[async_trait]
+pub trait RetentionStore: Send + Sync + 'static {
+    /// Voice notes transcribed, recorded before `before`, whose audio is still kept: (family, media id, blob key).
+    async fn expired_audio(&self, before: DateTime<Utc>) -> StoreResult<Vec<(FamilyId, Uuid, String)>>;
+    /// Forgets a media item's object (the row stays: there was a voice note).
+    async fn forget_media_blob(&self, family_id: FamilyId, media_id: Uuid) -> StoreResult<()>;
+    /// Children born on or before `born_by` whose owner has not been told yet: (family, child).
+    async fn children_of_age(&self, born_by: NaiveDate) -> StoreResult<Vec<(FamilyId, MemberId)>>;
+    /// Records that the owner was told; false when they had been already.
+    async fn mark_age_notice(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<bool>;
+    /// The Telegram users linked to the family's owner.
+    async fn owner_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>>;
+}
+
 /// A capsule to store: who, for whom, when, and the sealed message.
 #[derive(Debug, Clone)]
 pub struct NewCapsule {
@@ -456,6 +471,6 @@ pub trait JobQueue: Send + Sync + 'static {
 }
 
 /// Everything the agent keeps: one object per backend implementing every part.
-pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore {}
+pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore + RetentionStore {}
 
-impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore> Store for T {}
+impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore + RetentionStore> Store for T {}

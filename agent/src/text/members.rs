@@ -55,6 +55,7 @@ mod tests {
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             birth_date: None,
             created_at: Utc::now(),
+            age_notice_at: None,
         }
     }
 

@@ -140,6 +140,21 @@ impl TraceSink for FileTraceSink {
         }
     }
 
+    async fn prune_before(&self, day: chrono::NaiveDate) -> u64 {
+        let mut removed = 0;
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else { return 0 };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let path = entry.path();
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let is_old = path.extension().is_some_and(|x| x == "jsonl")
+                && chrono::NaiveDate::parse_from_str(stem, "%Y-%m-%d").is_ok_and(|d| d < day);
+            if is_old && tokio::fs::remove_file(&path).await.is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     async fn forget(&self, needles: Vec<String>) -> u64 {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Forget(needles, done)).await.is_ok() {

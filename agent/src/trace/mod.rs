@@ -34,6 +34,11 @@ pub trait TraceSink: Send + Sync + 'static {
         let _ = needles;
         0
     }
+    /// Deletes what it keeps of days before `day` (retention); how many files.
+    async fn prune_before(&self, day: chrono::NaiveDate) -> u64 {
+        let _ = day;
+        0
+    }
 }
 
 /// Opens runs. Cheap to clone.

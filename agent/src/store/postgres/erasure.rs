@@ -88,3 +88,43 @@ impl ErasureStore for PostgresStore {
             .collect()
     }
 }
+
+#[async_trait]
+impl RetentionStore for PostgresStore {
+    async fn expired_audio(&self, before: DateTime<Utc>) -> StoreResult<Vec<(FamilyId, Uuid, String)>> {
+        let rows = sqlx::query("SELECT family_id, media_id, blob_key FROM dadly_expired_audio($1)").bind(before).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("family_id").map_err(map_err)?, r.try_get("media_id").map_err(map_err)?, r.try_get("blob_key").map_err(map_err)?)))
+            .collect()
+    }
+    async fn forget_media_blob(&self, family_id: FamilyId, media_id: Uuid) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE media SET blob_key = '', size_bytes = 0 WHERE id = $1 AND family_id = $2").bind(media_id).bind(family_id).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn children_of_age(&self, born_by: NaiveDate) -> StoreResult<Vec<(FamilyId, MemberId)>> {
+        let rows = sqlx::query("SELECT family_id, member_id FROM dadly_children_of_age($1)").bind(born_by).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(|r| Ok((r.try_get("family_id").map_err(map_err)?, r.try_get("member_id").map_err(map_err)?))).collect()
+    }
+    async fn mark_age_notice(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<bool> {
+        let mut tx = self.family_tx(family_id).await?;
+        let done = sqlx::query("UPDATE members SET age_notice_at = now() WHERE id = $1 AND family_id = $2 AND age_notice_at IS NULL")
+            .bind(member_id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn owner_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let ids = sqlx::query_scalar("SELECT t.telegram_user_id FROM telegram_links t JOIN users u ON u.id = t.user_id WHERE t.family_id = $1 AND u.role = 'owner'")
+            .bind(family_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(ids)
+    }
+}

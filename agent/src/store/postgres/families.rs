@@ -79,6 +79,7 @@ impl FamilyStore for PostgresStore {
             aliases: member.aliases,
             birth_date: member.birth_date,
             created_at: stored_now(),
+            age_notice_at: None,
         };
         let mut tx = self.family_tx(family_id).await?;
         sqlx::query("INSERT INTO members (id, family_id, name, aliases, birth_date, created_at) VALUES ($1, $2, $3, $4, $5, $6)")

@@ -121,6 +121,7 @@ fn member_from_row(row: &PgRow) -> StoreResult<Member> {
         aliases: row.try_get("aliases").map_err(map_err)?,
         birth_date: row.try_get("birth_date").map_err(map_err)?,
         created_at: row.try_get("created_at").map_err(map_err)?,
+        age_notice_at: row.try_get("age_notice_at").map_err(map_err)?,
     })
 }
 

@@ -100,3 +100,52 @@ impl ErasureStore for SqliteStore {
             .collect()
     }
 }
+
+#[async_trait]
+impl RetentionStore for SqliteStore {
+    async fn expired_audio(&self, before: DateTime<Utc>) -> StoreResult<Vec<(FamilyId, Uuid, String)>> {
+        let rows = sqlx::query(
+            "SELECT m.family_id, m.id, m.blob_key FROM media m JOIN entries e ON e.id = m.entry_id \
+             WHERE m.kind = 'voice' AND m.blob_key <> '' AND e.status = 'ready' AND m.created_at < $1",
+        )
+        .bind(ms(before))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|r| Ok((uuid(r, "family_id")?, uuid(r, "id")?, r.try_get("blob_key").map_err(map_err)?))).collect()
+    }
+    async fn forget_media_blob(&self, family_id: FamilyId, media_id: Uuid) -> StoreResult<()> {
+        sqlx::query("UPDATE media SET blob_key = '', size_bytes = 0 WHERE id = $1 AND family_id = $2")
+            .bind(media_id.to_string())
+            .bind(family_id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn children_of_age(&self, born_by: NaiveDate) -> StoreResult<Vec<(FamilyId, MemberId)>> {
+        let rows = sqlx::query("SELECT family_id, id FROM members WHERE birth_date IS NOT NULL AND birth_date <= $1 AND age_notice_at IS NULL")
+            .bind(born_by.format("%Y-%m-%d").to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(|r| Ok((uuid(r, "family_id")?, uuid(r, "id")?))).collect()
+    }
+    async fn mark_age_notice(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE members SET age_notice_at = $3 WHERE id = $1 AND family_id = $2 AND age_notice_at IS NULL")
+            .bind(member_id.to_string())
+            .bind(family_id.to_string())
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+    async fn owner_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar("SELECT t.telegram_user_id FROM telegram_links t JOIN users u ON u.id = t.user_id WHERE t.family_id = $1 AND u.role = 'owner'")
+            .bind(family_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+}

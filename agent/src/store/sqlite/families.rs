@@ -76,6 +76,7 @@ impl FamilyStore for SqliteStore {
             aliases: member.aliases,
             birth_date: member.birth_date,
             created_at: stored_now(),
+            age_notice_at: None,
         };
         sqlx::query("INSERT INTO members (id, family_id, name, aliases, birth_date, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(created.id.to_string())

@@ -97,6 +97,7 @@ fn member_from_row(row: &SqliteRow) -> StoreResult<Member> {
         aliases: json_list(row, "aliases")?,
         birth_date: birth.and_then(|b| NaiveDate::parse_from_str(&b, "%Y-%m-%d").ok()),
         created_at: at(row.try_get("created_at").map_err(map_err)?),
+        age_notice_at: row.try_get::<Option<i64>, _>("age_notice_at").map_err(map_err)?.map(at),
     })
 }
 
