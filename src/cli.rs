@@ -142,10 +142,21 @@ pub async fn reindex(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a family's export (JSON) to `out`, or stdout.
+/// Writes a family's export to `out` — the zip archive when it ends in
+/// `.zip`, else the JSON document — or the JSON to stdout.
 pub async fn export(settings: &Settings, family: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
     let family_id = Uuid::parse_str(family).with_context(|| format!("--family `{family}` is not a family id"))?;
     let app = crate::app::App::build(settings.clone()).await?;
+    if let Some(path) = out.filter(|p| p.extension().is_some_and(|x| x == "zip")) {
+        let mut file = tokio::fs::File::create(path).await.with_context(|| format!("creating {}", path.display()))?;
+        let mut rx = dadly_agent::pipeline::archive::stream_zip(app.agent.clone(), family_id);
+        while let Some(chunk) = rx.recv().await {
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk?).await?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await?;
+        eprintln!("exported to {}", path.display());
+        return Ok(());
+    }
     let data = app.agent.export(family_id).await?;
     if data["entries"].as_array().is_none_or(|e| e.is_empty()) && data["members"].as_array().is_none_or(|m| m.is_empty()) {
         bail!("family {family_id} has no members and no entries (is the id right?)");
@@ -158,6 +169,18 @@ pub async fn export(settings: &Settings, family: &str, out: Option<&std::path::P
         }
         None => println!("{text}"),
     }
+    Ok(())
+}
+
+/// Restores an archive (`dadly export --out FILE.zip`) as a new family; prints
+/// what was restored and a token for its owner.
+pub async fn import(settings: &Settings, file: &std::path::Path, name: &str) -> anyhow::Result<()> {
+    let reader = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let (manifest, media) = dadly_agent::pipeline::archive::read_zip(reader)?;
+    let app = crate::app::App::build(settings.clone()).await?;
+    let imported = app.agent.import(&manifest, &media, name).await?;
+    let token = crate::app::auth(settings)?.mint(imported.owner_id, chrono::Duration::days(TOKEN_DAYS));
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "imported": imported, "token": token }))?);
     Ok(())
 }
 

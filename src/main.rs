@@ -34,6 +34,13 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Restore an archive (from `dadly export --out FILE.zip`) as a new family.
+    Import {
+        file: std::path::PathBuf,
+        /// The restored family's name.
+        #[arg(long, default_value = "Imported family")]
+        name: String,
+    },
     /// Show recent traces (from the local JSONL files) as trees.
     Traces {
         #[arg(long, default_value_t = 10)]
@@ -111,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Traces { limit } => dadly::cli::traces(&settings, limit),
         Command::Reindex => dadly::cli::reindex(&settings).await,
         Command::Export { family, out } => dadly::cli::export(&settings, &family, out.as_deref()).await,
+        Command::Import { file, name } => dadly::cli::import(&settings, &file, &name).await,
     }
 }
 

@@ -115,10 +115,10 @@ async fn families_never_see_each_others_entries() {
     assert_eq!(app.get(&lee.token, &format!("/v1/entries?member={minji}")).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, members) = app.get(&lee.token, "/v1/members").await;
     assert_eq!(members["members"].as_array().unwrap().len(), 1);
-    let (_, export) = app.get(&lee.token, "/v1/export").await;
+    let (_, export) = app.get(&lee.token, "/v1/export?format=json").await;
     assert_eq!(export["entries"].as_array().unwrap().len(), 1, "an export holds only the family's own entries");
     assert!(!export.to_string().contains("dinosaur lamp"));
-    let (_, kim_export) = app.get(&kim.token, "/v1/export").await;
+    let (_, kim_export) = app.get(&kim.token, "/v1/export?format=json").await;
     assert!(kim_export.to_string().contains("dinosaur lamp"));
 
     let (status, still) = app.get(&kim.token, &path).await;

@@ -103,7 +103,7 @@ async fn a_sealed_capsule_is_unreadable_everywhere_until_it_opens_then_it_is_an_
     let (_, listed) = app.get(&kim.token, "/v1/capsules").await;
     assert_eq!(listed["capsules"].as_array().unwrap().len(), 2);
     assert!(!listed.to_string().contains(SEALED));
-    let export = app.http.get(app.url("/v1/export")).bearer_auth(&kim.token).send().await.unwrap().text().await.unwrap();
+    let export = app.http.get(app.url("/v1/export?format=json")).bearer_auth(&kim.token).send().await.unwrap().text().await.unwrap();
     assert!(!export.contains(SEALED), "the export leaks a sealed capsule");
     assert!(files_containing(app.dir.path(), SEALED).is_empty(), "a file in the data dir (database, WAL, traces) holds the message: {:?}", files_containing(app.dir.path(), SEALED));
     assert!(!fake.calls("sendMessage").iter().any(|m| m.to_string().contains(SEALED)));

@@ -6,6 +6,7 @@ mod chat;
 pub(crate) mod enrich;
 mod channels;
 mod entries;
+pub mod archive;
 pub mod erasure;
 pub mod family;
 mod media;

@@ -121,12 +121,47 @@ pub(crate) async fn usage(
     Ok(axum::Json(UsageResponse { days, models: rows, total_cost_usd: total }))
 }
 
-/// Everything the family has (members, entries with insights and history, media links), as one JSON download.
-#[utoipa::path(get, path = "/v1/export", responses((status = 200, description = "The family's data", body = ExportDoc), crate::openapi::Errors), tag = "export")]
-pub(crate) async fn export(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<impl IntoResponse, ApiError> {
-    let body = state.agent.export(user.family_id).await?;
-    let disposition = format!("attachment; filename=\"dadly-export-{}.json\"", chrono::Utc::now().format("%Y-%m-%d"));
-    Ok(([(header::CONTENT_DISPOSITION, disposition)], axum::Json(body)))
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ExportParams {
+    /// `zip` (default): the archive, streamed; `json`: the document with media links valid a day.
+    format: Option<String>,
+}
+
+/// The family's data: a zip (`dadly-export.json` per `schema.json`, and every
+/// media file's original bytes), streamed as it is written — or, with
+/// `format=json`, one JSON document with media links.
+#[utoipa::path(
+    get,
+    path = "/v1/export",
+    params(ExportParams),
+    responses(
+        (status = 200, description = "The archive (zip), or the JSON document", content((Vec<u8> = "application/zip"), (ExportDoc = "application/json"))),
+        crate::openapi::Errors
+    ),
+    tag = "export"
+)]
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    crate::extract::Query(p): crate::extract::Query<ExportParams>,
+) -> Result<axum::response::Response, ApiError> {
+    let day = chrono::Utc::now().format("%Y-%m-%d");
+    match p.format.as_deref() {
+        None | Some("zip") => {
+            let rx = dadly_agent::pipeline::archive::stream_zip(state.agent.clone(), user.family_id);
+            let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+            let disposition = format!("attachment; filename=\"dadly-export-{day}.zip\"");
+            Ok(([(header::CONTENT_TYPE, "application/zip".to_string()), (header::CONTENT_DISPOSITION, disposition)], axum::body::Body::from_stream(stream)).into_response())
+        }
+        Some("json") => {
+            let body = state.agent.export(user.family_id).await?;
+            let disposition = format!("attachment; filename=\"dadly-export-{day}.json\"");
+            Ok(([(header::CONTENT_DISPOSITION, disposition)], axum::Json(body)).into_response())
+        }
+        Some(other) => Err(ApiError::Invalid(format!("`format` is `zip` or `json`, not `{other}`"))),
+    }
 }
 
 /// Which backend serves each port, whether model servers answer, and the family's job queue.
