@@ -154,8 +154,14 @@ async fn text_is_recorded_and_answered_with_tappable_dates_and_redeliveries_do_n
     let export = last_text(&fake.wait_sent(KIM, 9).await);
     let url = export.lines().last().unwrap().to_string();
     let path = url.split_once("/media/").map(|(_, p)| format!("/media/{p}")).unwrap();
-    let body: Value = app.http.get(app.url(&path)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(body["entries"].as_array().unwrap().len(), 2, "the export link serves the family's data");
+    let zip = app.http.get(app.url(&path)).send().await.unwrap().bytes().await.unwrap();
+    let (manifest, _) = dadly_agent::pipeline::archive::read_zip(std::io::Cursor::new(zip.to_vec())).unwrap();
+    assert_eq!(manifest.entries.len(), 2, "the export link serves the family's archive");
+    // The kept file holds copies of entries: deleting one removes it too.
+    let some_entry = manifest.entries[0].id;
+    let r = app.http.delete(app.url(&format!("/v1/entries/{some_entry}"))).bearer_auth(&kim.token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.http.get(app.url(&path)).send().await.unwrap().status(), StatusCode::NOT_FOUND, "the export file is gone");
     fake.push(19, "message", tg::sticker(KIM, 19));
     assert!(last_text(&fake.wait_sent(KIM, 10).await).contains("can't store"));
 }

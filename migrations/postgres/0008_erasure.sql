@@ -31,3 +31,15 @@ CREATE POLICY entries_retention_find ON entries FOR SELECT USING (dadly_is_worke
 CREATE POLICY members_retention_find ON members FOR SELECT USING (dadly_is_worker());
 REVOKE ALL ON FUNCTION dadly_expired_audio(timestamptz), dadly_children_of_age(date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dadly_expired_audio(timestamptz), dadly_children_of_age(date) TO dadly_runtime;
+
+-- Export files kept for a download link (the Telegram bot's /export): they
+-- hold copies of entries, so erasure and deletion remove them too.
+CREATE TABLE export_files (
+    family_id  uuid NOT NULL REFERENCES families(id) ON DELETE CASCADE,
+    blob_key   text NOT NULL,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (family_id, blob_key)
+);
+ALTER TABLE export_files ENABLE ROW LEVEL SECURITY;
+ALTER TABLE export_files FORCE ROW LEVEL SECURITY;
+CREATE POLICY export_files_own ON export_files USING (family_id = dadly_family()) WITH CHECK (family_id = dadly_family());

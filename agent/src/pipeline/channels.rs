@@ -210,11 +210,31 @@ impl Agent {
         Ok(json!({ "exported_at": Utc::now(), "family_id": family_id, "members": members, "entries": entries }))
     }
 
-    /// Stores the export as a private file and returns a link that expires in an hour.
-    pub async fn export_link(&self, family_id: FamilyId) -> Result<String, AgentError> {
-        let data = serde_json::to_vec_pretty(&self.export(family_id).await?).map_err(|e| AgentError::Internal(Box::new(e)))?;
-        let stored = self.b.blobs.put(family_id, data, "application/json", "json").await.map_err(|e| AgentError::Unavailable(Box::new(e)))?;
+    /// Stores the family's archive (zip) as a private file and returns a link
+    /// that expires in an hour. The previous one goes: only the newest is kept,
+    /// and erasure or deleting an entry removes it too.
+    pub async fn export_link(self: &std::sync::Arc<Self>, family_id: FamilyId) -> Result<String, AgentError> {
+        self.forget_export_files(family_id).await?;
+        let mut rx = super::archive::stream_zip(self.clone(), family_id);
+        let mut data = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            data.extend(chunk.map_err(|e| AgentError::Unavailable(Box::new(e)))?);
+        }
+        let stored = self.b.blobs.put(family_id, data, "application/zip", "zip").await.map_err(|e| AgentError::Unavailable(Box::new(e)))?;
+        self.b.store.record_export_file(family_id, &stored.key).await?;
         self.b.blobs.signed_url(family_id, &stored.key, std::time::Duration::from_secs(3600)).await.map_err(|e| AgentError::Unavailable(Box::new(e)))
+    }
+
+    /// Deletes the family's kept export files (they hold copies of entries); how many.
+    pub(crate) async fn forget_export_files(&self, family_id: FamilyId) -> Result<u64, AgentError> {
+        let mut n = 0;
+        for key in self.b.store.take_export_files(family_id).await? {
+            match self.b.blobs.delete(family_id, &key).await {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(error = %e, "could not delete an export file"),
+            }
+        }
+        Ok(n)
     }
 }
 

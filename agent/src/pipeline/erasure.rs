@@ -55,6 +55,8 @@ impl Agent {
         found.push(id.to_string());
         counts.chat_turns_and_replies += self.b.store.forget_text(family_id, &found).await?;
         counts.trace_runs += self.b.tracer.sink().forget(found.iter().map(|n| as_in_json(n)).collect()).await;
+        // Kept export files hold a copy of it.
+        counts.media += self.forget_export_files(family_id).await?;
         counts.entries_deleted += 1;
         tracing::info!(entry.id = %id, family.id = %family_id, "entry deleted with its copies");
         self.wake_workers();

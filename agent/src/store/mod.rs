@@ -379,6 +379,10 @@ pub trait ErasureStore: Send + Sync + 'static {
     async fn delete_family(&self, family_id: FamilyId) -> StoreResult<()>;
     async fn record_erasure(&self, family_id: FamilyId, actor_id: UserId, kind: &str, counts: &serde_json::Value) -> StoreResult<()>;
     async fn erasures(&self, family_id: FamilyId) -> StoreResult<Vec<Erasure>>;
+    /// Remembers an export file kept for a download link.
+    async fn record_export_file(&self, family_id: FamilyId, blob_key: &str) -> StoreResult<()>;
+    /// Forgets the family's export files; returns their keys (for the blob store to delete).
+    async fn take_export_files(&self, family_id: FamilyId) -> StoreResult<Vec<String>>;
     /// Makes deletions final on disk where the backend keeps old copies
     /// (SQLite's write-ahead log); a no-op elsewhere.
     async fn compact(&self) -> StoreResult<()> {

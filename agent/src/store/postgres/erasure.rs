@@ -58,6 +58,22 @@ impl ErasureStore for PostgresStore {
         }
         tx.commit().await.map_err(map_err)
     }
+    async fn record_export_file(&self, family_id: FamilyId, blob_key: &str) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("INSERT INTO export_files (family_id, blob_key, created_at) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING")
+            .bind(family_id)
+            .bind(blob_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+    async fn take_export_files(&self, family_id: FamilyId) -> StoreResult<Vec<String>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let keys = sqlx::query_scalar("DELETE FROM export_files WHERE family_id = $1 RETURNING blob_key").bind(family_id).fetch_all(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(keys)
+    }
     async fn record_erasure(&self, family_id: FamilyId, actor_id: UserId, kind: &str, counts: &serde_json::Value) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
         sqlx::query("INSERT INTO erasures (id, family_id, actor_id, kind, counts, created_at) VALUES ($1, $2, $3, $4, $5, now())")

@@ -68,6 +68,19 @@ impl ErasureStore for SqliteStore {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
+    async fn record_export_file(&self, family_id: FamilyId, blob_key: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO export_files (family_id, blob_key, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(family_id.to_string())
+            .bind(blob_key)
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn take_export_files(&self, family_id: FamilyId) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("DELETE FROM export_files WHERE family_id = $1 RETURNING blob_key").bind(family_id.to_string()).fetch_all(&self.pool).await.map_err(map_err)
+    }
     async fn compact(&self) -> StoreResult<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
