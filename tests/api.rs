@@ -430,6 +430,7 @@ async fn the_openapi_document_describes_every_v1_route_with_bearer_auth_and_erro
         ("/v1/parents", "get"),
         ("/v1/parents/{id}", "delete"),
         ("/v1/members/{id}", "patch"),
+        ("/v1/members/{id}/merge", "post"),
         ("/v1/members/{id}", "delete"),
         ("/v1/family", "delete"),
         ("/v1/erasures", "get"),

@@ -96,6 +96,49 @@ async fn two_parents_share_one_journal(app: &TestApp, fake: &FakeTelegram) {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
+async fn two_records_of_one_child_merge_without_losing_attribution(app: &TestApp) {
+    let kim = app.family("Kim", &[("Minji", &["민지"]), ("Min", &[]), ("Junho", &[])]).await;
+    let (minji, min, junho) = (kim.member("Minji").id, kim.member("Min").id, kim.member("Junho").id);
+    let (_, e) = app.post(&kim.token, "/v1/entries", json!({ "text": "Min and Junho rode bikes", "member_ids": [min, junho] })).await;
+    let e = e["entry_id"].as_str().unwrap().to_string();
+    app.wait_ready(&kim, &e).await;
+    let (_, capsule) = app.post(&kim.token, "/v1/capsules", json!({ "member_id": min, "open_at": "2036-03-14", "message": "for Min" })).await;
+    assert_eq!(capsule["status"], "sealed");
+
+    let r = app.http.post(app.url(&format!("/v1/members/{min}/merge"))).bearer_auth(&kim.token).json(&json!({ "into": minji })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let kept: Value = r.json().await.unwrap();
+    assert_eq!(kept["aliases"], json!(["민지", "Min"]), "the other record's name becomes an alias");
+    let (_, entry) = app.get(&kim.token, &format!("/v1/entries/{e}")).await;
+    let mut members: Vec<String> = entry["member_ids"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+    members.sort();
+    let mut expected = vec![minji.to_string(), junho.to_string()];
+    expected.sort();
+    assert_eq!(members, expected, "{entry}");
+    assert!(entry["insights"]["member_ids"].as_array().unwrap().iter().any(|m| m == &json!(minji)), "{entry}");
+    let (_, found) = app.get(&kim.token, &format!("/v1/entries?member={minji}")).await;
+    assert_eq!(found["entries"].as_array().unwrap().len(), 1);
+    let answer = app.chat(&kim, "/ask when did Minji ride bikes?").await;
+    assert_eq!(answer["sources"][0]["entry_id"], e.as_str(), "retrieval filtered by the kept record finds it: {answer}");
+    let (_, capsules) = app.get(&kim.token, "/v1/capsules").await;
+    assert_eq!(capsules["capsules"][0]["member_id"], json!(minji));
+    let (_, children) = app.get(&kim.token, "/v1/members").await;
+    assert_eq!(children["members"].as_array().unwrap().len(), 2);
+    let r = app.http.post(app.url(&format!("/v1/members/{minji}/merge"))).bearer_auth(&kim.token).json(&json!({ "into": minji })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn two_records_of_one_child_merge_on_sqlite() {
+    two_records_of_one_child_merge_without_losing_attribution(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn two_records_of_one_child_merge_on_postgres() {
+    let Some(db) = services::postgres_database().await else { return };
+    two_records_of_one_child_merge_without_losing_attribution(&TestApp::spawn_with(&[("DATABASE_URL", db.as_str())]).await).await;
+}
+
 #[tokio::test]
 async fn two_parents_share_one_journal_on_sqlite() {
     let fake = FakeTelegram::start().await;

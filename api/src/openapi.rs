@@ -86,6 +86,7 @@ impl Modify for BearerAuth {
         routes::parents::list,
         routes::parents::remove,
         routes::members::update,
+        routes::members::merge,
         routes::erasure::erase_member,
         routes::erasure::erase_family,
         routes::erasure::erasures,

@@ -87,6 +87,41 @@ impl Agent {
         Ok(())
     }
 
+    /// Merges two records of the same child (owner only): `from`'s entries,
+    /// insights, capsules and names move to `into` (its names become aliases),
+    /// then `from` goes. The vector index payloads follow.
+    pub async fn merge_members(&self, user: &User, from: MemberId, into: MemberId) -> Result<Member, AgentError> {
+        self.require_owner(user, "merge children")?;
+        if from == into {
+            return Err(AgentError::Invalid("a child cannot be merged into themselves".into()));
+        }
+        let family = self.b.store.list_members(user.family_id).await?;
+        let a = family.iter().find(|m| m.id == from).ok_or(AgentError::NotFound)?.clone();
+        let b = family.iter().find(|m| m.id == into).ok_or(AgentError::NotFound)?.clone();
+        let touched: Vec<Entry> = {
+            let filter = EntryFilter { member_id: Some(from), limit: 100_000, ..Default::default() };
+            self.b.store.list_entries(user.family_id, &filter).await?
+        };
+        self.b.store.merge_members(user.family_id, from, into).await?;
+        let mut aliases = b.aliases.clone();
+        for n in a.names() {
+            if !n.eq_ignore_ascii_case(&b.name) && !aliases.iter().any(|x| x.eq_ignore_ascii_case(n)) {
+                aliases.push(n.to_string());
+            }
+        }
+        aliases.truncate(20);
+        let merged = self.b.store.update_member(user.family_id, into, &b.name, &aliases, b.birth_date.or(a.birth_date)).await?;
+        // The index filters on children: move its payloads too.
+        for e in touched {
+            let now = self.b.store.get_entry(user.family_id, e.id).await?;
+            let insight = self.b.store.get_insight(user.family_id, e.id).await?;
+            let (topics, emotions) = insight.map(|i| (i.topics, i.emotions)).unwrap_or_default();
+            self.b.index.set_payload(user.family_id, e.id, &now.member_ids, &topics, &emotions).await.map_err(|err| AgentError::Unavailable(Box::new(err)))?;
+        }
+        tracing::info!(family.id = %user.family_id, "two children's records merged");
+        Ok(merged)
+    }
+
     /// Renames a child, replaces their aliases or sets their birth date (owner only).
     pub async fn update_member(&self, user: &User, id: MemberId, patch: MemberPatch) -> Result<Member, AgentError> {
         self.require_owner(user, "change the children's records")?;

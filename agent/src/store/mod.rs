@@ -373,6 +373,9 @@ pub trait ErasureStore: Send + Sync + 'static {
     async fn forget_text(&self, family_id: FamilyId, needles: &[String]) -> StoreResult<u64>;
     /// Takes a child off an entry about several children (its members, insight and stored vector payload).
     async fn detach_member(&self, family_id: FamilyId, entry_id: EntryId, member_id: MemberId) -> StoreResult<()>;
+    /// Moves everything about child `from` to child `into` (entries, insights,
+    /// stored vector payloads, capsules), then deletes `from`'s record.
+    async fn merge_members(&self, family_id: FamilyId, from: MemberId, into: MemberId) -> StoreResult<()>;
     /// Deletes the child's record (their capsules go with it).
     async fn delete_member(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<()>;
     /// Deletes the family and everything it owns in the store.

@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/members", get(list).post(create))
         .route("/v1/members/{id}", axum::routing::patch(update))
+        .route("/v1/members/{id}/merge", axum::routing::post(merge))
         .route("/v1/telegram/link-codes", axum::routing::post(link_code))
 }
 
@@ -98,6 +99,24 @@ pub(crate) async fn update(
     }
     let patch = dadly_agent::pipeline::family::MemberPatch { name: req.name, aliases: req.aliases, birth_date: req.birth_date };
     Ok(axum::Json(state.agent.update_member(&user, id, patch).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Merge {
+    /// The record to keep; the one in the path goes, its entries and names moved here.
+    into: uuid::Uuid,
+}
+
+/// Merges two records of the same child (owner only) without losing any attribution.
+#[utoipa::path(post, path = "/v1/members/{id}/merge", request_body = Merge, params(("id" = uuid::Uuid, Path, description = "The record that goes")), responses((status = 200, description = "The record kept", body = dadly_agent::domain::Member), crate::openapi::Errors), tag = "members")]
+pub(crate) async fn merge(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    crate::extract::Path(id): crate::extract::Path<uuid::Uuid>,
+    Json(req): Json<Merge>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.agent.merge_members(&user, id, req.into).await?))
 }
 
 /// A one-time code the parent sends to the Telegram bot (`/start CODE`).

@@ -27,6 +27,25 @@ impl ErasureStore for PostgresStore {
         }
         tx.commit().await.map_err(map_err)
     }
+    async fn merge_members(&self, family_id: FamilyId, from: MemberId, into: MemberId) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        let both: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE family_id = $1 AND id IN ($2, $3)").bind(family_id).bind(from).bind(into).fetch_one(&mut *tx).await.map_err(map_err)?;
+        if both != 2 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("INSERT INTO entry_members (entry_id, member_id, family_id) SELECT entry_id, $3, family_id FROM entry_members WHERE member_id = $2 AND family_id = $1 ON CONFLICT DO NOTHING")
+            .bind(family_id).bind(from).bind(into).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM entry_members WHERE member_id = $2 AND family_id = $1").bind(family_id).bind(from).execute(&mut *tx).await.map_err(map_err)?;
+        for table in ["entry_insights", "entry_vectors"] {
+            let sql = format!(
+                "UPDATE {table} SET member_ids = (SELECT array_agg(DISTINCT m) FROM unnest(array_replace(member_ids, $2, $3)) m) WHERE family_id = $1 AND $2 = ANY(member_ids)"
+            );
+            sqlx::query(AssertSqlSafe(sql)).bind(family_id).bind(from).bind(into).execute(&mut *tx).await.map_err(map_err)?;
+        }
+        sqlx::query("UPDATE time_capsules SET member_id = $3 WHERE member_id = $2 AND family_id = $1").bind(family_id).bind(from).bind(into).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM members WHERE id = $2 AND family_id = $1").bind(family_id).bind(from).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
     async fn delete_member(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
         sqlx::query("DELETE FROM jobs WHERE kind = 'open_capsule' AND family_id = $2 AND entry_id IN (SELECT id FROM time_capsules WHERE member_id = $1)")

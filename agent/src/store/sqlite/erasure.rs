@@ -31,6 +31,28 @@ impl ErasureStore for SqliteStore {
         }
         tx.commit().await.map_err(map_err)
     }
+    async fn merge_members(&self, family_id: FamilyId, from: MemberId, into: MemberId) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let (f, a, b) = (family_id.to_string(), from.to_string(), into.to_string());
+        let both: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE family_id = $1 AND id IN ($2, $3)").bind(&f).bind(&a).bind(&b).fetch_one(&mut *tx).await.map_err(map_err)?;
+        if both != 2 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("INSERT OR IGNORE INTO entry_members (entry_id, member_id, family_id) SELECT entry_id, $3, family_id FROM entry_members WHERE member_id = $2 AND family_id = $1")
+            .bind(&f).bind(&a).bind(&b).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM entry_members WHERE member_id = $2 AND family_id = $1").bind(&f).bind(&a).execute(&mut *tx).await.map_err(map_err)?;
+        for table in ["entry_insights", "entry_vectors"] {
+            // Replace `from` by `into`, once.
+            let sql = format!(
+                "UPDATE {table} SET member_ids = (SELECT json_group_array(DISTINCT CASE WHEN value = $2 THEN $3 ELSE value END) FROM json_each({table}.member_ids)) \
+                 WHERE family_id = $1 AND EXISTS (SELECT 1 FROM json_each({table}.member_ids) WHERE value = $2)"
+            );
+            sqlx::query(AssertSqlSafe(sql)).bind(&f).bind(&a).bind(&b).execute(&mut *tx).await.map_err(map_err)?;
+        }
+        sqlx::query("UPDATE time_capsules SET member_id = $3 WHERE member_id = $2 AND family_id = $1").bind(&f).bind(&a).bind(&b).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("DELETE FROM members WHERE id = $2 AND family_id = $1").bind(&f).bind(&a).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
     async fn delete_member(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         // Capsules for the child (sealed messages included) and their opening jobs go with the record.
