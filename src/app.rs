@@ -8,7 +8,7 @@ use anyhow::Context;
 use dadly_agent::agent::AgentSettings;
 use dadly_agent::blob::LocalBlobs;
 use dadly_agent::capsule::CapsuleKey;
-use dadly_agent::jobs::{Housekeeping, WorkerSettings, spawn_housekeeping, spawn_workers};
+use dadly_agent::jobs::{Housekeeping, WorkerSettings, spawn_housekeeping, spawn_prompts, spawn_workers};
 use dadly_agent::metrics::Metrics;
 use dadly_agent::models::{ChatModel, Embedder, OfflineModels, OpenAiModels, Transcriber};
 use dadly_agent::blob::{BlobStore, S3Blobs};
@@ -201,6 +201,9 @@ impl App {
         let mut workers = spawn_workers(self.agent.clone(), self.worker_settings(), shutdown.clone());
         let housekeeping = self.housekeeping();
         workers.push(spawn_housekeeping(self.agent.clone(), housekeeping, shutdown.clone()));
+        if self.settings.telegram.is_some() {
+            workers.push(spawn_prompts(self.agent.clone(), self.settings.prompt_poll, shutdown.clone()));
+        }
         let mut channel_routes = axum::Router::new();
         let mut telegram_task = None;
         if let Some(t) = self.settings.telegram.clone() {

@@ -131,6 +131,8 @@ pub struct Settings {
     /// `DADLY_HOUSEKEEPING_DAYS`: processed update ids, finished jobs, chat turns
     /// and idempotency keys are deleted by a daily job once older than this.
     pub housekeeping_days: i64,
+    /// `DADLY_PROMPT_POLL_SECS`: how often due daily prompts are looked for.
+    pub prompt_poll: Duration,
     /// `DADLY_TRACE_RETENTION_DAYS`: local trace files are deleted after this many days.
     pub trace_retention_days: i64,
     /// `DADLY_AUDIO_RETENTION_DAYS`: raw audio of transcribed voice notes is deleted after this many days (unset: kept).
@@ -181,6 +183,7 @@ impl std::fmt::Debug for Settings {
             .field("housekeeping_days", &self.housekeeping_days)
             .field("embed_max_tokens", &self.embed_max_tokens)
             .field("trace_retention_days", &self.trace_retention_days)
+            .field("prompt_poll", &self.prompt_poll)
             .field("audio_retention_days", &self.audio_retention_days)
             .field("json_logs", &self.json_logs)
             .finish()
@@ -363,6 +366,7 @@ impl Settings {
             metrics_token: env.get("DADLY_METRICS_TOKEN").map(Secret),
             capsule_key: env.get("DADLY_CAPSULE_KEY").map(Secret),
             embed_max_tokens,
+            prompt_poll: Duration::from_secs(env.parse::<u64>("DADLY_PROMPT_POLL_SECS", "a number of seconds")?.unwrap_or(60).max(1)),
             trace_retention_days: match env.parse::<i64>("DADLY_TRACE_RETENTION_DAYS", "a whole number of days")? {
                 Some(d) if !(1..=3650).contains(&d) => return Err(bad("DADLY_TRACE_RETENTION_DAYS", format!("`{d}` is not between 1 and 3650"))),
                 Some(d) => d,

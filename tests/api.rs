@@ -434,6 +434,8 @@ async fn the_openapi_document_describes_every_v1_route_with_bearer_auth_and_erro
         ("/v1/members/{id}", "delete"),
         ("/v1/family", "delete"),
         ("/v1/erasures", "get"),
+        ("/v1/prompts", "get"),
+        ("/v1/prompts", "put"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];

@@ -29,6 +29,6 @@ pub trait Channel: Send + Sync + 'static {
     async fn fetch(&self, source_ref: &str) -> Result<Vec<u8>, ChannelError>;
     /// Sends `text` in reply to the message `reply_to` names; returns where it went.
     async fn send(&self, reply_to: &str, text: &str) -> Result<MessageRef, ChannelError>;
-    /// Sends `text` to a person (`telegram:<user id>`), not in reply to anything.
-    async fn notify(&self, recipient: &str, text: &str) -> Result<(), ChannelError>;
+    /// Sends `text` to a person (`telegram:<user id>`), not in reply to anything; returns where it went.
+    async fn notify(&self, recipient: &str, text: &str) -> Result<MessageRef, ChannelError>;
 }

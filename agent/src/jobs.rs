@@ -113,6 +113,23 @@ pub fn spawn_housekeeping(agent: Arc<Agent>, settings: Housekeeping, mut shutdow
     })
 }
 
+/// Sends due daily prompts every `every` until `shutdown` (each instance may: a
+/// parent's day is claimed before their prompt goes).
+pub fn spawn_prompts(agent: Arc<Agent>, every: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            agent.send_daily_prompts(Utc::now()).await;
+        }
+    })
+}
+
 /// One round of housekeeping; what it deleted is logged and counted.
 pub async fn housekeep(agent: &Agent, settings: &Housekeeping) {
     let now = Utc::now();

@@ -60,6 +60,7 @@ pub fn router_with(state: AppState, channel_routes: Router) -> Router {
         .merge(routes::capsules::routes())
         .merge(routes::parents::routes())
         .merge(routes::erasure::routes())
+        .merge(routes::prompts::routes())
         .merge(routes::entries::routes())
         .merge(routes::members::routes())
         .merge(routes::health::routes())

@@ -90,6 +90,8 @@ impl Modify for BearerAuth {
         routes::erasure::erase_member,
         routes::erasure::erase_family,
         routes::erasure::erasures,
+        routes::prompts::show,
+        routes::prompts::set,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

@@ -63,10 +63,10 @@ impl Channel for TelegramChannel {
         Ok(MessageRef { chat_key: format!("telegram:{}", chat.0), message_id: i64::from(sent.id.0) })
     }
 
-    async fn notify(&self, recipient: &str, text: &str) -> Result<(), ChannelError> {
+    async fn notify(&self, recipient: &str, text: &str) -> Result<MessageRef, ChannelError> {
         let chat: i64 = recipient.strip_prefix("telegram:").and_then(|c| c.parse().ok()).ok_or_else(|| ChannelError::NotFound(recipient.into()))?;
-        retry(self.bot.send_message(ChatId(chat), text)).await.map_err(unavailable)?;
-        Ok(())
+        let sent = retry(self.bot.send_message(ChatId(chat), text)).await.map_err(unavailable)?;
+        Ok(MessageRef { chat_key: format!("telegram:{chat}"), message_id: i64::from(sent.id.0) })
     }
 }
 

@@ -80,6 +80,22 @@ pub(crate) async fn on_command(bot: &TelegramBot, key: &str, msg: &Message, pare
                     .join("\n")
             }
         }
+        "prompts" => {
+            let mut words = arg.split_whitespace();
+            let (time, ko) = (words.next(), lang == Lang::Ko);
+            let result = match (time, words.next()) {
+                (Some("off"), _) => agent.set_prompts(parent, None, None).await.map(|_| if ko { "매일 질문을 끌게요.".to_string() } else { "Daily prompts are off.".to_string() }),
+                (Some("on"), Some(at)) => agent.set_prompts(parent, Some(at), None).await.map(|_| {
+                    if ko { format!("매일 {at}에 질문 하나를 보내 드릴게요. 답장하면 일기에 남겨요.") } else { format!("I'll send you one question a day at {at}. Reply to it and I'll keep your answer.") }
+                }),
+                _ => Ok(if ko { "사용법: /prompts on 20:30 또는 /prompts off".to_string() } else { "Usage: /prompts on 20:30, or /prompts off".to_string() }),
+            };
+            match result {
+                Ok(text) => text,
+                Err(AgentError::Invalid(why)) => why,
+                Err(e) => return Err(HandleError::Unavailable(e.to_string())),
+            }
+        }
         "export" => match agent.export_link(parent.family_id).await {
             Ok(url) => i18n::export_link(lang, &url),
             Err(e) => {

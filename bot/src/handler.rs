@@ -5,7 +5,7 @@ use chrono::{FixedOffset, TimeZone, Utc};
 use dadly_agent::AgentError;
 use dadly_agent::agent::{Message as AgentMessage, Outcome};
 use dadly_agent::domain::{PendingMedia, Source, User as Parent};
-use dadly_agent::pipeline::{EntryPatch, MediaMessage, MediaOutcome};
+use dadly_agent::pipeline::{EntryPatch, MediaMessage, MediaOutcome, RecordInput};
 use teloxide::payloads::setters::*;
 use teloxide::prelude::Requester;
 use teloxide::types::{
@@ -130,6 +130,30 @@ async fn on_message(bot: &TelegramBot, key: &str, msg: Message) -> Result<(), Ha
     };
     if let Some((cmd, arg)) = command(&text) {
         return crate::commands::on_command(bot, key, &msg, &parent, lang, &cmd, &arg, &text).await;
+    }
+    // A reply to a daily prompt becomes an entry about the prompt's child.
+    if let Some(replied) = msg.reply_to_message() {
+        let input = RecordInput {
+            text: text.clone(),
+            source: Source::Telegram,
+            occurred_at: None,
+            member_ids: None,
+            sent_at: sent_at(bot, &msg),
+            dedupe_key: Some(key.to_string()),
+            reply_to: Some(format!("telegram:{}:{}", msg.chat.id.0, msg.id.0)),
+        };
+        match bot.agent.answer_prompt(&parent, &chat_key(msg.chat.id), i64::from(replied.id.0), input).await {
+            Ok(Some(_)) => {
+                bot.reply(&msg, i18n::prompt_kept(lang)).await;
+                return Ok(());
+            }
+            Ok(None) | Err(AgentError::AlreadyHandled) => {}
+            Err(AgentError::Invalid(why)) => {
+                bot.reply(&msg, &why).await;
+                return Ok(());
+            }
+            Err(e) => return Err(HandleError::Unavailable(e.to_string())),
+        }
     }
     // A reply to a transcript (or to a recorded message) corrects that entry.
     if let Some(replied) = msg.reply_to_message() {

@@ -27,6 +27,7 @@ pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {
             ("kids", "List or add children"),
             ("recent", "Your latest entries"),
             ("export", "Get a link to your family's export"),
+            ("prompts", "One question a day: /prompts on 20:30 or off"),
             ("lang", "Reply in English or Korean"),
             ("unlink", "Unlink this Telegram account"),
         ],
@@ -38,6 +39,7 @@ pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {
             ("kids", "아이 목록 보기·추가"),
             ("recent", "최근 기록"),
             ("export", "가족 기록 내보내기 링크"),
+            ("prompts", "매일 질문 하나: /prompts on 20:30 또는 off"),
             ("lang", "한국어/영어로 답하기"),
             ("unlink", "이 텔레그램 계정 연결 해제"),
         ],
@@ -55,6 +57,13 @@ pub fn linked(lang: Lang, name: &str) -> String {
     match lang {
         Lang::En => format!("You're linked, {name}! Tell me what happened today, send a voice note or a photo, or ask me anything about your journal."),
         Lang::Ko => format!("{name}님, 연결되었어요! 오늘 있었던 일을 보내 주시거나 음성 메시지·사진을 보내 주세요. 일기에 대해 무엇이든 물어보셔도 돼요."),
+    }
+}
+
+pub fn prompt_kept(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "✍️ Kept in the journal — thank you!",
+        Lang::Ko => "✍️ 일기에 남겼어요. 고마워요!",
     }
 }
 

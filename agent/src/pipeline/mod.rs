@@ -9,6 +9,7 @@ mod entries;
 pub mod archive;
 pub mod erasure;
 pub mod family;
+pub mod prompts;
 mod media;
 mod record;
 

@@ -408,6 +408,49 @@ pub trait RetentionStore: Send + Sync + 'static {
     async fn owner_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>>;
 }
 
+/// A parent who asked for daily prompts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptCandidate {
+    pub family_id: FamilyId,
+    pub user_id: UserId,
+    /// `HH:MM`, local to the family.
+    pub time: String,
+    pub last_on: Option<NaiveDate>,
+    /// The family's UTC offset (`+09:00`), if set.
+    pub utc_offset: Option<String>,
+}
+
+/// A prompt that was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentPrompt {
+    pub id: Uuid,
+    pub question: String,
+    pub member_id: Option<MemberId>,
+    pub entry_id: Option<EntryId>,
+}
+
+/// Daily prompts: who wants them, one a day, what was asked, and the answers.
+#[async_trait]
+pub trait PromptStore: Send + Sync + 'static {
+    /// Sets (or with `None` clears) a parent's prompt time, and the family's offset if given.
+    async fn set_prompt_time(&self, family_id: FamilyId, user_id: UserId, time: Option<&str>, utc_offset: Option<&str>) -> StoreResult<()>;
+    /// The parent's prompt time and the family's offset.
+    async fn prompt_settings(&self, family_id: FamilyId, user_id: UserId) -> StoreResult<(Option<String>, Option<String>)>;
+    /// Parents with a prompt time and a linked Telegram account, in every family.
+    async fn prompt_candidates(&self) -> StoreResult<Vec<PromptCandidate>>;
+    /// Takes `day` for the parent: false when an instance took it already.
+    async fn claim_prompt_day(&self, family_id: FamilyId, user_id: UserId, day: NaiveDate) -> StoreResult<bool>;
+    /// The question keys sent to the parent since `since`.
+    async fn recent_prompts(&self, family_id: FamilyId, user_id: UserId, since: NaiveDate) -> StoreResult<Vec<String>>;
+    #[allow(clippy::too_many_arguments)]
+    async fn log_prompt(&self, family_id: FamilyId, user_id: UserId, question: &str, member_id: Option<MemberId>, day: NaiveDate, chat_key: &str, message_id: i64) -> StoreResult<()>;
+    /// The prompt a channel message was, if any.
+    async fn prompt_for_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<SentPrompt>>;
+    async fn link_prompt_entry(&self, family_id: FamilyId, prompt_id: Uuid, entry_id: EntryId) -> StoreResult<()>;
+    /// The parent's linked Telegram user and language override, if linked.
+    async fn telegram_link_of(&self, family_id: FamilyId, user_id: UserId) -> StoreResult<Option<(i64, Option<String>)>>;
+}
+
 /// A capsule to store: who, for whom, when, and the sealed message.
 #[derive(Debug, Clone)]
 pub struct NewCapsule {
@@ -478,6 +521,6 @@ pub trait JobQueue: Send + Sync + 'static {
 }
 
 /// Everything the agent keeps: one object per backend implementing every part.
-pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore + RetentionStore {}
+pub trait Store: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore + RetentionStore + PromptStore {}
 
-impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore + RetentionStore> Store for T {}
+impl<T: FamilyStore + EntryStore + ChannelStore + VectorStore + JobQueue + CapsuleStore + ParentStore + ErasureStore + RetentionStore + PromptStore> Store for T {}

@@ -8,3 +8,4 @@ pub mod health;
 pub mod media;
 pub mod members;
 pub mod parents;
+pub mod prompts;

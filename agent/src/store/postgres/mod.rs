@@ -237,4 +237,5 @@ mod erasure;
 mod families;
 mod jobs;
 mod parents;
+mod prompts;
 mod vectors;
