@@ -291,6 +291,7 @@ async fn housekeeping_prunes_only_what_is_old(store: Arc<dyn Store>) {
     }
     let nothing_old = store.prune(Utc::now() - Duration::days(30)).await.unwrap();
     assert!(nothing_old.iter().all(|(_, n)| *n == 0), "{nothing_old:?}");
+    assert!(nothing_old.iter().any(|(what, _)| what == "capsule_drafts"), "drafts are looked at too: {nothing_old:?}");
 
     let pruned: std::collections::HashMap<String, u64> = store.prune(Utc::now() + Duration::seconds(1)).await.unwrap().into_iter().collect();
     assert_eq!(pruned["processed_updates"], 2, "both families' ({pruned:?})");

@@ -515,8 +515,8 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Queued, running and failed jobs of every family, and the oldest due time.
     async fn queue_depth(&self) -> StoreResult<QueueDepth>;
     /// Housekeeping in every family: deletes processed channel update ids,
-    /// finished jobs, chat turns and idempotency keys older than `before`;
-    /// how many of each.
+    /// finished jobs, chat turns and idempotency keys older than `before`, and
+    /// capsule drafts nobody confirmed within a day; how many of each.
     async fn prune(&self, before: DateTime<Utc>) -> StoreResult<Vec<(String, u64)>>;
 }
 

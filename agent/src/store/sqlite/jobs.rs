@@ -129,6 +129,10 @@ impl JobQueue for SqliteStore {
             let done = sqlx::query(sql).bind(ms(before)).execute(&self.pool).await.map_err(map_err)?;
             out.push((what.to_string(), done.rows_affected()));
         }
+        // Capsule drafts nobody confirmed (usable for 30 minutes) go after a day.
+        let stale = ms(Utc::now() - chrono::Duration::days(1));
+        let done = sqlx::query("DELETE FROM time_capsules WHERE confirmed = 0 AND created_at < $1").bind(stale).execute(&self.pool).await.map_err(map_err)?;
+        out.push(("capsule_drafts".to_string(), done.rows_affected()));
         Ok(out)
     }
     async fn queue_depth(&self) -> StoreResult<QueueDepth> {
