@@ -58,6 +58,14 @@ fn piece() -> impl Strategy<Value = String> {
         Just("\0".to_string()),
         Just("\n".to_string()),
         Just("ǅ İ ß ﬃ".to_string()),
+        Just("th birthday".to_string()),
+        Just(" years ".to_string()),
+        Just("turns ".to_string()),
+        Just("번째 생일".to_string()),
+        Just("살이 되면".to_string()),
+        Just("년 후".to_string()),
+        Just("time capsule: ".to_string()),
+        Just("：".to_string()),
         Just("٣ ١٢".to_string()),
         "[0-9]{1,25}",
         "[a-z ]{0,12}",
@@ -192,6 +200,36 @@ proptest! {
         if let Some(r) = plan.range {
             prop_assert!(r.start < r.end);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn capsule_requests_parse_without_panicking_and_open_in_the_future(text in message(), today in any_day(), born in prop::option::of(any_day())) {
+        let mut child = family().remove(0);
+        child.birth_date = born;
+        if let Some(day) = crate::capsule::when::opening_date(&text, Some(&child), today) {
+            prop_assert!(day > today);
+        }
+        let _ = crate::capsule::when::age_on(&child, today);
+        let _ = crate::capsule::mentions_capsule(&text);
+        let _ = crate::capsule::is_confirmation(&text);
+        let body = crate::capsule::capsule_body(&text);
+        prop_assert!(text.contains(body));
+    }
+
+    #[test]
+    fn prompt_times_and_offsets_parse_or_refuse(text in message(), day in any_day()) {
+        if let Ok(t) = crate::pipeline::prompts::parse_time(&text) {
+            prop_assert_eq!(crate::pipeline::prompts::parse_time(&t.format("%H:%M").to_string()).ok(), Some(t));
+        }
+        if let Ok(o) = crate::pipeline::prompts::parse_offset(&text) {
+            prop_assert!(o.local_minus_utc().abs() <= 14 * 3600 + 59 * 60);
+        }
+        let picked = crate::pipeline::prompts::pick_question(day, &[]);
+        prop_assert!(picked.is_some());
     }
 }
 

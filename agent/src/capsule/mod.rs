@@ -30,7 +30,7 @@ pub fn mentions_capsule(text: &str) -> bool {
     t.starts_with("/capsule") || t.contains("time capsule") || t.contains("timecapsule") || t.contains("타임캡슐") || t.contains("타임 캡슐")
 }
 
-fn is_confirmation(text: &str) -> bool {
+pub(crate) fn is_confirmation(text: &str) -> bool {
     let t = text.trim().trim_end_matches(['.', '!']).to_lowercase();
     matches!(t.as_str(), "/seal" | "yes" | "yes, seal it" | "seal it" | "seal" | "ok" | "네" | "응" | "좋아" | "봉인" | "봉인해줘" | "봉인해 줘")
 }
@@ -42,7 +42,7 @@ fn is_cancel(text: &str) -> bool {
 
 /// The message part of a capsule request: after the first colon or line
 /// break, when there is one; else all of it.
-fn capsule_body(text: &str) -> &str {
+pub(crate) fn capsule_body(text: &str) -> &str {
     let t = text.trim();
     let t = t.strip_prefix("/capsule").unwrap_or(t).trim();
     match t.find([':', '：', '\n']) {
