@@ -229,7 +229,7 @@ impl Agent {
         } else {
             format!("📦 A time capsule for {child} from {author}, sealed on {written}, opens today:\n\n{}", entry.raw_text)
         };
-        for user in self.b.store.family_telegram_users(family_id).await? {
+        for user in self.b.store.telegram_users(family_id, false).await? {
             if let Err(e) = channel.notify(&format!("telegram:{user}"), &text).await {
                 tracing::warn!(error = %e, capsule.id = %capsule.id, "could not deliver an opened capsule to a parent");
             }

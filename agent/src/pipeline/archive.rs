@@ -102,40 +102,29 @@ impl Agent {
             .collect();
         let mut entries = Vec::new();
         let mut blobs = Vec::new();
-        let mut before = None;
-        loop {
-            let filter = EntryFilter { before, limit: 500, ..Default::default() };
-            let page = self.b.store.list_entries(family_id, &filter).await?;
-            let Some(last) = page.last() else { break };
-            before = Some((last.occurred_at, last.id));
-            let done = page.len() < 500;
-            for e in page {
-                let mut versions: Vec<String> = self.b.store.entry_history(family_id, e.id).await?.into_iter().map(|v| v.raw_text).collect();
-                versions.push(e.raw_text.clone());
-                let insight = self.b.store.get_insight(family_id, e.id).await?.filter(|i| i.entry_version == e.version);
-                let mut media = Vec::new();
-                for m in self.b.store.entry_media(family_id, e.id).await? {
-                    let Some(key) = m.blob_key else { continue };
-                    let ext = key.rsplit('.').next().filter(|x| x.len() <= 5 && !x.contains('/')).unwrap_or("bin");
-                    let file = format!("media/{}.{ext}", m.id);
-                    blobs.push((file.clone(), key));
-                    media.push(ArchivedMedia { file, kind: m.kind, content_type: m.content_type, size_bytes: m.size_bytes, sha256: m.sha256 });
-                }
-                entries.push(ArchivedEntry {
-                    id: e.id,
-                    author_id: e.author_id,
-                    source: e.source,
-                    occurred_at: e.occurred_at,
-                    created_at: e.created_at,
-                    member_ids: e.member_ids,
-                    versions,
-                    insight,
-                    media,
-                });
+        for e in self.all_entries(family_id, None).await? {
+            let mut versions: Vec<String> = self.b.store.entry_history(family_id, e.id).await?.into_iter().map(|v| v.raw_text).collect();
+            versions.push(e.raw_text.clone());
+            let insight = self.b.store.get_insight(family_id, e.id).await?.filter(|i| i.entry_version == e.version);
+            let mut media = Vec::new();
+            for m in self.b.store.entry_media(family_id, e.id).await? {
+                let Some(key) = m.blob_key else { continue };
+                let ext = key.rsplit('.').next().filter(|x| x.len() <= 5 && !x.contains('/')).unwrap_or("bin");
+                let file = format!("media/{}.{ext}", m.id);
+                blobs.push((file.clone(), key));
+                media.push(ArchivedMedia { file, kind: m.kind, content_type: m.content_type, size_bytes: m.size_bytes, sha256: m.sha256 });
             }
-            if done {
-                break;
-            }
+            entries.push(ArchivedEntry {
+                id: e.id,
+                author_id: e.author_id,
+                source: e.source,
+                occurred_at: e.occurred_at,
+                created_at: e.created_at,
+                member_ids: e.member_ids,
+                versions,
+                insight,
+                media,
+            });
         }
         entries.reverse(); // oldest first
         let opened_capsules = self

@@ -183,29 +183,18 @@ impl Agent {
     pub async fn export(&self, family_id: FamilyId) -> Result<serde_json::Value, AgentError> {
         let members = self.b.store.list_members(family_id).await?;
         let mut entries = Vec::new();
-        let mut before = None;
-        loop {
-            let filter = EntryFilter { before, limit: 500, ..Default::default() };
-            let page = self.b.store.list_entries(family_id, &filter).await?;
-            let Some(last) = page.last() else { break };
-            before = Some((last.occurred_at, last.id));
-            let done = page.len() < 500;
-            for e in page {
-                let view = self.entry(family_id, e.id).await?;
-                let mut media = Vec::new();
-                for m in self.b.store.entry_media(family_id, e.id).await? {
-                    // Media travel with the export as links that work for a day.
-                    let url = match &m.blob_key {
-                        Some(key) => self.b.blobs.signed_url(family_id, key, std::time::Duration::from_secs(86_400)).await.ok(),
-                        None => None,
-                    };
-                    media.push(json!({ "media": m, "url": url }));
-                }
-                entries.push(json!({ "entry": view, "media": media }));
+        for e in self.all_entries(family_id, None).await? {
+            let view = self.entry(family_id, e.id).await?;
+            let mut media = Vec::new();
+            for m in self.b.store.entry_media(family_id, e.id).await? {
+                // Media travel with the export as links that work for a day.
+                let url = match &m.blob_key {
+                    Some(key) => self.b.blobs.signed_url(family_id, key, std::time::Duration::from_secs(86_400)).await.ok(),
+                    None => None,
+                };
+                media.push(json!({ "media": m, "url": url }));
             }
-            if done {
-                break;
-            }
+            entries.push(json!({ "entry": view, "media": media }));
         }
         Ok(json!({ "exported_at": Utc::now(), "family_id": family_id, "members": members, "entries": entries }))
     }

@@ -48,6 +48,24 @@ impl Agent {
         Ok(EntryView { entry, insights, indexed, history, media })
     }
 
+    /// Every entry of the family (or about one child), newest first, read a page at a time.
+    pub(crate) async fn all_entries(&self, family_id: FamilyId, member_id: Option<MemberId>) -> Result<Vec<Entry>, AgentError> {
+        let mut all = Vec::new();
+        let mut before = None;
+        loop {
+            let filter = EntryFilter { member_id, before, limit: 500, ..Default::default() };
+            let page = self.b.store.list_entries(family_id, &filter).await?;
+            let Some(last) = page.last() else { break };
+            before = Some((last.occurred_at, last.id));
+            let done = page.len() < 500;
+            all.extend(page);
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
     pub async fn entries(&self, family_id: FamilyId, q: ListQuery) -> Result<Vec<Entry>, AgentError> {
         let limit = q.limit.unwrap_or(20);
         if limit == 0 || limit > MAX_PAGE {

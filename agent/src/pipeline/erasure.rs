@@ -63,24 +63,6 @@ impl Agent {
         Ok(())
     }
 
-    /// Every entry about a child, newest first.
-    async fn entries_about(&self, family_id: FamilyId, member_id: Option<MemberId>) -> Result<Vec<Entry>, AgentError> {
-        let mut all = Vec::new();
-        let mut before = None;
-        loop {
-            let filter = EntryFilter { member_id, before, limit: 500, ..Default::default() };
-            let page = self.b.store.list_entries(family_id, &filter).await?;
-            let Some(last) = page.last() else { break };
-            before = Some((last.occurred_at, last.id));
-            let done = page.len() < 500;
-            all.extend(page);
-            if done {
-                break;
-            }
-        }
-        Ok(all)
-    }
-
     /// A child's right to be forgotten (owner only, confirmed with the child's
     /// name): their entries go, entries about several children lose only them
     /// (unless `all_entries`), and so do their capsules, chat memory and traces.
@@ -93,7 +75,7 @@ impl Agent {
         }
         let fid = owner.family_id;
         let mut counts = ErasureCounts::default();
-        for entry in self.entries_about(fid, Some(member_id)).await? {
+        for entry in self.all_entries(fid, Some(member_id)).await? {
             if all_entries || entry.member_ids.iter().all(|m| *m == member_id) {
                 self.erase_entry(fid, entry.id, &mut counts).await?;
             } else {
@@ -126,7 +108,7 @@ impl Agent {
         }
         let fid = owner.family_id;
         let mut counts = ErasureCounts::default();
-        for entry in self.entries_about(fid, None).await? {
+        for entry in self.all_entries(fid, None).await? {
             self.erase_entry(fid, entry.id, &mut counts).await?;
             // The queued unindex job goes with the family's rows: unindex now.
             self.b.index.delete(fid, entry.id).await.map_err(|e| AgentError::Unavailable(Box::new(e)))?;
@@ -178,7 +160,7 @@ impl Agent {
             self.b.metrics.inc("dadly_age_notices_total", &[]);
             tracing::info!(family.id = %family_id, member.id = %member_id, "owner told that a child turned 14");
             let Some(channel) = self.channel_for("telegram:") else { continue };
-            for user in self.b.store.owner_telegram_users(family_id).await.unwrap_or_default() {
+            for user in self.b.store.telegram_users(family_id, true).await.unwrap_or_default() {
                 if let Err(e) = channel.notify(&format!("telegram:{user}"), &text).await {
                     tracing::warn!(error = %e, "could not send an age notice");
                 }

@@ -98,10 +98,7 @@ impl Agent {
         let family = self.b.store.list_members(user.family_id).await?;
         let a = family.iter().find(|m| m.id == from).ok_or(AgentError::NotFound)?.clone();
         let b = family.iter().find(|m| m.id == into).ok_or(AgentError::NotFound)?.clone();
-        let touched: Vec<Entry> = {
-            let filter = EntryFilter { member_id: Some(from), limit: 100_000, ..Default::default() };
-            self.b.store.list_entries(user.family_id, &filter).await?
-        };
+        let touched = self.all_entries(user.family_id, Some(from)).await?;
         self.b.store.merge_members(user.family_id, from, into).await?;
         let mut aliases = b.aliases.clone();
         for n in a.names() {

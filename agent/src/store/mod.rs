@@ -404,8 +404,6 @@ pub trait RetentionStore: Send + Sync + 'static {
     async fn children_of_age(&self, born_by: NaiveDate) -> StoreResult<Vec<(FamilyId, MemberId)>>;
     /// Records that the owner was told; false when they had been already.
     async fn mark_age_notice(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<bool>;
-    /// The Telegram users linked to the family's owner.
-    async fn owner_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>>;
 }
 
 /// A parent who asked for daily prompts.
@@ -483,8 +481,9 @@ pub trait CapsuleStore: Send + Sync + 'static {
     async fn open_capsule(&self, family_id: FamilyId, id: Uuid, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Option<Entry>>;
     /// Records that the family was told; false when it had been already.
     async fn capsule_delivered(&self, family_id: FamilyId, id: Uuid) -> StoreResult<bool>;
-    /// The Telegram users linked to the family's parents (where news goes).
-    async fn family_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>>;
+    /// The Telegram users linked to the family's parents (only its owner's, with
+    /// `owners_only`): where news goes.
+    async fn telegram_users(&self, family_id: FamilyId, owners_only: bool) -> StoreResult<Vec<i64>>;
 }
 
 /// The durable job queue: claim, finish, retry, defer.

@@ -163,13 +163,17 @@ impl CapsuleStore for PostgresStore {
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
-    async fn family_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>> {
+    async fn telegram_users(&self, family_id: FamilyId, owners_only: bool) -> StoreResult<Vec<i64>> {
         let mut tx = self.family_tx(family_id).await?;
-        let ids = sqlx::query_scalar("SELECT telegram_user_id FROM telegram_links WHERE family_id = $1 ORDER BY telegram_user_id")
-            .bind(family_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let ids = sqlx::query_scalar(
+            "SELECT t.telegram_user_id FROM telegram_links t JOIN users u ON u.id = t.user_id \
+             WHERE t.family_id = $1 AND u.role <> 'removed' AND (NOT $2 OR u.role = 'owner') ORDER BY t.telegram_user_id",
+        )
+        .bind(family_id)
+        .bind(owners_only)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(ids)
     }

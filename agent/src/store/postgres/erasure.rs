@@ -152,14 +152,4 @@ impl RetentionStore for PostgresStore {
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
-    async fn owner_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>> {
-        let mut tx = self.family_tx(family_id).await?;
-        let ids = sqlx::query_scalar("SELECT t.telegram_user_id FROM telegram_links t JOIN users u ON u.id = t.user_id WHERE t.family_id = $1 AND u.role = 'owner'")
-            .bind(family_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(ids)
-    }
 }

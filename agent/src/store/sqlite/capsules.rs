@@ -164,11 +164,15 @@ impl CapsuleStore for SqliteStore {
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
-    async fn family_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>> {
-        sqlx::query_scalar("SELECT telegram_user_id FROM telegram_links WHERE family_id = $1 ORDER BY telegram_user_id")
-            .bind(family_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)
+    async fn telegram_users(&self, family_id: FamilyId, owners_only: bool) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT t.telegram_user_id FROM telegram_links t JOIN users u ON u.id = t.user_id \
+             WHERE t.family_id = $1 AND u.role <> 'removed' AND (NOT $2 OR u.role = 'owner') ORDER BY t.telegram_user_id",
+        )
+        .bind(family_id.to_string())
+        .bind(owners_only)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
     }
 }

@@ -176,11 +176,4 @@ impl RetentionStore for SqliteStore {
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
-    async fn owner_telegram_users(&self, family_id: FamilyId) -> StoreResult<Vec<i64>> {
-        sqlx::query_scalar("SELECT t.telegram_user_id FROM telegram_links t JOIN users u ON u.id = t.user_id WHERE t.family_id = $1 AND u.role = 'owner'")
-            .bind(family_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)
-    }
 }
