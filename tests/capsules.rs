@@ -117,6 +117,9 @@ async fn a_sealed_capsule_is_unreadable_everywhere_until_it_opens_then_it_is_an_
     assert_eq!(entry["member_ids"], json!([minji]));
     let answer = app.chat(&kim, &format!("What is the secret word {SEALED}?")).await;
     assert!(source_ids(&answer).contains(&entry_id), "{answer}");
+    let answer = app.chat(&kim, "What did we write in Minji's time capsule about the secret word?").await;
+    assert_eq!(answer["kind"], "answered", "a question about a capsule is answered, not taken for a new one: {answer}");
+    assert!(source_ids(&answer).contains(&entry_id), "{answer}");
     // (The other capsule's opening stays queued for 2037, so wait for the message itself.)
     let told = |fake: &FakeTelegram| fake.sent_to(KIM).into_iter().filter(|m| m["text"].as_str().unwrap_or("").contains(SEALED)).collect::<Vec<Value>>();
     for _ in 0..200 {

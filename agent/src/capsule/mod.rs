@@ -23,11 +23,16 @@ use crate::trace::{RunType, Span};
 /// How long a chat draft waits for the parent's "yes".
 const DRAFT_MINUTES: i64 = 30;
 
-/// Whether a chat message is about a time capsule (its text is then kept out
-/// of traces and chat memory from the start).
+/// Whether a chat message asks to make a time capsule (its text is then kept
+/// out of traces and chat memory from the start). A question about one
+/// ("what was in Minji's time capsule?") is an ordinary question.
 pub fn mentions_capsule(text: &str) -> bool {
     let t = text.trim_start().to_lowercase();
-    t.starts_with("/capsule") || t.contains("time capsule") || t.contains("timecapsule") || t.contains("타임캡슐") || t.contains("타임 캡슐")
+    if t.starts_with("/capsule") {
+        return true;
+    }
+    let named = t.contains("time capsule") || t.contains("timecapsule") || t.contains("타임캡슐") || t.contains("타임 캡슐");
+    named && crate::text::route::route(text).0 != crate::text::route::Intent::Ask
 }
 
 pub(crate) fn is_confirmation(text: &str) -> bool {
@@ -248,6 +253,8 @@ mod tests {
         assert!(mentions_capsule("/capsule Minji in 10 years: hi"));
         assert!(mentions_capsule("민지 타임캡슐, 10년 후에: 사랑해"));
         assert!(!mentions_capsule("Minji lost a tooth"));
+        assert!(!mentions_capsule("What was in Minji's time capsule?"), "a question about one");
+        assert!(!mentions_capsule("민지 타임캡슐에 뭐라고 썼지?"));
         assert_eq!(capsule_body("Time capsule for Minji on her 18th birthday: Dear Minji, we love you"), "Dear Minji, we love you");
         assert_eq!(capsule_body("/capsule 민지 10년 후\n사랑해"), "사랑해");
         assert!(is_confirmation("Yes!") && is_confirmation("네") && is_confirmation("/seal"));
