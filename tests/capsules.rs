@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::fake_openai::FakeOpenAi;
 use common::fake_telegram::{self as tg, FakeTelegram, TOKEN};
 use common::{Family, TestApp, source_ids};
 use dadly_testkit::services;
@@ -208,4 +209,209 @@ async fn two_instances_on_one_postgres_open_and_deliver_a_capsule_once() {
         let told = fake.sent_to(KIM).into_iter().filter(|m| m["text"].as_str().unwrap_or("").contains(&format!("{SEALED} number {i}"))).count();
         assert_eq!(told, 1, "capsule {i} delivered once");
     }
+}
+
+const PIXELS: &str = "sealed-pixels-7731";
+const VOICE: &str = "sealed-voice-9902";
+
+/// A PNG and an Ogg file whose bytes carry marker strings (the type is read from the first bytes).
+fn png(marker: &str) -> Vec<u8> {
+    [b"\x89PNG\r\n\x1a\n".as_slice(), marker.as_bytes(), b"\n\n\x00IEND"].concat()
+}
+
+fn ogg(marker: &str) -> Vec<u8> {
+    [b"OggS\x00\x02".as_slice(), marker.as_bytes()].concat()
+}
+
+async fn seal_form(app: &TestApp, token: &str, form: reqwest::multipart::Form) -> (StatusCode, Value) {
+    let r = app.http.post(app.url("/v1/capsules")).bearer_auth(token).multipart(form).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn file(bytes: Vec<u8>, name: &str, declared: &str) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()).mime_str(declared).unwrap()
+}
+
+/// Where a marker is stored in the clear: the data dir (SQLite, WAL, traces,
+/// media folder) and, on the production stack, a `pg_dump` of the database.
+fn clear_copies(app: &TestApp, postgres: Option<&str>, marker: &str) -> Vec<String> {
+    let mut hits = files_containing(app.dir.path(), marker);
+    if let Some(url) = postgres {
+        let admin = std::env::var("DADLY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let dump_url = format!("{}/{}", admin.rsplit_once('/').unwrap().0, url.rsplit('/').next().unwrap());
+        let out = std::process::Command::new("pg_dump").args(["--data-only", &dump_url]).output().expect("pg_dump runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        if String::from_utf8_lossy(&out.stdout).contains(marker) {
+            hits.push("postgres dump".into());
+        }
+    }
+    hits
+}
+
+/// A photo capsule and a voice-only capsule sealed over the API: nothing
+/// stores their bytes in the clear before the day; then the photo is the
+/// opened entry's media (the same bytes) and the voice note is transcribed
+/// into its entry by the usual job.
+async fn photo_and_voice_capsules(app: &TestApp, openai: &FakeOpenAi, postgres: Option<&str>) {
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let minji = kim.member("Minji").id.to_string();
+    openai.set_transcript("Minji, this is Dad singing your song");
+    let form = reqwest::multipart::Form::new()
+        .text("member_id", minji.clone())
+        .text("open_at", soon(3))
+        .text("message", "Your first day at school")
+        // Declared as anything: the bytes say it is a PNG.
+        .part("file", file(png(PIXELS), "school.png", "application/octet-stream"));
+    let (status, photo) = seal_form(app, &kim.token, form).await;
+    assert_eq!(status, StatusCode::CREATED, "{photo}");
+    let form = reqwest::multipart::Form::new().text("member_id", minji.clone()).text("open_at", soon(3)).part("audio", file(ogg(VOICE), "song.ogg", "audio/ogg"));
+    let (status, voice) = seal_form(app, &kim.token, form).await;
+    assert_eq!(status, StatusCode::CREATED, "{voice}");
+    assert!(!photo.to_string().contains("attachment") && !photo.to_string().contains("image"), "the listing says nothing of what is inside: {photo}");
+
+    for marker in [PIXELS, VOICE] {
+        assert!(clear_copies(app, postgres, marker).is_empty(), "{marker} stored in the clear before the day: {:?}", clear_copies(app, postgres, marker));
+    }
+    let (_, entries) = app.get(&kim.token, "/v1/entries").await;
+    assert_eq!(entries["entries"], json!([]), "nothing is an entry before the day");
+
+    let opened = wait_opened(app, &kim, photo["id"].as_str().unwrap()).await;
+    let entry_id = opened["entry_id"].as_str().unwrap().to_string();
+    let mut view = Value::Null;
+    for _ in 0..200 {
+        view = app.get(&kim.token, &format!("/v1/entries/{entry_id}")).await.1;
+        if view["media"][0]["url"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["raw_text"], "Your first day at school", "{view}");
+    assert_eq!(view["media"][0]["kind"], "photo", "{view}");
+    assert_eq!(view["media"][0]["content_type"], "image/png");
+    let link = view["media"][0]["url"].as_str().expect("the photo is the entry's media").to_string();
+    // Local media links name the configured public address; the test server listens elsewhere.
+    let link = match link.split_once("/media/") {
+        Some((_, path)) if !link.contains("X-Amz-") => app.url(&format!("/media/{path}")),
+        _ => link,
+    };
+    let bytes = app.http.get(&link).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(bytes.as_ref(), png(PIXELS).as_slice(), "the same bytes come out");
+
+    let opened = wait_opened(app, &kim, voice["id"].as_str().unwrap()).await;
+    let voice_entry = opened["entry_id"].as_str().unwrap().to_string();
+    let entry = app.wait_ready(&kim, &voice_entry).await;
+    assert_eq!(entry["raw_text"], "Minji, this is Dad singing your song");
+    assert_eq!(entry["source"], "capsule");
+    let (_, view) = app.get(&kim.token, &format!("/v1/entries/{voice_entry}")).await;
+    assert_eq!(view["media"][0]["kind"], "voice", "{view}");
+    assert!(openai.requests("/v1/audio/transcriptions").len() == 1, "transcribed once");
+}
+
+#[tokio::test]
+async fn a_capsule_seals_a_photo_or_a_voice_note_until_its_day() {
+    let openai = FakeOpenAi::start().await;
+    let env = openai.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(&pairs).await;
+    photo_and_voice_capsules(&app, &openai, None).await;
+}
+
+#[tokio::test]
+async fn capsule_attachments_on_postgres_and_s3() {
+    let Some(db) = services::postgres_database().await else { return };
+    let Some(s3) = services::s3() else { return };
+    let openai = FakeOpenAi::start().await;
+    let mut env = openai.env();
+    env.extend([
+        ("DATABASE_URL", db.clone()),
+        ("DADLY_CAPSULE_KEY", "5a".repeat(32)),
+        ("S3_ENDPOINT", s3.endpoint),
+        ("S3_BUCKET", s3.bucket),
+        ("S3_PATH_STYLE", "true".into()),
+        ("S3_REGION", "us-east-1".into()),
+        ("R2_ACCESS_KEY", s3.access_key),
+        ("R2_SECRET_KEY", s3.secret_key),
+    ]);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(&pairs).await;
+    photo_and_voice_capsules(&app, &openai, Some(&db)).await;
+}
+
+#[tokio::test]
+async fn an_attachment_must_be_a_photo_or_a_voice_note_within_the_limit() {
+    let app = TestApp::spawn().await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let minji = kim.member("Minji").id.to_string();
+    let base = || reqwest::multipart::Form::new().text("member_id", minji.clone()).text("open_at", "2036-03-14");
+    let cases: Vec<(reqwest::multipart::Form, StatusCode, &str)> = vec![
+        (base().part("file", file(b"<html><script>alert(1)</script>".to_vec(), "x.png", "image/png")), StatusCode::UNSUPPORTED_MEDIA_TYPE, "an HTML file declared as PNG"),
+        (base().part("photo", file(png("a"), "a.png", "image/png")).part("audio", file(ogg("b"), "b.ogg", "audio/ogg")), StatusCode::UNPROCESSABLE_ENTITY, "both a photo and a voice note"),
+        (base(), StatusCode::UNPROCESSABLE_ENTITY, "neither a message nor a file"),
+        (reqwest::multipart::Form::new().text("open_at", "2036-03-14").part("photo", file(png("a"), "a.png", "image/png")), StatusCode::UNPROCESSABLE_ENTITY, "no child"),
+        (base().text("message", "x\u{0}y"), StatusCode::UNPROCESSABLE_ENTITY, "a NUL in a field"),
+        (base().part("photo", file([png("big"), vec![0u8; 21 * 1024 * 1024]].concat(), "big.png", "image/png")), StatusCode::PAYLOAD_TOO_LARGE, "over 20 MiB"),
+    ];
+    for (form, expected, what) in cases {
+        let (status, body) = seal_form(&app, &kim.token, form).await;
+        assert_eq!(status, expected, "{what}: {body}");
+        assert!(body["error"]["message"].is_string(), "{what}: a JSON error body: {body}");
+    }
+    let (_, listed) = app.get(&kim.token, "/v1/capsules").await;
+    assert_eq!(listed["capsules"], json!([]), "nothing was sealed from a refused form");
+    let r = app.http.post(app.url("/v1/capsules")).bearer_auth(&kim.token).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn on_telegram_a_photo_or_voice_note_goes_into_the_capsule_being_drafted() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(&[
+        ("TELEGRAM_BOT_TOKEN", TOKEN),
+        ("TELEGRAM_API_URL", fake.base.as_str()),
+        ("TELEGRAM_WEBHOOK_URL", "https://dadly.example/hook"),
+        ("TELEGRAM_WEBHOOK_SECRET", "hook-secret"),
+    ])
+    .await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    link_by_webhook(&app, &kim, "/hook", "hook-secret", 1).await;
+    let hook = |update: Value| app.http.post(app.url("/hook")).header("x-telegram-bot-api-secret-token", "hook-secret").json(&update).send();
+    fake.add_file("voice-1", ogg(VOICE));
+    fake.add_file("photo-1", png(PIXELS));
+
+    // A text request drafts; the voice note sent next goes in; "yes" seals both.
+    hook(json!({ "update_id": 2, "message": tg::text(KIM, 2, "/capsule Minji in 10 years: a song for you") })).await.unwrap();
+    let replies = fake.wait_sent(KIM, 2).await;
+    assert!(replies[1]["text"].as_str().unwrap().contains("voice note"), "the draft says a photo or voice note can go in: {replies:?}");
+    hook(json!({ "update_id": 3, "message": tg::voice(KIM, 3, "voice-1", 1000) })).await.unwrap();
+    // Telegram redelivers the same update: it goes in once, and nothing is said twice.
+    hook(json!({ "update_id": 3, "message": tg::voice(KIM, 3, "voice-1", 1000) })).await.unwrap();
+    let replies = fake.wait_sent(KIM, 3).await;
+    assert!(replies[2]["text"].as_str().unwrap().contains("put the voice note in the capsule"), "{replies:?}");
+    hook(json!({ "update_id": 4, "message": tg::text(KIM, 4, "yes") })).await.unwrap();
+    let replies = fake.wait_sent(KIM, 4).await;
+    assert!(replies[3]["text"].as_str().unwrap().starts_with("Sealed"), "{replies:?}");
+
+    // A photo whose caption asks for a capsule drafts one with the photo.
+    hook(json!({ "update_id": 5, "message": tg::photo(KIM, 5, "photo-1", Some("Time capsule for Minji in 5 years: your first bike"), None) })).await.unwrap();
+    let replies = fake.wait_sent(KIM, 5).await;
+    assert!(replies[4]["text"].as_str().unwrap().contains("and its photo"), "{replies:?}");
+    hook(json!({ "update_id": 6, "message": tg::text(KIM, 6, "/seal") })).await.unwrap();
+    fake.wait_sent(KIM, 6).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.sent_to(KIM).len(), 6, "one reply per message: {:?}", fake.sent_to(KIM));
+
+    let (_, listed) = app.get(&kim.token, "/v1/capsules").await;
+    assert_eq!(listed["capsules"].as_array().unwrap().len(), 2, "{listed}");
+    let (_, entries) = app.get(&kim.token, "/v1/entries").await;
+    assert_eq!(entries["entries"], json!([]), "neither the voice note nor the photo became a journal entry");
+    for marker in [PIXELS, VOICE, "your first bike", "a song for you"] {
+        assert!(files_containing(app.dir.path(), marker).is_empty(), "{marker} in the clear: {:?}", files_containing(app.dir.path(), marker));
+    }
+    // With no draft open, a voice note is an ordinary entry again.
+    fake.add_file("voice-2", ogg("plain"));
+    hook(json!({ "update_id": 7, "message": tg::voice(KIM, 7, "voice-2", 1000) })).await.unwrap();
+    fake.wait_sent(KIM, 7).await;
+    let (_, entries) = app.get(&kim.token, "/v1/entries").await;
+    assert_eq!(entries["entries"].as_array().unwrap().len(), 1, "{entries}");
 }

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 /// limit, with no NUL character in any string, deserialised into `T`.
 pub struct Json<T>(pub T);
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
     let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
@@ -45,7 +45,7 @@ fn nul_path(v: &Value, path: &mut Vec<String>) -> bool {
 
 /// Refuses a body whose strings hold a NUL character (`\u0000` is the only way
 /// to write one in JSON, so bodies without it are not parsed twice).
-fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
     let lower = bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"));
     if !lower {
         return Ok(());

@@ -7,6 +7,7 @@ mod extract;
 pub mod idempotency;
 pub mod openapi;
 mod routes;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;

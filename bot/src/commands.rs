@@ -1,5 +1,6 @@
 //! Bot commands besides plain chat: `/kids`, `/recent`, `/export`, `/lang`,
-//! `/unlink` (and `/ask`, `/record`, `/help`, which go through chat).
+//! `/unlink` (and `/ask`, `/record`, `/help`, `/capsule`, `/seal`, `/cancel`,
+//! which go through chat).
 
 use dadly_agent::AgentError;
 use dadly_agent::domain::User as Parent;
@@ -15,7 +16,7 @@ use crate::i18n::{self, Lang};
 pub(crate) async fn on_command(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, lang: Lang, cmd: &str, arg: &str, text: &str) -> Result<(), HandleError> {
     let agent = &bot.agent;
     match cmd {
-        "ask" | "record" | "help" | "start" => return converse(bot, key, msg, parent, if cmd == "start" { "/help" } else { text }).await,
+        "ask" | "record" | "help" | "start" | "capsule" | "seal" | "cancel" => return converse(bot, key, msg, parent, if cmd == "start" { "/help" } else { text }).await,
         _ => {}
     }
     // The remaining commands change nothing that a redelivery could duplicate,

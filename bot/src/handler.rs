@@ -258,12 +258,17 @@ async fn on_voice(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, 
         dedupe_key: Some(key.to_string()),
         reply_to: Some(format!("telegram:{}:{}", msg.chat.id.0, msg.id.0)),
         sent_at: sent_at(bot, msg),
+        chat_id: Some(chat_key(msg.chat.id)),
+        korean: lang == Lang::Ko,
     };
     match bot.agent.record_media(parent, media).await {
         Ok(MediaOutcome::Recorded(entry)) => {
             bot.agent.remember_message(parent, &chat_key(msg.chat.id), i64::from(msg.id.0), entry.id, "source").await;
             let transcriber = bot.agent.backends().transcriber.provider() != "none";
             bot.reply(msg, i18n::voice_received(lang, transcriber)).await;
+        }
+        Ok(MediaOutcome::Capsule { reply }) => {
+            bot.reply(msg, &reply).await;
         }
         Ok(_) => {}
         Err(e) if transient(&e) => return Err(HandleError::Unavailable(e.to_string())),
@@ -287,6 +292,8 @@ async fn on_photo(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, 
         dedupe_key: Some(key.to_string()),
         reply_to: Some(format!("telegram:{}:{}", msg.chat.id.0, msg.id.0)),
         sent_at: sent_at(bot, msg),
+        chat_id: Some(chat_key(msg.chat.id)),
+        korean: lang == Lang::Ko,
     };
     let album = media.album_key.is_some();
     match bot.agent.record_media(parent, media).await {
@@ -298,6 +305,9 @@ async fn on_photo(bot: &TelegramBot, key: &str, msg: &Message, parent: &Parent, 
             bot.agent.remember_message(parent, &chat_key(msg.chat.id), i64::from(msg.id.0), entry.id, "source").await;
         }
         Ok(MediaOutcome::Duplicate) => {}
+        Ok(MediaOutcome::Capsule { reply }) => {
+            bot.reply(msg, &reply).await;
+        }
         Err(e) if transient(&e) => return Err(HandleError::Unavailable(e.to_string())),
         Err(e) => {
             bot.reply(msg, &e.to_string()).await;

@@ -11,7 +11,7 @@ pub mod when;
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use serde_json::json;
 
-pub use seal::{CapsuleKey, SealError, Sealed};
+pub use seal::{Attachment, CapsuleKey, SealError, Sealed};
 
 use crate::agent::{Agent, AgentError, Message, Outcome};
 use crate::domain::*;
@@ -19,6 +19,21 @@ use crate::pipeline::JobError;
 use crate::store::{Job, JobKind, NewCapsule, StoreError};
 use crate::text::{is_korean, members};
 use crate::trace::{RunType, Span};
+
+/// Where an opened capsule's media comes from (`capsule:<id>`): its sealed attachment.
+pub(crate) const CAPSULE_SOURCE: &str = "capsule:";
+
+/// The photo and voice note types a capsule takes, recognised by their bytes.
+pub fn check_attachment(a: &Attachment) -> Result<(), AgentError> {
+    if a.bytes.is_empty() {
+        return Err(AgentError::Invalid("the attachment is empty".into()));
+    }
+    match a.kind.as_str() {
+        "photo" if a.content_type.starts_with("image/") => Ok(()),
+        "voice" if a.content_type.starts_with("audio/") || a.content_type == "video/webm" => Ok(()),
+        _ => Err(AgentError::Invalid("a capsule takes one photo or one voice note".into())),
+    }
+}
 
 /// How long a chat draft waits for the parent's "yes".
 const DRAFT_MINUTES: i64 = 30;
@@ -62,18 +77,58 @@ fn noon(day: chrono::NaiveDate, offset: &chrono::FixedOffset) -> Option<DateTime
 }
 
 impl Agent {
+    /// A photo or voice note sent while this parent has a capsule draft open
+    /// in this chat goes into the draft (replacing one sent before it).
+    /// `None` when there is no open draft.
+    pub(crate) async fn attach_to_capsule_draft(&self, user: &User, chat_id: &str, attachment: Attachment, dedupe_key: Option<&str>, korean: bool) -> Result<Option<String>, AgentError> {
+        let since = Utc::now() - chrono::Duration::minutes(DRAFT_MINUTES);
+        let Some(draft) = self.b.store.draft_capsule(user.family_id, user.id, chat_id, since).await? else { return Ok(None) };
+        check_attachment(&attachment)?;
+        if let Some(key) = dedupe_key
+            && !self.b.store.claim_update(user.family_id, key).await?
+        {
+            return Ok(Some(String::new()));
+        }
+        let sealed = self.capsule_key()?.seal_attachment(draft.id, &attachment);
+        self.b.store.attach_to_draft(user.family_id, draft.id, &sealed).await?;
+        tracing::info!(capsule.id = %draft.id, kind = %attachment.kind, "attachment sealed into a capsule draft");
+        let what = match (korean, attachment.kind.as_str()) {
+            (true, "voice") => "음성 메시지를",
+            (true, _) => "사진을",
+            (false, "voice") => "the voice note",
+            (false, _) => "the photo",
+        };
+        Ok(Some(if korean {
+            format!("타임캡슐에 {what} 넣었어요. \"네\"(또는 /seal)라고 답하면 봉인하고, /cancel 하면 지울게요.")
+        } else {
+            format!("I've put {what} in the capsule. Reply \"yes\" (or /seal) to seal it, or /cancel.")
+        }))
+    }
+
     fn capsule_key(&self) -> Result<&CapsuleKey, AgentError> {
         self.b.capsule_key.as_ref().ok_or_else(|| AgentError::Unavailable("no capsule key is configured (DADLY_CAPSULE_KEY)".into()))
     }
 
     /// Seals a message for a child until `open_at`. Nothing of the message is
     /// traced or logged: only its length.
-    pub async fn seal_capsule(&self, user: &User, member_id: MemberId, open_at: DateTime<Utc>, message: &str) -> Result<Capsule, AgentError> {
-        self.new_capsule(user, member_id, open_at, message, None).await
+    /// An attachment (a photo or voice note) is sealed the same way; with one,
+    /// the message may be empty.
+    pub async fn seal_capsule(&self, user: &User, member_id: MemberId, open_at: DateTime<Utc>, message: &str, attachment: Option<Attachment>) -> Result<Capsule, AgentError> {
+        self.new_capsule(user, member_id, open_at, message, attachment, None).await
     }
 
-    async fn new_capsule(&self, user: &User, member_id: MemberId, open_at: DateTime<Utc>, message: &str, draft_chat: Option<String>) -> Result<Capsule, AgentError> {
-        let message = crate::validate::text("message", message)?;
+    async fn new_capsule(&self, user: &User, member_id: MemberId, open_at: DateTime<Utc>, message: &str, attachment: Option<Attachment>, draft_chat: Option<String>) -> Result<Capsule, AgentError> {
+        let message = match &attachment {
+            Some(a) => {
+                check_attachment(a)?;
+                crate::validate::no_nul("message", message)?;
+                if message.chars().count() > crate::agent::MAX_TEXT_CHARS {
+                    return Err(AgentError::Invalid(format!("the message is longer than {} characters", crate::agent::MAX_TEXT_CHARS)));
+                }
+                message.trim_matches(crate::validate::is_invisible).to_string()
+            }
+            None => crate::validate::text("message", message)?,
+        };
         crate::validate::instant("open_at", open_at)?;
         if open_at <= Utc::now() {
             return Err(AgentError::Invalid("`open_at` must be in the future".into()));
@@ -82,9 +137,15 @@ impl Agent {
             return Err(AgentError::Invalid(format!("no child with id {member_id} in this family")));
         }
         let id = uuid::Uuid::now_v7();
-        let sealed = self.capsule_key()?.seal(id, &message);
-        let root = self.b.tracer.root("seal_capsule", RunType::Chain, json!({ "capsule_id": id, "member_id": member_id, "open_at": open_at, "chars": message.chars().count() }));
-        let new = NewCapsule { id, author_id: user.id, member_id, open_at, sealed, draft_chat };
+        let key = self.capsule_key()?;
+        let sealed = key.seal(id, &message);
+        let sealed_attachment = attachment.as_ref().map(|a| key.seal_attachment(id, a));
+        let root = self.b.tracer.root(
+            "seal_capsule",
+            RunType::Chain,
+            json!({ "capsule_id": id, "member_id": member_id, "open_at": open_at, "chars": message.chars().count(), "attachment": attachment.as_ref().map(|a| &a.kind) }),
+        );
+        let new = NewCapsule { id, author_id: user.id, member_id, open_at, sealed, attachment: sealed_attachment, draft_chat };
         match self.b.store.create_capsule(user.family_id, &new).await {
             Ok(capsule) => {
                 root.end(json!({ "capsule_id": capsule.id, "draft": new.draft_chat.is_some() }));
@@ -115,7 +176,8 @@ impl Agent {
     /// A capsule request in chat: drafts it and asks for confirmation, seals
     /// a draft on "yes", drops it on "cancel". `None` when the message is
     /// none of these.
-    pub(crate) async fn capsule_chat(&self, user: &User, message: &Message, text: &str) -> Result<Option<Outcome>, AgentError> {
+    /// A photo or voice note sent with the request is sealed with it.
+    pub(crate) async fn capsule_chat(&self, user: &User, message: &Message, text: &str, attachment: Option<Attachment>) -> Result<Option<Outcome>, AgentError> {
         let korean = is_korean(text);
         let since = Utc::now() - chrono::Duration::minutes(DRAFT_MINUTES);
         if is_confirmation(text) || is_cancel(text) {
@@ -167,12 +229,24 @@ impl Agent {
         {
             return Ok(Some(Outcome::Duplicate));
         }
-        self.new_capsule(user, child.id, open_at, capsule_body(text), Some(message.chat_id.clone())).await?;
+        let with = attachment.as_ref().map(|a| a.kind.clone());
+        self.new_capsule(user, child.id, open_at, capsule_body(text), attachment, Some(message.chat_id.clone())).await?;
         let age = when::age_on(child, day).map(|a| if korean { format!(" ({a}살)") } else { format!(" (age {a})") }).unwrap_or_default();
-        let reply = if korean {
-            format!("{}에게 보내는 메시지를 {day}{age}까지 봉인할까요? \"네\"(또는 /seal)라고 답하면 봉인하고, /cancel 하면 지울게요.", child.name)
-        } else {
-            format!("Shall I seal this message for {} until {day}{age}? Reply \"yes\" (or /seal) to seal it, or /cancel.", child.name)
+        let reply = match (korean, with.as_deref()) {
+            (true, Some(kind)) => format!(
+                "{}에게 보내는 메시지와 {}을 {day}{age}까지 봉인할까요? \"네\"(또는 /seal)라고 답하면 봉인하고, /cancel 하면 지울게요.",
+                child.name,
+                if kind == "voice" { "음성 메시지" } else { "사진" }
+            ),
+            (true, None) => format!(
+                "{}에게 보내는 메시지를 {day}{age}까지 봉인할까요? 사진이나 음성 메시지를 지금 보내면 함께 넣을게요. \"네\"(또는 /seal)라고 답하면 봉인하고, /cancel 하면 지울게요.",
+                child.name
+            ),
+            (false, Some(kind)) => format!("Shall I seal this message and its {} for {} until {day}{age}? Reply \"yes\" (or /seal) to seal it, or /cancel.", if kind == "voice" { "voice note" } else { "photo" }, child.name),
+            (false, None) => format!(
+                "Shall I seal this message for {} until {day}{age}? Send a photo or a voice note now to put it in too. Reply \"yes\" (or /seal) to seal it, or /cancel.",
+                child.name
+            ),
         };
         Ok(Some(Outcome::Capsule { reply, capsule: None }))
     }
@@ -190,6 +264,21 @@ impl Agent {
             None => {
                 let key = self.capsule_key().map_err(|e| JobError::Waiting(e.to_string()))?;
                 let message = key.open(capsule.id, &sealed).map_err(JobError::Sealed)?;
+                // The attachment becomes the entry's media, fetched (decrypted) by its own job.
+                let attachment = match self.b.store.capsule_attachment(job.family_id, capsule.id).await? {
+                    Some(a) => Some(key.open_attachment(capsule.id, &a).map_err(JobError::Sealed)?),
+                    None => None,
+                };
+                let voice_only = message.is_empty() && attachment.as_ref().is_some_and(|a| a.kind == "voice");
+                let mut jobs = vec![];
+                if voice_only {
+                    jobs.push(JobKind::Transcribe);
+                } else {
+                    jobs.extend([JobKind::Embed, JobKind::Enrich]);
+                    if attachment.is_some() {
+                        jobs.push(JobKind::FetchMedia);
+                    }
+                }
                 let new = NewEntry {
                     author_id: capsule.author_id,
                     source: Source::Capsule,
@@ -197,10 +286,15 @@ impl Agent {
                     member_ids: vec![capsule.member_id],
                     // The day it was written: the timeline shows it then, opened now.
                     occurred_at: capsule.created_at,
+                    status: if voice_only { EntryStatus::Transcribing } else { EntryStatus::Ready },
+                    media: attachment
+                        .iter()
+                        .map(|a| PendingMedia { kind: a.kind.clone(), source_ref: format!("{CAPSULE_SOURCE}{}", capsule.id), content_type: a.content_type.clone() })
+                        .collect(),
                     ..Default::default()
                 };
-                let span = root.child("open_capsule", RunType::Tool, json!({ "capsule_id": capsule.id }));
-                match self.b.store.open_capsule(job.family_id, capsule.id, new, &[JobKind::Embed, JobKind::Enrich]).await? {
+                let span = root.child("open_capsule", RunType::Tool, json!({ "capsule_id": capsule.id, "attachment": attachment.as_ref().map(|a| &a.kind) }));
+                match self.b.store.open_capsule(job.family_id, capsule.id, new, &jobs).await? {
                     Some(entry) => {
                         span.end(json!({ "entry_id": entry.id }));
                         self.b.metrics.inc("dadly_capsules_total", &[("event", "opened")]);

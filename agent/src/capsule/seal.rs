@@ -31,6 +31,21 @@ pub struct Sealed {
     pub key_id: String,
 }
 
+/// A photo or voice note sealed in a capsule beside its message.
+#[derive(Clone, PartialEq)]
+pub struct Attachment {
+    /// `photo` or `voice`.
+    pub kind: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment").field("kind", &self.kind).field("content_type", &self.content_type).field("bytes", &self.bytes.len()).finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     #[error("the capsule key is not 32 bytes of hex")]
@@ -72,6 +87,34 @@ impl CapsuleKey {
         Sealed { ciphertext, wrapped_key, key_id: self.id.clone() }
     }
 
+    /// Encrypts a capsule's photo or voice note (its kind and content type
+    /// inside the envelope too) under a new data key. Bound to the capsule
+    /// and to its role, so it cannot pass for the message or another capsule.
+    pub fn seal_attachment(&self, capsule_id: uuid::Uuid, attachment: &Attachment) -> Sealed {
+        let mut data_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut data_key);
+        let aad = attachment_aad(capsule_id);
+        let plaintext = [attachment.kind.as_bytes(), b"\n", attachment.content_type.as_bytes(), b"\n", &attachment.bytes].concat();
+        let ciphertext = encrypt(&data_key, &aad, &plaintext);
+        let wrapped_key = encrypt(&self.key, &aad, &data_key);
+        Sealed { ciphertext, wrapped_key, key_id: self.id.clone() }
+    }
+
+    /// The photo or voice note of a sealed capsule.
+    pub fn open_attachment(&self, capsule_id: uuid::Uuid, sealed: &Sealed) -> Result<Attachment, SealError> {
+        if sealed.key_id != self.id {
+            return Err(SealError::OtherKey(sealed.key_id.clone()));
+        }
+        let aad = attachment_aad(capsule_id);
+        let data_key: [u8; 32] = decrypt(&self.key, &aad, &sealed.wrapped_key)?.try_into().map_err(|_| SealError::Damaged)?;
+        let plain = decrypt(&data_key, &aad, &sealed.ciphertext)?;
+        let mut parts = plain.splitn(3, |b| *b == b'\n');
+        let kind = parts.next().and_then(|k| std::str::from_utf8(k).ok()).ok_or(SealError::Damaged)?.to_string();
+        let content_type = parts.next().and_then(|k| std::str::from_utf8(k).ok()).ok_or(SealError::Damaged)?.to_string();
+        let bytes = parts.next().ok_or(SealError::Damaged)?.to_vec();
+        Ok(Attachment { kind, content_type, bytes })
+    }
+
     /// The message of a sealed capsule.
     pub fn open(&self, capsule_id: uuid::Uuid, sealed: &Sealed) -> Result<String, SealError> {
         if sealed.key_id != self.id {
@@ -81,6 +124,10 @@ impl CapsuleKey {
         let message = decrypt(&data_key, capsule_id.as_bytes(), &sealed.ciphertext)?;
         String::from_utf8(message).map_err(|_| SealError::Damaged)
     }
+}
+
+fn attachment_aad(capsule_id: uuid::Uuid) -> Vec<u8> {
+    [capsule_id.as_bytes().as_slice(), b":attachment"].concat()
 }
 
 fn encrypt(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
@@ -120,5 +167,19 @@ mod tests {
         assert_ne!(key.seal(id, "same").ciphertext, key.seal(id, "same").ciphertext, "fresh nonces and data keys");
         assert!(format!("{key:?}").contains("[redacted]"));
         assert!(CapsuleKey::from_hex("abcd").is_err());
+    }
+
+    #[test]
+    fn an_attachment_opens_only_as_the_attachment_of_its_capsule() {
+        let key = CapsuleKey::from_hex(&CapsuleKey::generate_hex()).unwrap();
+        let id = uuid::Uuid::now_v7();
+        let photo = Attachment { kind: "photo".into(), content_type: "image/png".into(), bytes: b"\x89PNG\r\n\x1a\nSECRET-PIXELS\n\n".to_vec() };
+        let sealed = key.seal_attachment(id, &photo);
+        assert!(!sealed.ciphertext.windows(13).any(|w| w == b"SECRET-PIXELS"), "no plaintext in what is stored");
+        assert_eq!(key.open_attachment(id, &sealed).unwrap(), photo, "newlines inside the bytes survive");
+        assert!(matches!(key.open_attachment(uuid::Uuid::now_v7(), &sealed), Err(SealError::Damaged)));
+        assert!(key.open(id, &sealed).is_err(), "an attachment never passes for the message");
+        assert!(key.open_attachment(id, &key.seal(id, "text")).is_err(), "nor the message for an attachment");
+        assert!(!format!("{photo:?}").contains("SECRET"));
     }
 }

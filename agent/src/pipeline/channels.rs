@@ -34,6 +34,10 @@ pub struct MediaMessage {
     pub dedupe_key: Option<String>,
     pub reply_to: Option<String>,
     pub sent_at: DateTime<FixedOffset>,
+    /// The conversation it came from: a capsule drafted there takes the media.
+    pub chat_id: Option<String>,
+    /// Whether the parent reads Korean (for replies when there is no caption to tell).
+    pub korean: bool,
 }
 
 /// What recording a media message did.
@@ -45,6 +49,9 @@ pub enum MediaOutcome {
     JoinedAlbum(Entry),
     /// The channel delivered it before; nothing new was stored.
     Duplicate,
+    /// It went into a time capsule (drafted with its caption, or an open draft
+    /// of this chat); `reply` says what happens next. Nothing was recorded.
+    Capsule { reply: String },
 }
 
 pub(crate) fn hash_code(code: &str) -> String {
@@ -99,6 +106,10 @@ impl Agent {
         if caption.chars().count() > MAX_TEXT_CHARS {
             return Err(AgentError::Invalid(format!("the caption is longer than {MAX_TEXT_CHARS} characters")));
         }
+        if let Some(outcome) = self.media_for_capsule(user, &msg, &caption).await? {
+            self.wake_workers();
+            return Ok(outcome);
+        }
         let mut root = self.b.tracer.root("record_media", crate::trace::RunType::Chain, json!({ "kind": msg.media.kind, "caption": caption }));
         let result = self.record_media_in(user, msg, caption).await;
         match &result {
@@ -107,10 +118,52 @@ impl Agent {
                 root.end(json!({ "entry_id": e.id }));
             }
             Ok(MediaOutcome::Duplicate) => root.end(json!({ "duplicate": true })),
+            Ok(MediaOutcome::Capsule { .. }) => root.end(json!({ "capsule": true })),
             Err(e) => root.fail(&e.to_string()),
         }
         self.wake_workers();
         result
+    }
+
+    /// A photo or voice note whose caption asks for a time capsule, or sent
+    /// while a capsule draft is open in its chat, is sealed into the capsule
+    /// (fetched now: it must never reach the journal or a trace). Its caption
+    /// and bytes are not traced or logged.
+    async fn media_for_capsule(&self, user: &User, msg: &MediaMessage, caption: &str) -> Result<Option<MediaOutcome>, AgentError> {
+        let Some(chat_id) = &msg.chat_id else { return Ok(None) };
+        let asks = crate::capsule::mentions_capsule(caption);
+        if !asks && !caption.is_empty() {
+            return Ok(None);
+        }
+        let since = Utc::now() - chrono::Duration::minutes(30);
+        if !asks && self.b.store.draft_capsule(user.family_id, user.id, chat_id, since).await?.is_none() {
+            return Ok(None);
+        }
+        let source = &msg.media.source_ref;
+        let channel = self.channel_for(source).ok_or_else(|| AgentError::Unavailable(format!("no channel for {source}").into()))?;
+        let bytes = channel.fetch(source).await.map_err(|e| AgentError::Unavailable(Box::new(e)))?;
+        let attachment = crate::capsule::Attachment { kind: msg.media.kind.clone(), content_type: msg.media.content_type.clone(), bytes };
+        let korean = if caption.is_empty() { msg.korean } else { crate::text::is_korean(caption) };
+        if asks {
+            let message = crate::agent::Message {
+                chat_id: chat_id.clone(),
+                text: caption.to_string(),
+                sent_at: msg.sent_at,
+                source: if msg.media.kind == "voice" { Source::Voice } else { Source::Photo },
+                dedupe_key: msg.dedupe_key.clone(),
+                reply_to: msg.reply_to.clone(),
+            };
+            return Ok(match self.capsule_chat(user, &message, caption, Some(attachment)).await? {
+                Some(crate::agent::Outcome::Capsule { reply, .. }) => Some(MediaOutcome::Capsule { reply }),
+                Some(crate::agent::Outcome::Duplicate) => Some(MediaOutcome::Duplicate),
+                _ => None,
+            });
+        }
+        Ok(match self.attach_to_capsule_draft(user, chat_id, attachment, msg.dedupe_key.as_deref(), korean).await? {
+            Some(reply) if reply.is_empty() => Some(MediaOutcome::Duplicate),
+            Some(reply) => Some(MediaOutcome::Capsule { reply }),
+            None => None,
+        })
     }
 
     async fn record_media_in(&self, user: &User, msg: MediaMessage, caption: String) -> Result<MediaOutcome, AgentError> {

@@ -86,7 +86,7 @@ impl Agent {
         crate::validate::local_instant("sent_at", message.sent_at)?;
         crate::validate::label("chat_id", &message.chat_id, 128)?;
         // Capsules first: their text is kept out of chat memory and of the record/ask flows.
-        if let Some(outcome) = self.capsule_chat(user, message, &text).await? {
+        if let Some(outcome) = self.capsule_chat(user, message, &text, None).await? {
             return Ok(outcome);
         }
         let (intent, body) = route(&text);

@@ -36,6 +36,10 @@ impl Agent {
         let media = self.b.store.entry_media(family_id, entry_id).await?;
         for m in media.iter().filter(|m| m.blob_key.is_none()) {
             let Some(source) = &m.source_ref else { continue };
+            if let Some(capsule) = source.strip_prefix(crate::capsule::CAPSULE_SOURCE) {
+                self.unseal_capsule_media(family_id, m, capsule, root).await?;
+                continue;
+            }
             let channel = self.channel_for(source).ok_or_else(|| JobError::Waiting(format!("no channel for {source}")))?;
             let span = root.child("fetch_media", RunType::Tool, json!({ "media_id": m.id, "kind": m.kind }));
             let bytes = match channel.fetch(source).await {
@@ -50,6 +54,29 @@ impl Agent {
             span.end(json!({ "size_bytes": stored.size_bytes, "sha256": stored.sha256 }));
         }
         Ok(self.b.store.entry_media(family_id, entry_id).await?)
+    }
+
+    /// An opened capsule's photo or voice note: decrypted into the blob store
+    /// as the entry's media, then its sealed copy is dropped.
+    async fn unseal_capsule_media(&self, family_id: FamilyId, m: &Media, capsule: &str, root: &Span) -> Result<(), JobError> {
+        let capsule_id: uuid::Uuid = capsule.parse().map_err(|_| JobError::Sealed(crate::capsule::SealError::Damaged))?;
+        let span = root.child("unseal_capsule_media", RunType::Tool, json!({ "media_id": m.id, "kind": m.kind, "capsule_id": capsule_id }));
+        let sealed = match self.b.store.capsule_attachment(family_id, capsule_id).await {
+            Ok(Some(sealed)) => sealed,
+            // The capsule (or its attachment) was deleted: nothing left to put in.
+            Ok(None) | Err(StoreError::NotFound) => {
+                span.end(json!({ "gone": true }));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let key = self.b.capsule_key.as_ref().ok_or_else(|| JobError::Waiting("no capsule key is configured (DADLY_CAPSULE_KEY)".into()))?;
+        let attachment = key.open_attachment(capsule_id, &sealed).map_err(JobError::Sealed)?;
+        let stored = self.b.blobs.put(family_id, attachment.bytes, &attachment.content_type, extension(&attachment.content_type, &attachment.kind)).await?;
+        self.b.store.media_fetched(family_id, m.id, &stored).await?;
+        self.b.store.clear_capsule_attachment(family_id, capsule_id).await?;
+        span.end(json!({ "size_bytes": stored.size_bytes, "sha256": stored.sha256 }));
+        Ok(())
     }
 
     pub(crate) async fn fetch_media(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {

@@ -457,6 +457,8 @@ pub struct NewCapsule {
     pub member_id: MemberId,
     pub open_at: DateTime<Utc>,
     pub sealed: crate::capsule::Sealed,
+    /// A photo or voice note, sealed beside the message.
+    pub attachment: Option<crate::capsule::Sealed>,
     /// A chat draft waiting for the parent's "yes" (no opening is scheduled until then).
     pub draft_chat: Option<String>,
 }
@@ -476,6 +478,12 @@ pub trait CapsuleStore: Send + Sync + 'static {
     async fn delete_capsule(&self, family_id: FamilyId, id: Uuid) -> StoreResult<()>;
     /// The sealed message of a capsule, for the opening job only.
     async fn sealed_capsule(&self, family_id: FamilyId, id: Uuid) -> StoreResult<(Capsule, crate::capsule::Sealed)>;
+    /// Puts a sealed photo or voice note into a chat draft (replacing one it had).
+    async fn attach_to_draft(&self, family_id: FamilyId, id: Uuid, attachment: &crate::capsule::Sealed) -> StoreResult<()>;
+    /// The sealed photo or voice note of a confirmed capsule, while it has one.
+    async fn capsule_attachment(&self, family_id: FamilyId, id: Uuid) -> StoreResult<Option<crate::capsule::Sealed>>;
+    /// Drops the sealed attachment once the opened entry holds it as media.
+    async fn clear_capsule_attachment(&self, family_id: FamilyId, id: Uuid) -> StoreResult<()>;
     /// Opens the capsule exactly once: marks it opened and stores `entry` (with
     /// its jobs) in one transaction. `None` when it was opened (or deleted) already.
     async fn open_capsule(&self, family_id: FamilyId, id: Uuid, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Option<Entry>>;

@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::Path;
+use crate::upload::JsonOrForm;
+use dadly_agent::capsule::Attachment;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/capsules", get(list).post(create)).route("/v1/capsules/{id}", delete(remove))
+    Router::new()
+        .route("/v1/capsules", get(list).post(create).layer(axum::extract::DefaultBodyLimit::max(crate::upload::MAX_FORM_BYTES)))
+        .route("/v1/capsules/{id}", delete(remove))
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -28,6 +32,22 @@ pub(crate) struct CreateCapsule {
     /// The message, sealed until then (1–10,000 characters).
     #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     message: String,
+}
+
+/// A capsule with a photo or voice note, as `multipart/form-data`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct CapsuleUpload {
+    /// The child it is for.
+    member_id: uuid::Uuid,
+    /// As in the JSON form.
+    open_at: String,
+    /// The message (may be empty when a file is attached).
+    #[schema(max_length = 10000)]
+    message: Option<String>,
+    /// A photo (JPEG, PNG, HEIC, WebP) or a voice recording (Ogg/Opus, WebM, M4A, MP3, WAV), recognised by its bytes; at most 20 MiB.
+    #[schema(value_type = Option<String>, format = Binary)]
+    file: Option<Vec<u8>>,
 }
 
 /// The family's capsules.
@@ -51,10 +71,30 @@ fn opening(state: &AppState, value: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// Seals a message for a child until `open_at`.
-#[utoipa::path(post, path = "/v1/capsules", request_body = CreateCapsule, responses((status = 201, description = "Sealed", body = dadly_agent::domain::Capsule), crate::openapi::Errors), tag = "capsules")]
-pub(crate) async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Json(req): Json<CreateCapsule>) -> Result<impl IntoResponse, ApiError> {
-    let open_at = opening(&state, &req.open_at)?;
-    let capsule = state.agent.seal_capsule(&user, req.member_id, open_at, &req.message).await?;
+/// As JSON, or as a form with a photo or voice note sealed beside the message.
+#[utoipa::path(
+    post,
+    path = "/v1/capsules",
+    request_body(content((CreateCapsule = "application/json"), (CapsuleUpload = "multipart/form-data"))),
+    responses((status = 201, description = "Sealed", body = dadly_agent::domain::Capsule), crate::openapi::Errors),
+    tag = "capsules"
+)]
+pub(crate) async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, body: JsonOrForm<CreateCapsule>) -> Result<impl IntoResponse, ApiError> {
+    let (member_id, open_at, message, attachment) = match body {
+        JsonOrForm::Json(req) => (req.member_id, req.open_at, req.message, None),
+        JsonOrForm::Form(form) => {
+            let member_id = form.text("member_id").ok_or_else(|| ApiError::Invalid("`member_id` is required".into()))?;
+            let member_id = member_id.parse().map_err(|_| ApiError::Invalid("`member_id` is not a UUID".into()))?;
+            let open_at = form.text("open_at").ok_or_else(|| ApiError::Invalid("`open_at` is required".into()))?.to_string();
+            if form.photo.is_some() && form.audio.is_some() {
+                return Err(ApiError::Invalid("a capsule takes one photo or one voice note, not both".into()));
+            }
+            let attachment = form.photo.as_ref().or(form.audio.as_ref()).map(|u| Attachment { kind: u.kind.to_string(), content_type: u.content_type.to_string(), bytes: u.bytes.clone() });
+            (member_id, open_at, form.text("message").unwrap_or("").to_string(), attachment)
+        }
+    };
+    let open_at = opening(&state, &open_at)?;
+    let capsule = state.agent.seal_capsule(&user, member_id, open_at, &message, attachment).await?;
     Ok((StatusCode::CREATED, axum::Json(capsule)))
 }
 

@@ -48,8 +48,8 @@ impl CapsuleStore for PostgresStore {
     async fn create_capsule(&self, family_id: FamilyId, c: &NewCapsule) -> StoreResult<Capsule> {
         let mut tx = self.family_tx(family_id).await?;
         let done = sqlx::query(
-            "INSERT INTO time_capsules (id, family_id, author_id, member_id, open_at, ciphertext, wrapped_key, key_id, chat_id, confirmed, created_at) \
-             SELECT $1, $2, $3, id, $5, $6, $7, $8, $9, $10, $11 FROM members WHERE id = $4 AND family_id = $2",
+            "INSERT INTO time_capsules (id, family_id, author_id, member_id, open_at, ciphertext, wrapped_key, key_id, chat_id, confirmed, created_at, attachment, attachment_key) \
+             SELECT $1, $2, $3, id, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM members WHERE id = $4 AND family_id = $2",
         )
         .bind(c.id)
         .bind(family_id)
@@ -62,6 +62,8 @@ impl CapsuleStore for PostgresStore {
         .bind(&c.draft_chat)
         .bind(c.draft_chat.is_none())
         .bind(stored_now())
+        .bind(c.attachment.as_ref().map(|a| a.ciphertext.clone()))
+        .bind(c.attachment.as_ref().map(|a| a.wrapped_key.clone()))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -130,6 +132,49 @@ impl CapsuleStore for PostgresStore {
             key_id: r.try_get("key_id").map_err(map_err)?,
         };
         Ok((capsule_from_row(&r)?, sealed))
+    }
+    async fn attach_to_draft(&self, family_id: FamilyId, id: Uuid, attachment: &Sealed) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        let done = sqlx::query("UPDATE time_capsules SET attachment = $3, attachment_key = $4 WHERE id = $1 AND family_id = $2 AND NOT confirmed AND key_id = $5")
+            .bind(id)
+            .bind(family_id)
+            .bind(&attachment.ciphertext)
+            .bind(&attachment.wrapped_key)
+            .bind(&attachment.key_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(map_err)
+    }
+    async fn capsule_attachment(&self, family_id: FamilyId, id: Uuid) -> StoreResult<Option<Sealed>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let row = sqlx::query("SELECT attachment, attachment_key, key_id FROM time_capsules WHERE id = $1 AND family_id = $2 AND confirmed")
+            .bind(id)
+            .bind(family_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(map_err)?;
+        let ciphertext: Option<Vec<u8>> = row.try_get("attachment").map_err(map_err)?;
+        let wrapped_key: Option<Vec<u8>> = row.try_get("attachment_key").map_err(map_err)?;
+        Ok(match (ciphertext, wrapped_key) {
+            (Some(ciphertext), Some(wrapped_key)) if !ciphertext.is_empty() => Some(Sealed { ciphertext, wrapped_key, key_id: row.try_get("key_id").map_err(map_err)? }),
+            _ => None,
+        })
+    }
+    async fn clear_capsule_attachment(&self, family_id: FamilyId, id: Uuid) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query("UPDATE time_capsules SET attachment = NULL, attachment_key = NULL WHERE id = $1 AND family_id = $2")
+            .bind(id)
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
     }
     async fn open_capsule(&self, family_id: FamilyId, id: Uuid, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Option<Entry>> {
         let entry_id = Uuid::now_v7();
