@@ -166,7 +166,7 @@ impl App {
         let backends = Backends { store, index, blobs, chat, embedder, transcriber, tracer, metrics, channels, capsule_key };
         let agent = Arc::new(Agent::new(backends, agent_settings));
         let auth = Arc::new(auth(&settings)?);
-        let state = AppState::new(agent.clone(), auth, local_blobs, settings.metrics_token.as_ref().map(|t| t.0.clone()));
+        let state = AppState::new(agent.clone(), auth, local_blobs, settings.metrics_token.as_ref().map(|t| t.0.clone())).with_allowed_origins(settings.allowed_origins.clone());
         Ok(Self { agent, state, settings })
     }
 

@@ -53,9 +53,11 @@ pub async fn family_create(settings: &Settings, name: &str, parent: &str, childr
     for kid in kids {
         created.push(store.create_member(family.id, kid).await.context("adding a child (are two children named the same?)")?);
     }
-    let token = crate::app::auth(settings)?.mint(user.id, chrono::Duration::days(TOKEN_DAYS));
+    let auth = crate::app::auth(settings)?;
+    let token = auth.mint(user.id, chrono::Duration::days(TOKEN_DAYS));
+    let link = dadly_api::sign_in_link(&auth, &settings.public_url, user.id);
     if as_json {
-        println!("{}", json!({ "family_id": family.id, "user_id": user.id, "token": token, "members": created }));
+        println!("{}", json!({ "family_id": family.id, "user_id": user.id, "token": token, "sign_in_link": link, "members": created }));
         return Ok(());
     }
     println!("Created family \"{}\" ({})", family.name, family.id);
@@ -64,6 +66,7 @@ pub async fn family_create(settings: &Settings, name: &str, parent: &str, childr
         let aliases = if m.aliases.is_empty() { String::new() } else { format!(" a.k.a. {}", m.aliases.join(", ")) };
         println!("Child:  {}{}{}", m.name, aliases, m.birth_date.map(|d| format!(", born {d}")).unwrap_or_default());
     }
+    println!("\nOpen the app (this link signs {} in once, within 15 minutes):\n  {link}", user.name);
     println!("\nBearer token (valid {TOKEN_DAYS} days):\n{token}\n");
     println!("Try it:\n  export TOKEN={token}");
     println!(
@@ -80,7 +83,10 @@ pub async fn token(settings: &Settings, user: &str, days: i64) -> anyhow::Result
     }
     let store = open_store(settings).await?;
     store.get_user(user_id).await.with_context(|| format!("no user with id {user_id}"))?;
-    println!("{}", crate::app::auth(settings)?.mint(user_id, chrono::Duration::days(days)));
+    let auth = crate::app::auth(settings)?;
+    println!("{}", auth.mint(user_id, chrono::Duration::days(days)));
+    // The bare token stays alone on stdout for scripts; the link is for a person.
+    eprintln!("sign in to the app (once, within 15 minutes): {}", dadly_api::sign_in_link(&auth, &settings.public_url, user_id));
     Ok(())
 }
 
@@ -96,7 +102,8 @@ pub async fn revoke(settings: &Settings, user: &str) -> anyhow::Result<()> {
 /// On a laptop (SQLite, loopback), the family made on first start and a fresh
 /// token for its parent, so the first `cargo run` is enough to start chatting.
 /// The user id is kept in `<data dir>/local_user`.
-pub async fn local_family_token(settings: &Settings, store: &std::sync::Arc<dyn dadly_agent::store::Store>) -> anyhow::Result<Option<String>> {
+/// Returns the token and a one-time sign-in link for the app.
+pub async fn local_family_token(settings: &Settings, store: &std::sync::Arc<dyn dadly_agent::store::Store>) -> anyhow::Result<Option<(String, String)>> {
     let embedded = matches!(settings.store, crate::settings::StoreBackend::Sqlite(_)) && settings.bind.ip().is_loopback();
     if !embedded {
         return Ok(None);
@@ -115,7 +122,8 @@ pub async fn local_family_token(settings: &Settings, store: &std::sync::Arc<dyn 
             user
         }
     };
-    Ok(Some(crate::app::auth(settings)?.mint(user.id, chrono::Duration::days(TOKEN_DAYS))))
+    let auth = crate::app::auth(settings)?;
+    Ok(Some((auth.mint(user.id, chrono::Duration::days(TOKEN_DAYS)), dadly_api::sign_in_link(&auth, &settings.public_url, user.id))))
 }
 
 /// Prints a one-time Telegram link code for a parent.

@@ -158,7 +158,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     eprintln!("  data:   {data_dir}");
     eprintln!("  models: {models}");
     match local_token {
-        Some(token) => {
+        Some((token, link)) => {
+            eprintln!("  open the app: {link}\n  (the link signs you in once, within 15 minutes; or paste the token below)");
             eprintln!("  your local family is ready; its parent's token (valid {} days):\n\n    export TOKEN={token}\n", dadly::cli::TOKEN_DAYS);
             eprintln!("  add a child:  curl -s http://{}/v1/members -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"name\":\"Minji\",\"aliases\":[\"민지\"]}}'", running.addr);
         }

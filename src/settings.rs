@@ -103,6 +103,9 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Base URL clients reach this server at (for signed media links).
     pub public_url: String,
+    /// `DADLY_ALLOWED_ORIGINS`: other sites whose pages may call the API
+    /// (the chat widget on a family's own site), comma-separated; `*` for any.
+    pub allowed_origins: Vec<String>,
     pub models: ModelBackend,
     pub jwt_secret: Option<Secret>,
     /// `JWT_ISSUER`: the `iss` tokens must carry (e.g. `https://<project>.supabase.co/auth/v1`).
@@ -160,6 +163,7 @@ impl std::fmt::Debug for Settings {
             .field("blobs", &self.blobs)
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
+            .field("allowed_origins", &self.allowed_origins)
             .field("models", &self.models)
             .field("jwt_secret", &self.jwt_secret)
             .field("jwt_issuer", &self.jwt_issuer)
@@ -392,6 +396,21 @@ impl Settings {
             database_owner_url: env.get("DADLY_DATABASE_OWNER_URL"),
             bind,
             public_url,
+            allowed_origins: match env.get("DADLY_ALLOWED_ORIGINS") {
+                None => Vec::new(),
+                Some(list) => {
+                    let mut origins = Vec::new();
+                    for o in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                        let o = o.trim_end_matches('/');
+                        let valid = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && !o[8..].contains('/'));
+                        if !valid {
+                            return Err(bad("DADLY_ALLOWED_ORIGINS", format!("`{o}` is not an origin like https://family.example")));
+                        }
+                        origins.push(o.to_string());
+                    }
+                    origins
+                }
+            },
             models,
             jwt_secret,
             jwt_issuer: env.get("JWT_ISSUER"),

@@ -411,6 +411,7 @@ async fn the_openapi_document_describes_every_v1_route_with_bearer_auth_and_erro
     assert_eq!(doc["openapi"], "3.1.0");
     let expected = [
         ("/v1/chat", "post"),
+        ("/v1/chat/stream", "post"),
         ("/v1/entries", "post"),
         ("/v1/entries", "get"),
         ("/v1/entries/{id}", "get"),
@@ -436,6 +437,8 @@ async fn the_openapi_document_describes_every_v1_route_with_bearer_auth_and_erro
         ("/v1/erasures", "get"),
         ("/v1/prompts", "get"),
         ("/v1/prompts", "put"),
+        ("/v1/widget-tokens", "post"),
+        ("/v1/sign-in", "post"),
     ];
     for (path, method) in expected {
         let op = &doc["paths"][path][method];

@@ -117,6 +117,11 @@ pub struct Message {
     pub reply_to: Option<String>,
 }
 
+tokio::task_local! {
+    /// Where a streaming client wants an answer's text as it is produced.
+    pub(crate) static ANSWER_DELTAS: tokio::sync::mpsc::UnboundedSender<String>;
+}
+
 /// A cited entry in an answer.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Citation {

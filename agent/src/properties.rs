@@ -172,7 +172,7 @@ proptest! {
         ];
         for task in tasks {
             let enrich = matches!(task, Task::Enrich { .. });
-            let request = ChatRequest { task, messages: vec![], schema: None, temperature: 0.0 };
+            let request = ChatRequest { task, messages: vec![], schema: None, temperature: 0.0, deltas: None };
             let done = block_on(chat.complete(&request));
             prop_assert!(done.is_ok());
             if enrich {
@@ -248,6 +248,7 @@ fn the_inputs_that_once_crashed_dadly_are_handled() {
         messages: vec![],
         schema: None,
         temperature: 0.0,
+        deltas: None,
     };
     let done = block_on(OfflineModels::chat().complete(&request)).expect("offline enrichment");
     assert_eq!(enrich::parse_enrich(&done.content).expect("parses").summary, "민지。");

@@ -36,7 +36,22 @@ struct Claims {
     aud: Option<Audience>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iss: Option<String>,
+    /// A narrower token: `widget` (chat only) or `signin` (exchanged once at `/v1/sign-in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    /// A one-time token's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
+
+/// What a widget token may do: chat (streamed or not), record an entry (a
+/// voice note, a photo) and open an entry a citation points at.
+const WIDGET_ROUTES: &[(&str, &str)] = &[("POST", "/v1/chat"), ("POST", "/v1/chat/stream"), ("POST", "/v1/entries"), ("GET", "/v1/entries/{id}")];
+
+/// A widget token's scope.
+pub const WIDGET_SCOPE: &str = "widget";
+/// A sign-in link's scope.
+pub const SIGNIN_SCOPE: &str = "signin";
 
 /// `aud` may be one string or a list (RFC 7519).
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,10 +77,13 @@ impl Default for TokenPolicy {
 }
 
 /// A verified token: whom it names and when it was issued.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub user_id: Uuid,
     pub issued_at: DateTime<Utc>,
+    pub scope: Option<&'static str>,
+    /// A one-time token's id (sign-in links).
+    pub jti: Option<Uuid>,
 }
 
 pub struct Auth {
@@ -89,6 +107,11 @@ impl Auth {
 
     /// A token for `user_id`, valid for `ttl` (at most the policy's maximum lifetime).
     pub fn mint(&self, user_id: Uuid, ttl: chrono::Duration) -> String {
+        self.mint_scoped(user_id, ttl, None)
+    }
+
+    /// A narrower token (`WIDGET_SCOPE`, `SIGNIN_SCOPE`); sign-in tokens carry a one-time id.
+    pub fn mint_scoped(&self, user_id: Uuid, ttl: chrono::Duration, scope: Option<&str>) -> String {
         let now = Utc::now().timestamp();
         let ttl = ttl.min(self.policy.max_lifetime);
         let claims = Claims {
@@ -98,6 +121,8 @@ impl Auth {
             nbf: None,
             aud: Some(Audience::One(AUDIENCE.into())),
             iss: self.policy.issuer.clone(),
+            scope: scope.map(str::to_string),
+            jti: (scope == Some(SIGNIN_SCOPE)).then(|| Uuid::now_v7().to_string()),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 encoding of plain claims cannot fail")
     }
@@ -139,7 +164,15 @@ impl Auth {
         }
         let user_id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::Unauthorized("the token's subject is not a user id".into()))?;
         let issued_at = DateTime::from_timestamp(iat, 0).ok_or_else(|| ApiError::Unauthorized("the token is not valid".into()))?;
-        Ok(Verified { user_id, issued_at })
+        let scope = match claims.scope.as_deref() {
+            None => None,
+            Some(WIDGET_SCOPE) => Some(WIDGET_SCOPE),
+            Some(SIGNIN_SCOPE) => Some(SIGNIN_SCOPE),
+            // Supabase puts other scopes in its tokens' custom claims rarely; ours are the only narrowing ones.
+            Some(_) => return Err(ApiError::Unauthorized("the token's scope is not one this service issues".into())),
+        };
+        let jti = claims.jti.as_deref().and_then(|j| Uuid::parse_str(j).ok());
+        Ok(Verified { user_id, issued_at, scope, jti })
     }
 }
 
@@ -162,6 +195,16 @@ impl FromRequestParts<AppState> for AuthUser {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
         let verified = state.auth.verify(token)?;
+        match verified.scope {
+            None => {}
+            Some(WIDGET_SCOPE) => {
+                let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|p| p.as_str()).unwrap_or("");
+                if !WIDGET_ROUTES.iter().any(|(m, r)| parts.method.as_str() == *m && route == *r) {
+                    return Err(ApiError::Forbidden("a widget token can only chat, record and open entries; sign in to the app for the rest".into()));
+                }
+            }
+            Some(_) => return Err(ApiError::Unauthorized("a sign-in link is exchanged at /v1/sign-in, not used as a token".into())),
+        }
         let user = match state.agent.user(verified.user_id).await {
             Ok(user) => user,
             Err(AgentError::NotFound) => return Err(ApiError::Unauthorized("the token's user does not exist".into())),

@@ -53,10 +53,15 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and JSON body this error answers with (5xx logged, as for a response).
+    pub fn status_and_body(self) -> (StatusCode, serde_json::Value) {
+        self.status_body()
+    }
+
+    fn status_body(&self) -> (StatusCode, serde_json::Value) {
         let (status, code) = self.parts();
-        let message = match &self {
+        let message = match self {
             ApiError::Unavailable(e) => {
                 tracing::error!(error = %e, source = ?e.source(), "backend unavailable");
                 "a backend is unavailable; please retry shortly".to_string()
@@ -67,7 +72,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        (status, json!({ "error": { "code": code, "message": message } }))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_body();
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("5"));
         }

@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::Auth;
 pub use error::ApiError;
+pub use routes::web::sign_in_link;
 
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -40,11 +41,19 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// The queue depth as last read, so scrapes do not each query the store.
     pub queue_depth: Arc<tokio::sync::Mutex<Option<(std::time::Instant, dadly_agent::store::QueueDepth)>>>,
+    /// Other sites whose pages may call the API (CORS); `*` for any.
+    pub allowed_origins: Arc<Vec<String>>,
 }
 
 impl AppState {
     pub fn new(agent: Arc<Agent>, auth: Arc<Auth>, local_blobs: Option<Arc<LocalBlobs>>, metrics_token: Option<String>) -> Self {
-        Self { agent, auth, local_blobs, metrics_token: metrics_token.map(Into::into), queue_depth: Default::default() }
+        Self { agent, auth, local_blobs, metrics_token: metrics_token.map(Into::into), queue_depth: Default::default(), allowed_origins: Default::default() }
+    }
+
+    /// Lets pages on these origins call the API (the chat widget on a family's site).
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.allowed_origins = Arc::new(origins);
+        self
     }
 }
 
@@ -65,8 +74,10 @@ pub fn router_with(state: AppState, channel_routes: Router) -> Router {
         .merge(routes::entries::routes())
         .merge(routes::members::routes())
         .merge(routes::health::routes())
-        .merge(routes::media::routes());
+        .merge(routes::media::routes())
+        .merge(routes::web::routes());
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    let cors = cors(&state.allowed_origins);
     api.fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state.clone())
         .merge(channel_routes)
@@ -78,6 +89,28 @@ pub fn router_with(state: AppState, channel_routes: Router) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(cors)
+}
+
+/// CORS for the configured origins: bearer tokens in headers, no cookies, so
+/// credentials are never allowed; preflights are answered here.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("idempotency-key")])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600))
 }
 
 /// A handler that panicked answers 500 with the usual opaque JSON body; the

@@ -67,6 +67,7 @@ impl Modify for BearerAuth {
     info(title = "Dadly", description = "A family journal you talk to. Every route takes `Authorization: Bearer <token>`; the family comes from the token."),
     paths(
         routes::chat::chat,
+        routes::chat::chat_stream,
         routes::entries::create,
         routes::entries::list,
         routes::entries::read,
@@ -92,6 +93,8 @@ impl Modify for BearerAuth {
         routes::erasure::erasures,
         routes::prompts::show,
         routes::prompts::set,
+        routes::web::widget_token,
+        routes::web::sign_in,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

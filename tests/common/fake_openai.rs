@@ -44,6 +44,10 @@ struct FakeState {
     usages: Mutex<Vec<Value>>,
     /// What transcription returns.
     transcript: Mutex<String>,
+    /// Streamed answers (finished, cut off by the client).
+    streams: Mutex<(u32, u32)>,
+    /// The pause between streamed words.
+    stream_delay: Mutex<Duration>,
 }
 
 pub struct FakeOpenAi {
@@ -95,6 +99,15 @@ impl FakeOpenAi {
     /// Bodies received on `path` (e.g. "/v1/chat/completions").
     pub fn requests(&self, path: &str) -> Vec<Value> {
         self.state.requests.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, b)| b.clone()).collect()
+    }
+
+    /// Streamed answers so far: (sent to the end, cut off because the client went away).
+    pub fn streams(&self) -> (u32, u32) {
+        *self.state.streams.lock().unwrap()
+    }
+
+    pub fn set_stream_delay(&self, delay: Duration) {
+        *self.state.stream_delay.lock().unwrap() = delay;
     }
 
     pub fn set_transcript(&self, text: &str) {
@@ -162,6 +175,10 @@ fn last_user(body: &Value) -> String {
 }
 
 async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+    if body.0["stream"] == true && body.0["response_format"].is_null() && authorized(&headers) {
+        state.requests.lock().unwrap().push(("/v1/chat/completions".into(), body.0.clone()));
+        return stream_answer(state, &body.0);
+    }
     let response = chat_inner(state.clone(), headers, body).await;
     let (parts, bytes) = response.into_parts();
     let bytes = axum::body::to_bytes(bytes, usize::MAX).await.unwrap();
@@ -212,6 +229,52 @@ async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body):
             completion(&content, prompt_tokens)
         }
     }
+}
+
+/// Marks a streamed answer cut off when its body is dropped before the end.
+struct StreamGuard {
+    state: Arc<FakeState>,
+    finished: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut s = self.state.streams.lock().unwrap();
+        if self.finished { s.0 += 1 } else { s.1 += 1 }
+    }
+}
+
+/// A streamed answer, as OpenAI sends it: `chat.completion.chunk` events a
+/// word at a time (`stream_delay` apart), then a usage chunk, then `[DONE]`.
+fn stream_answer(state: Arc<FakeState>, body: &Value) -> Response {
+    let user = last_user(body);
+    let first = user.lines().find(|l| l.starts_with("[1]")).unwrap_or("");
+    let content = if first.is_empty() { "Your journal has nothing about that.".to_string() } else { format!("According to your journal: {} [1]", first.trim_start_matches("[1]").trim()) };
+    let words: Vec<String> = content.split_inclusive(' ').map(str::to_string).collect();
+    let prompt_tokens: u64 = body["messages"].as_array().map(|m| m.iter().map(|x| x["content"].as_str().unwrap_or("").split_whitespace().count() as u64).sum()).unwrap_or(0);
+    let completion_tokens = words.len() as u64;
+    let delay = *state.stream_delay.lock().unwrap();
+    let chunk = |delta: Value, usage: Value, finish: Value| {
+        let choices = if delta.is_null() { json!([]) } else { json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]) };
+        format!("data: {}\n\n", json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_764_000_000u32, "model": CHAT_MODEL, "choices": choices, "usage": usage }))
+    };
+    let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null, Value::Null)];
+    events.extend(words.iter().map(|w| chunk(json!({ "content": w }), Value::Null, Value::Null)));
+    events.push(chunk(json!({}), Value::Null, json!("stop")));
+    events.push(chunk(Value::Null, json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens }), Value::Null));
+    events.push("data: [DONE]\n\n".to_string());
+    state.usages.lock().unwrap().push(json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens }));
+    let guard = StreamGuard { state, finished: false };
+    let stream = futures_util::stream::unfold((events.into_iter(), guard, true), move |(mut events, mut guard, first)| async move {
+        if !first {
+            tokio::time::sleep(delay).await;
+        }
+        let e = events.next()?;
+        // `[DONE]` went out: the answer was sent to the end (the client may hang up now).
+        guard.finished = events.len() == 0;
+        Some((Ok::<_, std::convert::Infallible>(e), (events, guard, false)))
+    });
+    Response::builder().header("content-type", "text/event-stream").body(axum::body::Body::from_stream(stream)).unwrap()
 }
 
 /// `GET /v1/models`, as OpenAI lists them.

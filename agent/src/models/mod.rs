@@ -79,6 +79,9 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     pub schema: Option<OutputSchema>,
     pub temperature: f32,
+    /// Where to send the answer's text as the model produces it (a streaming
+    /// client); a model that cannot stream sends nothing here.
+    pub deltas: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// Token counts as the model server reported them.
@@ -95,6 +98,8 @@ pub struct ChatCompletion {
     /// The model that answered, as the server named it.
     pub model: String,
     pub usage: Option<Usage>,
+    /// Whether `content` went out through `deltas` as it was produced.
+    pub streamed: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -169,7 +169,7 @@ impl ChatModel for OfflineChat {
             }
             Task::Answer { question, sources, korean } => offline_answer(question, sources, *korean),
         };
-        Ok(ChatCompletion { content, model: self.model_name().into(), usage: None })
+        Ok(ChatCompletion { content, model: self.model_name().into(), usage: None, streamed: false })
     }
 }
 
@@ -207,6 +207,7 @@ mod tests {
             messages: vec![],
             schema: None,
             temperature: 0.0,
+            deltas: None,
         };
         let out = OfflineChat.complete(&req).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out.content).unwrap();

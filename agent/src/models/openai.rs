@@ -10,7 +10,7 @@ use async_openai::types::audio::{AudioInput, CreateTranscriptionRequest};
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
 };
 use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
 use async_openai::types::InputSource;
@@ -251,6 +251,9 @@ impl ChatModel for OpenAiChat {
             }),
             ..Default::default()
         };
+        if let Some(deltas) = request.deltas.as_ref().filter(|_| request.schema.is_none()) {
+            return self.complete_streaming(req, deltas).await;
+        }
         let response = self.client.chat().create(req).await.map_err(map_error)?;
         let choice = response.choices.into_iter().next().ok_or_else(|| ModelError::BadResponse("no choices".into()))?;
         let content = choice
@@ -262,7 +265,40 @@ impl ChatModel for OpenAiChat {
             content,
             model: response.model,
             usage: response.usage.map(|u| usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)),
+            streamed: false,
         })
+    }
+}
+
+impl OpenAiChat {
+    /// Streams the completion (`stream: true`, usage in the last chunk),
+    /// passing each piece of text on as it arrives. Dropping the future (a
+    /// client that went away) drops the connection, which stops the model.
+    async fn complete_streaming(&self, mut req: CreateChatCompletionRequest, deltas: &tokio::sync::mpsc::UnboundedSender<String>) -> Result<ChatCompletion, ModelError> {
+        use futures_util::StreamExt;
+        req.stream_options = Some(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None });
+        let mut stream = self.client.chat().create_stream(req).await.map_err(map_error)?;
+        let mut content = String::new();
+        let mut model = self.model.clone();
+        let mut used = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(map_error)?;
+            model = chunk.model;
+            if let Some(u) = chunk.usage {
+                used = Some(usage(u.prompt_tokens, u.completion_tokens, u.total_tokens));
+            }
+            for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+                if let Some(piece) = choice.delta.content.filter(|p| !p.is_empty()) {
+                    content.push_str(&piece);
+                    // The client may have gone; the answer is still finished and kept.
+                    let _ = deltas.send(piece);
+                }
+            }
+        }
+        if content.trim().is_empty() {
+            return Err(ModelError::BadResponse("empty message".into()));
+        }
+        Ok(ChatCompletion { content, model, usage: used, streamed: true })
     }
 }
 

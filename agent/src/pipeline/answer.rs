@@ -186,7 +186,8 @@ impl Agent {
             messages.push(if turn.role == "assistant" { ChatMessage::assistant(&turn.content) } else { ChatMessage::user(&turn.content) });
         }
         messages.push(ChatMessage::user(user_text));
-        let request = ChatRequest { task: Task::Answer { question: question.to_string(), sources: notes.clone(), korean }, messages, schema: None, temperature: 0.2 };
+        let deltas = crate::agent::ANSWER_DELTAS.try_with(|d| d.clone()).ok();
+        let request = ChatRequest { task: Task::Answer { question: question.to_string(), sources: notes.clone(), korean }, messages, schema: None, temperature: 0.2, deltas };
         let text = match self.call_chat(user.family_id, parent, "answer", &request).await {
             Ok(done) => done.content,
             Err(e) => {

@@ -47,6 +47,14 @@ fn recorded_reply(entry: &Entry, names: &[String], korean: bool) -> String {
 }
 
 impl Agent {
+    /// `handle`, with an answer's text sent to `deltas` as the model produces
+    /// it (a model that cannot stream sends nothing; the outcome has it all).
+    /// Dropping the future cancels the model call; an entry it recorded is
+    /// stored before it returns.
+    pub async fn handle_streaming(&self, user: &User, message: Message, deltas: tokio::sync::mpsc::UnboundedSender<String>) -> Result<Outcome, AgentError> {
+        crate::agent::ANSWER_DELTAS.scope(deltas, self.handle(user, message)).await
+    }
+
     /// Handles one message from a parent: record, answer or help.
     pub async fn handle(&self, user: &User, message: Message) -> Result<Outcome, AgentError> {
         if let Err(wait) = self.limiter.check(user.id) {
@@ -143,6 +151,7 @@ impl Agent {
             messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
             schema: Some(route_schema()),
             temperature: 0.0,
+            deltas: None,
         };
         match self.call_chat(family_id, root, "route", &request).await {
             Ok(done) => match super::parse_json(&done.content).ok().and_then(|v| v["kind"].as_str().map(str::to_string)).as_deref() {

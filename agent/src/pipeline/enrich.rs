@@ -189,6 +189,7 @@ impl Agent {
             messages: vec![ChatMessage::system(rendered.0), ChatMessage::user(rendered.1)],
             schema: Some(enrich_schema()),
             temperature: 0.0,
+            deltas: None,
         };
         let done = self.call_chat(job.family_id, root, "enrich", &request).await?;
         let parser = root.child("parse_insights", RunType::Parser, json!({ "content": done.content }));

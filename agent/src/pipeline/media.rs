@@ -16,11 +16,13 @@ use crate::trace::{RunType, Span};
 /// How long a voice note waits before trying again when no transcriber is configured.
 const WAIT_FOR_CONFIGURATION: chrono::Duration = chrono::Duration::minutes(15);
 
-fn extension(content_type: &str, kind: &str) -> &'static str {
+pub(crate) fn extension(content_type: &str, kind: &str) -> &'static str {
     match content_type {
         "image/jpeg" => "jpg",
         "image/png" => "png",
         "image/webp" => "webp",
+        "image/heic" => "heic",
+        "audio/webm" | "video/webm" => "webm",
         "audio/ogg" | "audio/opus" => "ogg",
         "audio/mpeg" => "mp3",
         "audio/mp4" | "audio/x-m4a" => "m4a",
@@ -36,6 +38,13 @@ impl Agent {
         let media = self.b.store.entry_media(family_id, entry_id).await?;
         for m in media.iter().filter(|m| m.blob_key.is_none()) {
             let Some(source) = &m.source_ref else { continue };
+            if let Some(key) = source.strip_prefix(super::uploads::UPLOAD_SOURCE) {
+                // Uploaded over HTTP: already in the blob store, only the link is missing.
+                let bytes = self.b.blobs.get(family_id, key).await?;
+                let stored = crate::blob::StoredBlob { key: key.to_string(), content_type: m.content_type.clone(), size_bytes: bytes.len() as u64, sha256: crate::blob::sha256_hex(&bytes) };
+                self.b.store.media_fetched(family_id, m.id, &stored).await?;
+                continue;
+            }
             if let Some(capsule) = source.strip_prefix(crate::capsule::CAPSULE_SOURCE) {
                 self.unseal_capsule_media(family_id, m, capsule, root).await?;
                 continue;

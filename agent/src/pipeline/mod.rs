@@ -12,6 +12,7 @@ pub mod family;
 pub mod prompts;
 mod media;
 mod record;
+mod uploads;
 
 pub use answer::Answer;
 pub use enrich::{JobError, Retry};
@@ -19,6 +20,7 @@ pub(crate) use media::wait_until;
 pub use channels::{LinkCode, MediaMessage, MediaOutcome};
 pub use entries::{EntryPatch, ListQuery};
 pub use record::RecordInput;
+pub use uploads::UploadedFile;
 
 use serde_json::{Value, json};
 

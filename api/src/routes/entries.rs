@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Router, response::IntoResponse};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 use dadly_agent::domain::{EntryId, MemberId, Source};
-use dadly_agent::pipeline::{EntryPatch, ListQuery, RecordInput};
+use dadly_agent::pipeline::{EntryPatch, ListQuery, RecordInput, UploadedFile};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -14,10 +14,11 @@ use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::upload::JsonOrForm;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/entries", get(list).post(create))
+        .route("/v1/entries", get(list).post(create).layer(axum::extract::DefaultBodyLimit::max(crate::upload::MAX_FORM_BYTES)))
         .route("/v1/entries/{id}", get(read).patch(edit).delete(remove))
 }
 
@@ -52,11 +53,32 @@ pub(crate) struct CreateEntry {
     source: Option<String>,
 }
 
-/// Records an entry directly.
+/// An entry with a photo and/or a voice recording, as `multipart/form-data`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct EntryUpload {
+    /// Optional with a file; a voice recording without text is transcribed into the entry.
+    #[schema(max_length = 10000)]
+    text: Option<String>,
+    /// A photo: JPEG, PNG, HEIC or WebP (recognised by its bytes), at most 20 MiB.
+    #[schema(value_type = Option<String>, format = Binary)]
+    photo: Option<Vec<u8>>,
+    /// A voice recording: Ogg/Opus, WebM/Opus, M4A, MP3 or WAV, at most 20 MiB.
+    #[schema(value_type = Option<String>, format = Binary)]
+    audio: Option<Vec<u8>>,
+    /// Comma-separated child ids.
+    member_ids: Option<String>,
+    /// RFC 3339.
+    occurred_at: Option<String>,
+    /// RFC 3339, with the parent's offset.
+    sent_at: Option<String>,
+}
+
+/// Records an entry directly: JSON, or a form with a photo and/or a voice recording.
 #[utoipa::path(
     post,
     path = "/v1/entries",
-    request_body = CreateEntry,
+    request_body(content((CreateEntry = "application/json"), (EntryUpload = "multipart/form-data"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely: the same key from the same family gets the first response")),
     responses((status = 201, description = "Recorded", body = EntryCreated), crate::openapi::Errors),
     tag = "entries"
@@ -65,10 +87,49 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     headers: axum::http::HeaderMap,
-    Json(req): Json<CreateEntry>,
+    body: JsonOrForm<CreateEntry>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let fingerprint = serde_json::to_value(&req).unwrap_or_default();
-    crate::idempotency::once(&state, &user, &headers, "POST /v1/entries", &fingerprint, create_once(&state, &user, req)).await
+    match body {
+        JsonOrForm::Json(req) => {
+            let fingerprint = serde_json::to_value(&req).unwrap_or_default();
+            crate::idempotency::once(&state, &user, &headers, "POST /v1/entries", &fingerprint, create_once(&state, &user, req)).await
+        }
+        JsonOrForm::Form(form) => {
+            let files: Vec<&crate::upload::Upload> = form.photo.iter().chain(form.audio.iter()).collect();
+            let fingerprint = serde_json::json!({
+                "fields": form.fields,
+                "files": files.iter().map(|f| dadly_agent::blob::sha256_hex(&f.bytes)).collect::<Vec<_>>(),
+            });
+            crate::idempotency::once(&state, &user, &headers, "POST /v1/entries", &fingerprint, upload_once(&state, &user, form)).await
+        }
+    }
+}
+
+fn rfc3339(form: &crate::upload::Form, name: &str) -> Result<Option<DateTime<FixedOffset>>, ApiError> {
+    form.text(name).map(|v| DateTime::parse_from_rfc3339(v).map_err(|_| ApiError::Invalid(format!("`{name}` must be an RFC 3339 instant")))).transpose()
+}
+
+async fn upload_once(state: &AppState, user: &dadly_agent::domain::User, form: crate::upload::Form) -> Result<(StatusCode, serde_json::Value), ApiError> {
+    let member_ids = form.list("member_ids");
+    let member_ids = if member_ids.is_empty() {
+        None
+    } else {
+        Some(member_ids.iter().map(|id| id.parse::<Uuid>().map_err(|_| ApiError::Invalid(format!("`{id}` in `member_ids` is not a UUID")))).collect::<Result<Vec<_>, _>>()?)
+    };
+    let input = RecordInput {
+        text: form.text("text").unwrap_or("").to_string(),
+        source: Source::Web,
+        occurred_at: rfc3339(&form, "occurred_at")?.map(|t| t.to_utc()),
+        member_ids,
+        sent_at: rfc3339(&form, "sent_at")?.unwrap_or_else(|| state.agent.local_now()),
+        dedupe_key: None,
+        reply_to: None,
+    };
+    let files: Vec<UploadedFile> =
+        form.photo.iter().chain(form.audio.iter()).map(|u| UploadedFile { kind: u.kind.to_string(), content_type: u.content_type.to_string(), bytes: u.bytes.clone() }).collect();
+    let entry = state.agent.record_upload(user, input, files).await?;
+    let body = EntryCreated { entry_id: entry.id, entry };
+    Ok((StatusCode::CREATED, serde_json::to_value(body).map_err(|e| ApiError::Internal(Box::new(e)))?))
 }
 
 async fn create_once(state: &AppState, user: &dadly_agent::domain::User, req: CreateEntry) -> Result<(StatusCode, serde_json::Value), ApiError> {

@@ -9,3 +9,4 @@ pub mod media;
 pub mod members;
 pub mod parents;
 pub mod prompts;
+pub mod web;
