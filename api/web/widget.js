@@ -107,7 +107,7 @@
   Widget.prototype.build = function (host) {
     var self = this, t = this.t;
     var uid = "dw" + Math.random().toString(36).slice(2, 8);
-    this.log = el("ol", { class: "dadly-w-log", role: "log", "aria-live": "polite", "aria-label": t.title });
+    this.log = el("div", { class: "dadly-w-log", role: "log", "aria-live": "polite", "aria-label": t.title });
     this.input = el("textarea", { id: uid + "-msg", rows: "1", placeholder: t.placeholder, "aria-label": t.message });
     this.input.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); self.send(); }
@@ -142,7 +142,7 @@
   };
 
   Widget.prototype.say = function (text, cls) {
-    var item = el("li", { class: "dadly-w-msg " + (cls || "dadly-w-bot") });
+    var item = el("div", { class: "dadly-w-msg " + (cls || "dadly-w-bot") });
     if (text != null) item.textContent = text;
     this.log.appendChild(item);
     this.log.scrollTop = this.log.scrollHeight;
