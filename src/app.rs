@@ -134,7 +134,7 @@ impl App {
             }
         };
         let index: Arc<dyn VectorIndex> = match &settings.index {
-            IndexBackend::Embedded => Arc::new(EmbeddedIndex::new(store.clone())),
+            IndexBackend::Embedded => Arc::new(EmbeddedIndex::with_cache_bytes(store.clone(), settings.index_cache_bytes)),
             IndexBackend::Qdrant { url, api_key, collection } => Arc::new(
                 QdrantIndex::connect(url, api_key.as_ref().map(|k| k.0.as_str()), collection, embedder.dimensions())
                     .await
@@ -235,6 +235,10 @@ impl App {
             // Send what traces are queued, but never hang shutdown on an unreachable LangSmith.
             if tokio::time::timeout(std::time::Duration::from_secs(15), agent.backends().tracer.sink().flush()).await.is_err() {
                 tracing::warn!("gave up flushing traces at shutdown");
+            }
+            // SQLite: fold the write-ahead log into the database and truncate it, so a clean stop leaves no WAL behind.
+            if let Err(e) = agent.store().compact().await {
+                tracing::warn!(error = %e, "could not checkpoint the store at shutdown");
             }
             served.context("serving HTTP")
         });

@@ -103,6 +103,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Base URL clients reach this server at (for signed media links).
     pub public_url: String,
+    /// `DADLY_INDEX_CACHE_MB`: the bound of the embedded index's in-memory copies.
+    pub index_cache_bytes: usize,
     /// `DADLY_ALLOWED_ORIGINS`: other sites whose pages may call the API
     /// (the chat widget on a family's own site), comma-separated; `*` for any.
     pub allowed_origins: Vec<String>,
@@ -164,6 +166,7 @@ impl std::fmt::Debug for Settings {
             .field("bind", &self.bind)
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
+            .field("index_cache_bytes", &self.index_cache_bytes)
             .field("models", &self.models)
             .field("jwt_secret", &self.jwt_secret)
             .field("jwt_issuer", &self.jwt_issuer)
@@ -396,6 +399,11 @@ impl Settings {
             database_owner_url: env.get("DADLY_DATABASE_OWNER_URL"),
             bind,
             public_url,
+            index_cache_bytes: match env.parse::<usize>("DADLY_INDEX_CACHE_MB", "a whole number of megabytes")? {
+                Some(0) => return Err(bad("DADLY_INDEX_CACHE_MB", "must be at least 1")),
+                Some(mb) => mb.saturating_mul(1 << 20),
+                None => dadly_agent::vector::DEFAULT_CACHE_BYTES,
+            },
             allowed_origins: match env.get("DADLY_ALLOWED_ORIGINS") {
                 None => Vec::new(),
                 Some(list) => {

@@ -140,6 +140,40 @@ async fn embedded_cache_follows_the_store(store: Arc<dyn Store>) {
     assert!(index.search(fid, &q, &only_a, 10).await.unwrap().is_empty());
     store.set_vector_payload(fid, w.entries[1].id, &[w.kids[0].id], &[], &[]).await.unwrap();
     assert_eq!(index.search(fid, &q, &only_a, 10).await.unwrap().len(), 1);
+
+    // Its own writes update the copy in place: write-then-ask reads nothing again.
+    let loads = index.loads();
+    index.upsert(fid, record(&w.entries[2], [0.8, 0.2, 0.0, 0.0])).await.unwrap();
+    assert_eq!(index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap().len(), 2);
+    index.set_payload(fid, w.entries[2].id, &[w.kids[0].id], &[], &[]).await.unwrap();
+    assert_eq!(index.search(fid, &q, &only_a, 10).await.unwrap().len(), 2);
+    index.delete(fid, w.entries[1].id).await.unwrap();
+    assert_eq!(ids(&index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap()), vec![w.entries[2].id]);
+    assert_eq!(index.loads(), loads, "no reload after its own writes");
+
+    // Many first questions at once load the family once.
+    let cold = Arc::new(EmbeddedIndex::new(store.clone()));
+    let asks: Vec<_> = (0..8).map(|_| {
+        let cold = cold.clone();
+        tokio::spawn(async move { cold.search(fid, &q, &SearchFilter::default(), 10).await.unwrap().len() })
+    }).collect();
+    for ask in asks {
+        assert_eq!(ask.await.unwrap(), 1);
+    }
+    assert_eq!(cold.loads(), 1, "single-flight");
+
+    // The copies are bounded in bytes: a second family pushes the least recently used out.
+    let other = world(store.as_ref(), "Lee").await;
+    index.upsert(other.family.id, record(&other.entries[0], [0.0, 1.0, 0.0, 0.0])).await.unwrap();
+    let tight = EmbeddedIndex::with_cache_bytes(store.clone(), 1);
+    tight.search(fid, &q, &SearchFilter::default(), 10).await.unwrap();
+    let one = tight.cache_bytes().unwrap();
+    assert!(one > 0);
+    tight.search(other.family.id, &q, &SearchFilter::default(), 10).await.unwrap();
+    assert!(tight.cache_bytes().unwrap() <= one.max(1) * 2, "only the family in use stays");
+    let before = tight.loads();
+    tight.search(fid, &q, &SearchFilter::default(), 10).await.unwrap();
+    assert_eq!(tight.loads(), before + 1, "the evicted family is read again");
 }
 
 #[tokio::test]

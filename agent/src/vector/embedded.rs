@@ -1,51 +1,152 @@
-//! `EmbeddedIndex`: exact cosine scan over the family's vectors, which live in
-//! the `Store` (so they survive restarts and need no re-embedding). Fine for a
-//! family's journal — thousands of entries — and needs no extra service.
+//! `EmbeddedIndex`: the family's vectors live in the `Store` (so they survive
+//! restarts and need no re-embedding); searches run over an in-memory copy,
+//! quantised (`quantized.rs`: an int8 scan, bfloat16 rescoring — 0.75× the
+//! raw bytes), that is
 //!
-//! A family's vectors are kept in memory after a search and reused while the
-//! Store's vector generation for that family is unchanged (a trigger moves it
-//! on every insert, update or delete, from any process), so a question costs
-//! one small query plus the scan instead of reading every vector again.
+//! - reused while the Store's vector generation for the family holds (a
+//!   trigger moves it on every insert, update or delete, from any process);
+//! - updated in place by this process's own writes (when the generation moved
+//!   by exactly that write), so write-then-ask never reloads the family;
+//! - loaded once however many questions arrive together (single-flight);
+//! - bounded in bytes (`DADLY_INDEX_CACHE_MB`): the least recently used
+//!   families are dropped first.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
-use super::{Hit, IndexError, SearchFilter, VectorIndex, cosine};
+use super::quantized::FamilyVectors;
+use super::{Hit, IndexError, SearchFilter, VectorIndex};
 use crate::domain::{EntryId, FamilyId, MemberId};
 use crate::store::{Store, StoreError, VectorRecord};
 
-/// Families whose vectors are kept in memory at once; beyond this the cache starts over.
-const CACHED_FAMILIES: usize = 64;
+/// The default bound of the in-memory copies.
+pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 
-type Cached = (i64, Arc<Vec<VectorRecord>>);
+struct Cached {
+    generation: i64,
+    family: Arc<RwLock<FamilyVectors>>,
+    bytes: usize,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    families: HashMap<FamilyId, Cached>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl Cache {
+    fn remove(&mut self, family_id: FamilyId) {
+        if let Some(c) = self.families.remove(&family_id) {
+            self.bytes -= c.bytes;
+        }
+    }
+
+    /// Drops the least recently used families (never `keep`) until within `budget`.
+    fn evict(&mut self, budget: usize, keep: FamilyId) {
+        while self.bytes > budget {
+            let Some(victim) = self.families.iter().filter(|(id, _)| **id != keep).min_by_key(|(_, c)| c.last_used).map(|(id, _)| *id) else { break };
+            self.remove(victim);
+        }
+    }
+}
 
 pub struct EmbeddedIndex {
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<FamilyId, Cached>>,
+    cache: Mutex<Cache>,
+    loading: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
+    budget: usize,
+    loads: std::sync::atomic::AtomicU64,
 }
 
 impl EmbeddedIndex {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cache: Mutex::new(HashMap::new()) }
+        Self::with_cache_bytes(store, DEFAULT_CACHE_BYTES)
     }
 
-    /// Every vector of the family, from memory while the generation holds.
-    async fn vectors(&self, family_id: FamilyId) -> Result<Arc<Vec<VectorRecord>>, IndexError> {
+    pub fn with_cache_bytes(store: Arc<dyn Store>, budget: usize) -> Self {
+        Self { store, cache: Mutex::new(Cache::default()), loading: Mutex::new(HashMap::new()), budget, loads: Default::default() }
+    }
+
+    /// How many times a family was read from the store (not served from memory).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cached(&self, family_id: FamilyId, generation: i64) -> Option<Arc<RwLock<FamilyVectors>>> {
+        let mut cache = self.cache();
+        cache.clock += 1;
+        let now = cache.clock;
+        let c = cache.families.get_mut(&family_id).filter(|c| c.generation == generation)?;
+        c.last_used = now;
+        Some(c.family.clone())
+    }
+
+    /// The family's vectors, from memory while the generation holds; loaded once for many askers.
+    async fn vectors(&self, family_id: FamilyId) -> Result<Arc<RwLock<FamilyVectors>>, IndexError> {
         let generation = self.store.vector_generation(family_id).await.map_err(index_err)?;
-        if let Some((cached_gen, records)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&family_id)
-            && *cached_gen == generation
-        {
-            return Ok(records.clone());
+        if let Some(found) = self.cached(family_id, generation) {
+            return Ok(found);
         }
-        let records = Arc::new(self.store.load_vectors(family_id, None, None).await.map_err(index_err)?);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHED_FAMILIES && !cache.contains_key(&family_id) {
-            cache.clear();
+        let gate = self.loading.lock().unwrap_or_else(|p| p.into_inner()).entry(family_id).or_default().clone();
+        let _loading = gate.lock().await;
+        // Read before loading: a write during the load makes the next search reload.
+        let generation = self.store.vector_generation(family_id).await.map_err(index_err)?;
+        if let Some(found) = self.cached(family_id, generation) {
+            return Ok(found);
         }
-        cache.insert(family_id, (generation, records.clone()));
-        Ok(records)
+        let records = self.store.load_vectors(family_id, None, None).await.map_err(index_err)?;
+        self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let family = FamilyVectors::from_records(&records);
+        drop(records);
+        if family.stale > 0 {
+            tracing::warn!(index.stale_vectors = family.stale, "skipping vectors of another dimension; run `dadly reindex`");
+        }
+        let bytes = family.bytes();
+        let family = Arc::new(RwLock::new(family));
+        let mut cache = self.cache();
+        cache.remove(family_id);
+        cache.clock += 1;
+        let last_used = cache.clock;
+        cache.families.insert(family_id, Cached { generation, family: family.clone(), bytes, last_used });
+        cache.bytes += bytes;
+        cache.evict(self.budget, family_id);
+        drop(cache);
+        self.loading.lock().unwrap_or_else(|p| p.into_inner()).remove(&family_id);
+        Ok(family)
+    }
+
+    /// After one of this process's writes: applies it to the cached copy when
+    /// the generation moved by exactly that write, else forgets the copy.
+    fn after_write(&self, family_id: FamilyId, before: i64, after: i64, apply: impl FnOnce(&mut FamilyVectors)) {
+        let mut cache = self.cache();
+        let Some(c) = cache.families.get_mut(&family_id) else { return };
+        if after == before {
+            return;
+        }
+        if c.generation == before && after == before + 1 {
+            let mut family = c.family.write().unwrap_or_else(|p| p.into_inner());
+            apply(&mut family);
+            let bytes = family.bytes();
+            drop(family);
+            c.generation = after;
+            let old = std::mem::replace(&mut c.bytes, bytes);
+            cache.bytes = cache.bytes + bytes - old;
+            cache.evict(self.budget, family_id);
+        } else {
+            cache.remove(family_id);
+        }
+    }
+
+    async fn generation(&self, family_id: FamilyId) -> Result<i64, IndexError> {
+        self.store.vector_generation(family_id).await.map_err(index_err)
     }
 }
 
@@ -62,8 +163,16 @@ impl VectorIndex for EmbeddedIndex {
         "embedded"
     }
 
+    fn cache_bytes(&self) -> Option<u64> {
+        Some(self.cache().bytes as u64)
+    }
+
     async fn upsert(&self, family_id: FamilyId, record: VectorRecord) -> Result<(), IndexError> {
-        self.store.put_vector(family_id, &record).await.map_err(index_err)
+        let before = self.generation(family_id).await?;
+        self.store.put_vector(family_id, &record).await.map_err(index_err)?;
+        let after = self.generation(family_id).await?;
+        self.after_write(family_id, before, after, |f| f.upsert(&record));
+        Ok(())
     }
 
     async fn set_payload(
@@ -74,11 +183,19 @@ impl VectorIndex for EmbeddedIndex {
         topics: &[String],
         emotions: &[String],
     ) -> Result<(), IndexError> {
-        self.store.set_vector_payload(family_id, entry_id, member_ids, topics, emotions).await.map_err(index_err)
+        let before = self.generation(family_id).await?;
+        self.store.set_vector_payload(family_id, entry_id, member_ids, topics, emotions).await.map_err(index_err)?;
+        let after = self.generation(family_id).await?;
+        self.after_write(family_id, before, after, |f| f.set_payload(entry_id, member_ids, None));
+        Ok(())
     }
 
     async fn delete(&self, family_id: FamilyId, entry_id: EntryId) -> Result<(), IndexError> {
-        self.store.delete_vector(family_id, entry_id).await.map_err(index_err)
+        let before = self.generation(family_id).await?;
+        self.store.delete_vector(family_id, entry_id).await.map_err(index_err)?;
+        let after = self.generation(family_id).await?;
+        self.after_write(family_id, before, after, |f| f.remove(entry_id));
+        Ok(())
     }
 
     async fn search(
@@ -88,26 +205,8 @@ impl VectorIndex for EmbeddedIndex {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<Hit>, IndexError> {
-        let all = self.vectors(family_id).await?;
-        let records: Vec<&VectorRecord> = all
-            .iter()
-            .filter(|r| filter.from.is_none_or(|from| r.occurred_at >= from) && filter.to.is_none_or(|to| r.occurred_at < to))
-            .collect();
-        // Vectors from another embedding model (another dimension) cannot be
-        // compared; they are skipped until `dadly reindex` re-embeds them.
-        let stale = records.iter().filter(|r| r.vector.len() != query.len()).count();
-        if stale > 0 {
-            tracing::warn!(index.stale_vectors = stale, "skipping vectors of another dimension; run `dadly reindex`");
-        }
-        let mut hits: Vec<Hit> = records
-            .iter()
-            .filter(|r| r.vector.len() == query.len())
-            .filter(|r| filter.member_ids.is_empty() || r.member_ids.iter().any(|m| filter.member_ids.contains(m)))
-            // A long entry counts by its best piece: one hit per entry.
-            .map(|r| Hit { entry_id: r.entry_id, score: r.chunk_vectors().map(|v| cosine(query, v)).fold(f32::MIN, f32::max) })
-            .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.entry_id.cmp(&a.entry_id)));
-        hits.truncate(limit);
-        Ok(hits)
+        let family = self.vectors(family_id).await?;
+        let family = family.read().unwrap_or_else(|p| p.into_inner());
+        Ok(family.search(query, filter, limit))
     }
 }

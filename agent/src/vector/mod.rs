@@ -3,8 +3,9 @@
 
 mod embedded;
 mod qdrant;
+pub mod quantized;
 
-pub use embedded::EmbeddedIndex;
+pub use embedded::{DEFAULT_CACHE_BYTES, EmbeddedIndex};
 pub use qdrant::QdrantIndex;
 
 use async_trait::async_trait;
@@ -43,6 +44,10 @@ pub struct Hit {
 pub trait VectorIndex: Send + Sync + 'static {
     /// Backend name for status output.
     fn backend(&self) -> &'static str;
+    /// Bytes of vectors held in this process's memory (an in-process index).
+    fn cache_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Inserts or replaces the entry's point (idempotent by entry id).
     async fn upsert(&self, family_id: FamilyId, record: VectorRecord) -> Result<(), IndexError>;
     /// Updates the filterable payload without re-embedding; a missing point is not an error.

@@ -124,7 +124,7 @@ fn response_body(outcome: Outcome, chat_id: String) -> Result<serde_json::Value,
     path = "/v1/chat/stream",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "`token` events, then `done` (a ChatResponse) or `error`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`token` events, then `done` (a ChatResponse) or `error`", content_type = "text/event-stream", body = SseEvent),
         crate::openapi::Errors
     ),
     tag = "chat"
@@ -160,6 +160,17 @@ pub(crate) async fn chat_stream(
     }
     let stream = futures_util::stream::unfold(st, |st| async move { next_events(st).await }).flat_map(|events| futures_util::stream::iter(events.into_iter().map(Ok::<Event, std::convert::Infallible>)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// One Server-Sent Event of `/v1/chat/stream`: its name and its JSON data
+/// (`token`: `{"text"}`; `done`: a `ChatResponse`; `error`: `{"status", "error"}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    #[schema(pattern = "^(token|done|error)$")]
+    event: String,
+    /// JSON text.
+    data: String,
 }
 
 type Work = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, dadly_agent::AgentError>> + Send>>;

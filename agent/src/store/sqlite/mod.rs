@@ -30,6 +30,10 @@ impl SqliteStore {
             .foreign_keys(true)
             // Deleted rows are overwritten, so erased text does not linger in free pages.
             .pragma("secure_delete", "on")
+            // The WAL is checkpointed every 1000 pages (the default) and cut back to
+            // 64 MiB after each checkpoint, so it cannot outgrow the database.
+            .pragma("wal_autocheckpoint", "1000")
+            .pragma("journal_size_limit", "67108864")
             .busy_timeout(std::time::Duration::from_secs(10));
         let in_memory = url.contains(":memory:");
         let pool = SqlitePoolOptions::new()
