@@ -116,7 +116,9 @@ impl App {
         let (blobs, local_blobs): (Arc<dyn BlobStore>, Option<Arc<LocalBlobs>>) = match &settings.blobs {
             BlobBackend::Local => {
                 let media_secret = secret_file(&settings, "media_secret")?;
-                let local = Arc::new(LocalBlobs::new(settings.data_dir.join("media"), media_secret, settings.public_url.clone()));
+                let media = settings.data_dir.join("media");
+                std::fs::create_dir_all(&media).with_context(|| format!("creating the media folder {}", media.display()))?;
+                let local = Arc::new(LocalBlobs::new(media, media_secret, settings.public_url.clone()));
                 (local.clone(), Some(local))
             }
             BlobBackend::S3(s3) => {
@@ -167,6 +169,7 @@ impl App {
         let agent = Arc::new(Agent::new(backends, agent_settings));
         let auth = Arc::new(auth(&settings)?);
         let state = AppState::new(agent.clone(), auth, local_blobs, settings.metrics_token.as_ref().map(|t| t.0.clone())).with_allowed_origins(settings.allowed_origins.clone());
+        let state = AppState { ready_requires_models: settings.ready_requires_models, ..state };
         Ok(Self { agent, state, settings })
     }
 

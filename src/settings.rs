@@ -103,6 +103,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Base URL clients reach this server at (for signed media links).
     pub public_url: String,
+    /// `DADLY_READY_REQUIRES_MODELS`: `/readyz` answers 503 when a model server is down too.
+    pub ready_requires_models: bool,
     /// `DADLY_INDEX_CACHE_MB`: the bound of the embedded index's in-memory copies.
     pub index_cache_bytes: usize,
     /// `DADLY_ALLOWED_ORIGINS`: other sites whose pages may call the API
@@ -167,6 +169,7 @@ impl std::fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("allowed_origins", &self.allowed_origins)
             .field("index_cache_bytes", &self.index_cache_bytes)
+            .field("ready_requires_models", &self.ready_requires_models)
             .field("models", &self.models)
             .field("jwt_secret", &self.jwt_secret)
             .field("jwt_issuer", &self.jwt_issuer)
@@ -399,6 +402,11 @@ impl Settings {
             database_owner_url: env.get("DADLY_DATABASE_OWNER_URL"),
             bind,
             public_url,
+            ready_requires_models: match env.get("DADLY_READY_REQUIRES_MODELS").as_deref() {
+                None | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(other) => return Err(bad("DADLY_READY_REQUIRES_MODELS", format!("`{other}` is not true or false"))),
+            },
             index_cache_bytes: match env.parse::<usize>("DADLY_INDEX_CACHE_MB", "a whole number of megabytes")? {
                 Some(0) => return Err(bad("DADLY_INDEX_CACHE_MB", "must be at least 1")),
                 Some(mb) => mb.saturating_mul(1 << 20),

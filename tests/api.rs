@@ -307,6 +307,7 @@ async fn health_readiness_metrics_and_status_are_served() {
     let app = TestApp::spawn().await;
     let kim = app.family("Kim", &[]).await;
     app.chat(&kim, "We went to the beach and built sandcastles").await;
+    app.settle(&kim).await;
     assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -320,6 +321,29 @@ async fn health_readiness_metrics_and_status_are_served() {
     assert_eq!(body["vector_index"], "embedded");
     assert_eq!(app.http.get(app.url("/v1/status")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert!(metrics.contains("dadly_jobs{state=\"queued\"}") && metrics.contains("dadly_jobs_oldest_queued_seconds"), "{metrics}");
+    // Latency histograms per route and per model call; the index's memory.
+    assert!(metrics.contains("# TYPE dadly_http_request_duration_seconds histogram"), "{metrics}");
+    assert!(metrics.contains("dadly_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/chat\"} 1"), "{metrics}");
+    assert!(metrics.contains("dadly_model_call_duration_seconds_bucket{capability=\"embeddings\""), "{metrics}");
+    assert!(metrics.contains("# TYPE dadly_index_cache_bytes gauge"), "{metrics}");
+}
+
+#[tokio::test]
+async fn readiness_names_the_backend_that_is_down() {
+    let app = TestApp::spawn().await;
+    let r: Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["backends"]["blob_store"], json!({ "backend": "local", "state": "up" }), "{r}");
+    // The media folder disappears (a volume that came unmounted).
+    let media = app.dir.path().join("media");
+    std::fs::remove_dir_all(&media).unwrap();
+    std::fs::write(&media, b"not a folder").unwrap();
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let r: Value = r.json().await.unwrap();
+    assert_eq!(r["status"], "unavailable");
+    assert_eq!(r["down"], json!(["blob_store"]), "{r}");
+    assert_eq!(r["backends"]["blob_store"]["state"], "down");
+    assert_eq!(r["backends"]["store"]["state"], "up");
 }
 
 #[tokio::test]

@@ -183,7 +183,14 @@ async fn readiness_and_status_say_when_a_model_server_is_down() {
     let fake = FakeOpenAi::start().await;
     let app = app_with(&fake).await;
     let r: serde_json::Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(r, json!({ "status": "ready", "store": "up", "models": { "chat": "up", "embeddings": "up", "transcription": "up" }, "degraded": [] }));
+    assert_eq!(r["status"], "ready");
+    assert_eq!(r["models"], json!({ "chat": "up", "embeddings": "up", "transcription": "up" }));
+    assert_eq!(r["backends"], json!({
+        "store": { "backend": "sqlite", "state": "up" },
+        "vector_index": { "backend": "embedded", "state": "up" },
+        "blob_store": { "backend": "local", "state": "up" },
+    }));
+    assert_eq!((r["down"].clone(), r["degraded"].clone()), (json!([]), json!([])));
 
     // A model server nobody listens on: the service stays ready (entries are
     // kept and wait), and says which capability is down.
@@ -198,12 +205,20 @@ async fn readiness_and_status_say_when_a_model_server_is_down() {
     assert_eq!(r["status"], "degraded");
     assert_eq!(r["models"]["embeddings"], "down");
     assert_eq!(r["degraded"], json!(["chat", "embeddings", "transcription"]));
+    assert_eq!(r["down"], json!([]));
     let recorded = app.chat(&kim, "/record Minji planted beans").await;
     assert_eq!(recorded["kind"], "recorded", "recording does not need the model server");
     let (_, status) = app.get(&kim.token, "/v1/status").await;
     assert_eq!(status["models"]["embeddings"]["reachable"], false, "{status}");
     assert!(status["models"]["embeddings"]["last_error"].as_str().unwrap().contains("unavailable"), "{status}");
     assert!(status["models"]["embeddings"]["down_since"].is_string());
+
+    // An operator who wants a model outage to take the instance out of rotation says so.
+    let strict = TestApp::spawn_with(&[("OPENAI_BASE_URL", dead.as_str()), ("DADLY_EMBEDDING_DIMENSIONS", "64"), ("DADLY_MODEL_TIMEOUT_SECS", "1"), ("DADLY_READY_REQUIRES_MODELS", "true")]).await;
+    let r = strict.http.get(strict.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let r: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(r["down"], json!(["chat", "embeddings", "transcription"]), "{r}");
 }
 
 #[tokio::test]

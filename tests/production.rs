@@ -37,6 +37,13 @@ async fn record_ask_edit_delete_and_isolation_on_the_production_stack() {
         app.get(&kim.token, "/v1/status").await
     };
     assert_eq!((status["store"].as_str(), status["vector_index"].as_str(), status["blobs"].as_str()), (Some("postgres"), Some("qdrant"), Some("s3")));
+    // Readiness checks each of them for real (Postgres ping, Qdrant health check, S3 bucket probe).
+    let ready: serde_json::Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        ready["backends"],
+        serde_json::json!({ "store": { "backend": "postgres", "state": "up" }, "vector_index": { "backend": "qdrant", "state": "up" }, "blob_store": { "backend": "s3", "state": "up" } }),
+        "{ready}"
+    );
 
     let kim = app.family("Kim", &[("Minji", &["민지"]), ("Junho", &["준호"])]).await;
     let lee = app.family("Lee", &[("Sora", &[])]).await;

@@ -61,10 +61,15 @@ impl ModelHealth {
 /// What `/readyz` reports.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Readiness {
-    /// Ready to take requests: the store answers. A model server being down
-    /// does not make the service unready — entries are still kept and wait.
+    /// Ready to take requests: the store, the vector index and the blob store
+    /// answer. A model server being down does not make the service unready
+    /// (entries are still kept and wait) unless `require_models` is set.
     pub ready: bool,
     pub store: &'static str,
+    pub vector_index: &'static str,
+    pub blob_store: &'static str,
+    /// The backends that are down, by name (`store`, `vector_index`, `blob_store`, `chat`, …).
+    pub down: Vec<&'static str>,
     pub models: HashMap<&'static str, &'static str>,
     /// The capabilities whose server did not answer.
     pub degraded: Vec<&'static str>,
@@ -75,12 +80,21 @@ const PROBE_TTL: Duration = Duration::from_secs(10);
 
 impl Agent {
     /// Pings the store and probes each model server (at most every 10 s).
-    pub async fn readiness(&self) -> Readiness {
-        let store_ok = self.b.store.ping().await.is_ok();
+    pub async fn readiness(&self, require_models: bool) -> Readiness {
+        let (store, index, blobs) = tokio::join!(self.b.store.ping(), self.b.index.ping(), self.b.blobs.ping());
+        let up = |ok: bool| if ok { "up" } else { "down" };
+        let backends = [("store", store.is_ok()), ("vector_index", index.is_ok()), ("blob_store", blobs.is_ok())];
+        let finish = |models: HashMap<&'static str, &'static str>, degraded: Vec<&'static str>| {
+            let mut down: Vec<&'static str> = backends.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+            if require_models {
+                down.extend(degraded.iter().copied());
+            }
+            Readiness { ready: down.is_empty(), store: up(backends[0].1), vector_index: up(backends[1].1), blob_store: up(backends[2].1), down, models, degraded }
+        };
         if let Some((at, cached)) = &*self.health.probed.lock().unwrap_or_else(|e| e.into_inner())
             && at.elapsed() < PROBE_TTL
         {
-            return Readiness { ready: store_ok, store: if store_ok { "up" } else { "down" }, ..cached.clone() };
+            return finish(cached.models.clone(), cached.degraded.clone());
         }
         let (chat, embeddings, transcription) = tokio::join!(self.b.chat.probe(), self.b.embedder.probe(), self.b.transcriber.probe());
         let mut models = HashMap::new();
@@ -98,7 +112,7 @@ impl Agent {
             self.health.record(name, result.as_ref().map(|_| ()));
             models.insert(name, state);
         }
-        let readiness = Readiness { ready: store_ok, store: if store_ok { "up" } else { "down" }, models, degraded };
+        let readiness = finish(models, degraded);
         *self.health.probed.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), readiness.clone()));
         readiness
     }

@@ -43,11 +43,13 @@ pub struct AppState {
     pub queue_depth: Arc<tokio::sync::Mutex<Option<(std::time::Instant, dadly_agent::store::QueueDepth)>>>,
     /// Other sites whose pages may call the API (CORS); `*` for any.
     pub allowed_origins: Arc<Vec<String>>,
+    /// `/readyz` is 503 when a model server is down, not only a storage backend.
+    pub ready_requires_models: bool,
 }
 
 impl AppState {
     pub fn new(agent: Arc<Agent>, auth: Arc<Auth>, local_blobs: Option<Arc<LocalBlobs>>, metrics_token: Option<String>) -> Self {
-        Self { agent, auth, local_blobs, metrics_token: metrics_token.map(Into::into), queue_depth: Default::default(), allowed_origins: Default::default() }
+        Self { agent, auth, local_blobs, metrics_token: metrics_token.map(Into::into), queue_depth: Default::default(), allowed_origins: Default::default(), ready_requires_models: false }
     }
 
     /// Lets pages on these origins call the API (the chat widget on a family's site).
@@ -136,7 +138,10 @@ async fn refuse_nul_in_uri(request: Request, next: Next) -> Response {
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
+    // (A streamed response is timed to its first byte.)
+    state.agent.metrics().observe("dadly_http_request_duration_seconds", &[("method", &method), ("route", &route)], started.elapsed());
     let status = response.status().as_u16().to_string();
     state.agent.metrics().inc("dadly_http_requests_total", &[("method", &method), ("route", &route), ("status", &status)]);
     response

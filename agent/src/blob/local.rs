@@ -72,6 +72,15 @@ fn io_err(e: std::io::Error) -> BlobError {
 
 #[async_trait]
 impl BlobStore for LocalBlobs {
+    async fn ping(&self) -> Result<(), BlobError> {
+        // The folder exists (it is made at start-up) and is a folder.
+        match tokio::fs::metadata(&self.root).await {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(BlobError::Unavailable(format!("{} is not a folder", self.root.display()).into())),
+            Err(e) => Err(BlobError::Unavailable(Box::new(e))),
+        }
+    }
+
     fn backend(&self) -> &'static str {
         "local"
     }

@@ -39,6 +39,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Reads a blob; a key outside the family's namespace is `NotFound`.
     async fn get(&self, family_id: FamilyId, key: &str) -> Result<Vec<u8>, BlobError>;
     async fn delete(&self, family_id: FamilyId, key: &str) -> Result<(), BlobError>;
+    /// Whether the store answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
     /// A URL that serves the blob until `ttl` runs out.
     async fn signed_url(&self, family_id: FamilyId, key: &str, ttl: std::time::Duration) -> Result<String, BlobError>;
 }

@@ -75,6 +75,10 @@ impl BlobStore for S3Blobs {
         "s3"
     }
 
+    async fn ping(&self) -> Result<(), BlobError> {
+        self.check().await
+    }
+
     async fn put(&self, family_id: FamilyId, bytes: Vec<u8>, content_type: &str, extension: &str) -> Result<StoredBlob, BlobError> {
         let key = new_key(family_id, extension);
         let sha256 = sha256_hex(&bytes);

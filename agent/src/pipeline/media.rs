@@ -114,7 +114,9 @@ impl Agent {
         span.metadata("ls_provider", json!(t.provider()));
         span.metadata("ls_model_name", json!(t.model_name()));
         let filename = format!("voice.{}", extension(&audio.content_type, "voice"));
+        let started = std::time::Instant::now();
         let result = t.transcribe(bytes, &filename).await;
+        self.b.metrics.observe("dadly_model_call_duration_seconds", &[("capability", "transcription"), ("model", t.model_name())], started.elapsed());
         self.health.record("transcription", result.as_ref().map(|_| ()));
         let text = match result {
             Ok(text) => {

@@ -42,7 +42,9 @@ impl Agent {
         if let Some(schema) = &request.schema {
             span.metadata("response_format", json!(schema.name));
         }
+        let started = std::time::Instant::now();
         let result = chat.complete(request).await;
+        self.b.metrics.observe("dadly_model_call_duration_seconds", &[("capability", "chat"), ("model", chat.model_name())], started.elapsed());
         self.health.record("chat", result.as_ref().map(|_| ()));
         match result {
             Ok(done) => {
@@ -69,7 +71,9 @@ impl Agent {
         span.metadata("ls_provider", json!(embedder.provider()));
         span.metadata("ls_model_name", json!(embedder.model_name()));
         span.metadata("dimensions", json!(embedder.dimensions()));
+        let started = std::time::Instant::now();
         let result = embedder.embed(&texts).await;
+        self.b.metrics.observe("dadly_model_call_duration_seconds", &[("capability", "embeddings"), ("model", embedder.model_name())], started.elapsed());
         self.health.record("embeddings", result.as_ref().map(|_| ()));
         match result {
             Ok(done) => {

@@ -44,6 +44,10 @@ pub struct Hit {
 pub trait VectorIndex: Send + Sync + 'static {
     /// Backend name for status output.
     fn backend(&self) -> &'static str;
+    /// Whether the index answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), IndexError> {
+        Ok(())
+    }
     /// Bytes of vectors held in this process's memory (an in-process index).
     fn cache_bytes(&self) -> Option<u64> {
         None

@@ -141,6 +141,10 @@ fn payload(family_id: FamilyId, entry_id: EntryId, member_ids: &[MemberId], topi
 
 #[async_trait]
 impl VectorIndex for QdrantIndex {
+    async fn ping(&self) -> Result<(), IndexError> {
+        self.client.health_check().await.map(|_| ()).map_err(unavailable)
+    }
+
     fn backend(&self) -> &'static str {
         "qdrant"
     }

@@ -242,7 +242,7 @@ impl FamilyVectors {
             // A query with no direction (nothing left after the filters' words)
             // is equally far from everything: what passes the filters, score 0.
             let mut hits: Vec<Hit> = self.slots.iter().zip(&passes).filter(|(_, p)| **p).map(|(s, _)| Hit { entry_id: s.entry_id, score: 0.0 }).collect();
-            hits.sort_by(|a, b| b.entry_id.cmp(&a.entry_id));
+            hits.sort_by_key(|h| std::cmp::Reverse(h.entry_id));
             hits.truncate(limit);
             return hits;
         };

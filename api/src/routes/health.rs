@@ -21,12 +21,15 @@ pub fn routes() -> Router<AppState> {
         .route("/openapi.json", get(|| async { axum::Json(crate::openapi::document()) }))
 }
 
-/// 200 while the store answers (a model server that is down is named under
-/// `degraded`: entries are still kept and wait for it); 503 when the store does not.
+/// 200 while every backend requests need answers — the store, the vector
+/// index, the blob store — naming each; 503 naming the ones that do not. A
+/// model server that is down is named under `degraded` and keeps the
+/// instance in rotation (entries are still kept and wait for it), unless
+/// `DADLY_READY_REQUIRES_MODELS` is set.
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let r = state.agent.readiness().await;
+    let r = state.agent.readiness(state.ready_requires_models).await;
     let status = if !r.ready {
-        tracing::warn!("store not ready");
+        tracing::warn!(down = ?r.down, "not ready");
         "unavailable"
     } else if r.degraded.is_empty() {
         "ready"
@@ -34,7 +37,13 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         "degraded"
     };
     let code = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(json!({ "status": status, "store": r.store, "models": r.models, "degraded": r.degraded })))
+    let b = state.agent.backends();
+    let backends = json!({
+        "store": { "backend": b.store.backend(), "state": r.store },
+        "vector_index": { "backend": b.index.backend(), "state": r.vector_index },
+        "blob_store": { "backend": b.blobs.backend(), "state": r.blob_store },
+    });
+    (code, axum::Json(json!({ "status": status, "store": r.store, "backends": backends, "down": r.down, "models": r.models, "degraded": r.degraded })))
 }
 
 /// How long one reading of the queue depth serves scrapes.
@@ -71,6 +80,9 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         }
         let age = d.oldest_due.map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(0.0);
         text.push_str(&format!("# TYPE dadly_jobs_oldest_queued_seconds gauge\ndadly_jobs_oldest_queued_seconds {age}\n"));
+    }
+    if let Some(bytes) = state.agent.backends().index.cache_bytes() {
+        text.push_str(&format!("# TYPE dadly_index_cache_bytes gauge\ndadly_index_cache_bytes {bytes}\n"));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
