@@ -82,7 +82,12 @@ enum FamilyCommand {
 fn init_logs(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json { builder.json().init() } else { builder.init() }
+    if json {
+        let project = std::env::var("GOOGLE_CLOUD_PROJECT").ok().filter(|p| !p.is_empty());
+        builder.with_ansi(false).event_format(dadly::logs::GcpJson { project }).init()
+    } else {
+        builder.init()
+    }
 }
 
 #[tokio::main]

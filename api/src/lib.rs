@@ -88,7 +88,7 @@ pub fn router_with(state: AppState, channel_routes: Router) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(120)))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .layer(cors)
@@ -113,6 +113,23 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("idempotency-key")])
         .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600))
+}
+
+/// The request's span; `trace_id` (from `X-Cloud-Trace-Context` or
+/// `traceparent`) lets JSON logs join the platform's request trace.
+fn request_span(request: &Request) -> tracing::Span {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let trace_id = trace_id(header("x-cloud-trace-context"), header("traceparent")).unwrap_or_default();
+    tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), trace_id = %trace_id)
+}
+
+/// The trace id of a request: `X-Cloud-Trace-Context: TRACE/SPAN;o=1` or W3C `traceparent: 00-TRACE-SPAN-01`.
+pub fn trace_id(cloud: Option<&str>, traceparent: Option<&str>) -> Option<String> {
+    let valid = |t: &str| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(id) = cloud.and_then(|c| c.split('/').next()).filter(|t| valid(t)) {
+        return Some(id.to_ascii_lowercase());
+    }
+    traceparent.and_then(|p| p.split('-').nth(1)).filter(|t| valid(t)).map(str::to_ascii_lowercase)
 }
 
 /// A handler that panicked answers 500 with the usual opaque JSON body; the
