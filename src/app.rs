@@ -131,9 +131,11 @@ impl App {
             ModelBackend::Offline => {
                 (Arc::new(OfflineModels::chat()), Arc::new(OfflineModels::embedder()), Arc::new(OfflineModels::transcriber()))
             }
-            ModelBackend::OpenAi(o) => {
-                (Arc::new(OpenAiModels::chat(o)), Arc::new(OpenAiModels::embedder(o)), Arc::new(OpenAiModels::transcriber(o)))
-            }
+            ModelBackend::OpenAi(o) => (
+                if o.use_chat { Arc::new(OpenAiModels::chat(o)) } else { Arc::new(OfflineModels::chat()) },
+                if o.use_embeddings { Arc::new(OpenAiModels::embedder(o)) } else { Arc::new(OfflineModels::embedder()) },
+                if o.use_transcription { Arc::new(OpenAiModels::transcriber(o)) } else { Arc::new(OfflineModels::transcriber()) },
+            ),
         };
         let index: Arc<dyn VectorIndex> = match &settings.index {
             IndexBackend::Embedded => Arc::new(EmbeddedIndex::with_cache_bytes(store.clone(), settings.index_cache_bytes)),
@@ -160,6 +162,12 @@ impl App {
         agent_settings.default_offset = settings.utc_offset;
         agent_settings.messages_per_minute = settings.messages_per_minute;
         agent_settings.embed_max_tokens = settings.embed_max_tokens;
+        if let ModelBackend::OpenAi(o) = &settings.models
+            && o.use_embeddings
+        {
+            agent_settings.embed_query_prefix = o.query_prefix.clone();
+            agent_settings.embed_passage_prefix = o.passage_prefix.clone();
+        }
         let mut channels: Vec<Arc<dyn dadly_agent::channel::Channel>> = Vec::new();
         if let Some(t) = &settings.telegram {
             channels.push(Arc::new(dadly_bot::TelegramChannel::new(t.bot(), t.max_file_bytes)));

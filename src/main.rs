@@ -149,7 +149,11 @@ fn backend_names(settings: &Settings) -> String {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let models = match &settings.models {
         ModelBackend::Offline => "offline fallback models (set OPENAI_API_KEY or OPENAI_BASE_URL for real ones)".to_string(),
-        ModelBackend::OpenAi(o) => format!("OpenAI-compatible models at {} (chat {}, embeddings {})", o.base_url, o.chat_model, o.embedding_model),
+        ModelBackend::OpenAi(o) => {
+            let at = |own: &Option<String>| own.clone().unwrap_or_else(|| o.base_url.clone());
+            let part = |on: bool, what: &str, model: &str, own: &Option<String>| if on { format!("{what} {model} at {}", at(own)) } else { format!("{what} offline") };
+            [part(o.use_chat, "chat", &o.chat_model, &o.chat_base_url), part(o.use_embeddings, "embeddings", &o.embedding_model, &o.embeddings_base_url), part(o.use_transcription, "transcription", &o.transcription_model, &o.transcription_base_url)].join("; ")
+        }
     };
     let data_dir = format!("{} ({})", settings.data_dir.display(), backend_names(&settings));
     if matches!(settings.blobs, dadly::settings::BlobBackend::Local) && settings.bind.ip().is_unspecified() && std::env::var("DADLY_PUBLIC_URL").is_err() {

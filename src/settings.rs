@@ -200,12 +200,33 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// What an asymmetric embedding model wants before a question and before an
+/// entry (`query: ` / `passage: ` for e5, an instruction for bge's questions,
+/// `search_query: ` / `search_document: ` for nomic); nothing for the rest.
+pub fn embedding_prefixes(model: &str) -> (&'static str, &'static str) {
+    let m = model.to_ascii_lowercase();
+    if m.contains("e5") {
+        ("query: ", "passage: ")
+    } else if m.contains("bge") && !m.contains("m3") {
+        ("Represent this sentence for searching relevant passages: ", "")
+    } else if m.contains("nomic") {
+        ("search_query: ", "search_document: ")
+    } else {
+        ("", "")
+    }
+}
+
 /// Reads a variable through `get`, treating empty as unset.
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
     fn get(&self, var: &str) -> Option<String> {
         (self.0)(var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    /// A variable as given, spaces kept (a prefix like `query: `); unset stays unset.
+    fn raw(&self, var: &str) -> Option<String> {
+        (self.0)(var)
     }
 
     fn parse<T: std::str::FromStr>(&self, var: &'static str, what: &str) -> Result<Option<T>, ConfigError> {
@@ -280,7 +301,25 @@ impl Settings {
 
         let api_key = env.get("OPENAI_API_KEY");
         let base_url = env.url("OPENAI_BASE_URL")?;
-        let models = if api_key.is_some() || base_url.is_some() {
+        let chat_base_url = env.url("OPENAI_CHAT_BASE_URL")?;
+        let embeddings_base_url = env.url("OPENAI_EMBEDDINGS_BASE_URL")?;
+        let transcription_base_url = env.url("OPENAI_TRANSCRIPTION_BASE_URL")?;
+        // Each capability chooses on its own: `DADLY_<CAP>_PROVIDER` says so
+        // outright; else a server named for it (`OPENAI_<CAP>_BASE_URL`), or
+        // the shared `OPENAI_API_KEY` / `OPENAI_BASE_URL`, means that server.
+        let shared = api_key.is_some() || base_url.is_some();
+        let provider = |var: &'static str, own: bool| -> Result<bool, ConfigError> {
+            match env.get(var).as_deref() {
+                None => Ok(own || shared),
+                Some("openai") => Ok(true),
+                Some("offline") => Ok(false),
+                Some(other) => Err(bad(var, format!("`{other}` is not `openai` or `offline`"))),
+            }
+        };
+        let use_chat = provider("DADLY_CHAT_PROVIDER", chat_base_url.is_some())?;
+        let use_embeddings = provider("DADLY_EMBEDDINGS_PROVIDER", embeddings_base_url.is_some())?;
+        let use_transcription = provider("DADLY_TRANSCRIPTION_PROVIDER", transcription_base_url.is_some())?;
+        let models = if use_chat || use_embeddings || use_transcription {
             let defaults = OpenAiSettings::default();
             let embedding_model = env.get("DADLY_EMBEDDING_MODEL").unwrap_or(defaults.embedding_model.clone());
             let configured_dims = env.parse::<usize>("DADLY_EMBEDDING_DIMENSIONS", "a whole number")?;
@@ -292,21 +331,30 @@ impl Settings {
                 "text-embedding-3-small" | "text-embedding-ada-002" => Some(1536),
                 _ => None,
             };
-            let embedding_dimensions = configured_dims.or(known_dims).ok_or_else(|| {
-                bad("DADLY_EMBEDDING_DIMENSIONS", format!("must be set for embedding model `{embedding_model}`"))
-            })?;
+            let embedding_dimensions = match (configured_dims.or(known_dims), use_embeddings) {
+                // Offline embeddings have their own size.
+                (_, false) => dadly_agent::models::OFFLINE_DIMENSIONS,
+                (Some(d), true) => d,
+                (None, true) => return Err(bad("DADLY_EMBEDDING_DIMENSIONS", format!("must be set for embedding model `{embedding_model}`"))),
+            };
+            let (query_prefix, passage_prefix) = embedding_prefixes(&embedding_model);
             ModelBackend::OpenAi(OpenAiSettings {
                 api_key,
                 base_url: base_url.unwrap_or(defaults.base_url),
-                chat_base_url: env.url("OPENAI_CHAT_BASE_URL")?,
-                embeddings_base_url: env.url("OPENAI_EMBEDDINGS_BASE_URL")?,
-                transcription_base_url: env.url("OPENAI_TRANSCRIPTION_BASE_URL")?,
+                chat_base_url,
+                embeddings_base_url,
+                transcription_base_url,
                 chat_model: env.get("DADLY_CHAT_MODEL").unwrap_or(defaults.chat_model),
                 send_dimensions: configured_dims.is_some() && embedding_model.starts_with("text-embedding-3"),
                 embedding_model,
                 embedding_dimensions,
                 transcription_model: env.get("DADLY_TRANSCRIPTION_MODEL").unwrap_or(defaults.transcription_model),
                 timeout: Duration::from_secs(env.parse("DADLY_MODEL_TIMEOUT_SECS", "a number of seconds")?.unwrap_or(60)),
+                use_chat,
+                use_embeddings,
+                use_transcription,
+                query_prefix: env.raw("DADLY_EMBEDDING_QUERY_PREFIX").unwrap_or(query_prefix.into()),
+                passage_prefix: env.raw("DADLY_EMBEDDING_PASSAGE_PREFIX").unwrap_or(passage_prefix.into()),
             })
         } else {
             ModelBackend::Offline
@@ -317,7 +365,7 @@ impl Settings {
             Some(n) if !(16..=1_000_000).contains(&n) => return Err(bad("DADLY_EMBEDDING_MAX_TOKENS", format!("`{n}` is not between 16 and 1000000"))),
             Some(n) => n,
             None => match &models {
-                ModelBackend::OpenAi(o) if o.embedding_model.starts_with("text-embedding-") => 8000,
+                ModelBackend::OpenAi(o) if o.use_embeddings && o.embedding_model.starts_with("text-embedding-") => 8000,
                 _ => 512,
             },
         };
@@ -510,6 +558,30 @@ mod tests {
         assert_eq!(o.embedding_dimensions, 3072);
         assert_eq!(o.base_url, "https://api.openai.com/v1");
         assert!(format!("{:?}", settings(&[("JWT_SECRET", "0123456789abcdef-secret")]).unwrap().jwt_secret).contains("redacted"));
+    }
+
+    #[test]
+    fn each_capability_chooses_its_own_server() {
+        // Only an embeddings server (e.g. multilingual-e5 on llama.cpp): real embeddings, offline chat and no transcription.
+        let s = settings(&[("OPENAI_EMBEDDINGS_BASE_URL", "http://127.0.0.1:8081/v1"), ("DADLY_EMBEDDING_MODEL", "multilingual-e5-small"), ("DADLY_EMBEDDING_DIMENSIONS", "384")]).unwrap();
+        let ModelBackend::OpenAi(o) = s.models else { panic!("expected a model server") };
+        assert!(o.use_embeddings && !o.use_chat && !o.use_transcription);
+        assert_eq!((o.query_prefix.as_str(), o.passage_prefix.as_str()), ("query: ", "passage: "), "e5 wants its prefixes");
+        assert_eq!(s.embed_max_tokens, 512);
+        // Only a chat server: the embeddings stay offline and need no dimension setting.
+        let s = settings(&[("OPENAI_CHAT_BASE_URL", "http://127.0.0.1:8080/v1")]).unwrap();
+        let ModelBackend::OpenAi(o) = s.models else { panic!() };
+        assert!(o.use_chat && !o.use_embeddings && !o.use_transcription);
+        assert_eq!(o.embedding_dimensions, dadly_agent::models::OFFLINE_DIMENSIONS);
+        // A shared server for everything, one capability kept offline on purpose; prefixes can be set by hand.
+        let s = settings(&[("OPENAI_API_KEY", "sk-x"), ("DADLY_EMBEDDINGS_PROVIDER", "offline"), ("DADLY_EMBEDDING_QUERY_PREFIX", "q: ")]).unwrap();
+        let ModelBackend::OpenAi(o) = s.models else { panic!() };
+        assert!(o.use_chat && !o.use_embeddings && o.use_transcription);
+        assert_eq!(o.query_prefix, "q: ");
+        assert!(settings(&[("DADLY_CHAT_PROVIDER", "llama")]).is_err());
+        assert!(matches!(settings(&[("OPENAI_API_KEY", "sk-x"), ("DADLY_CHAT_PROVIDER", "offline"), ("DADLY_EMBEDDINGS_PROVIDER", "offline"), ("DADLY_TRANSCRIPTION_PROVIDER", "offline")]).unwrap().models, ModelBackend::Offline));
+        assert_eq!(embedding_prefixes("text-embedding-3-small"), ("", ""));
+        assert_eq!(embedding_prefixes("nomic-embed-text").1, "search_document: ");
     }
 
     #[test]

@@ -255,3 +255,33 @@ async fn questions_get_a_clear_503_when_embeddings_are_down_and_recording_still_
     let (_, entry) = dead.get(&kim.token, &format!("/v1/entries/{}", recorded["entry_id"].as_str().unwrap())).await;
     assert_eq!(entry["raw_text"], "Minji went to bed early, tired from school.");
 }
+
+/// A family server with a fast local embedding model and no chat model:
+/// embeddings go to that server (with the prefixes an e5 model expects),
+/// chat stays offline, and `/v1/status` says which is which.
+#[tokio::test]
+async fn only_an_embeddings_server_gives_real_embeddings_and_offline_chat() {
+    let fake = FakeOpenAi::start().await;
+    fake.keyless();
+    let app = TestApp::spawn_with(&[
+        ("OPENAI_EMBEDDINGS_BASE_URL", fake.base.as_str()),
+        ("DADLY_EMBEDDING_MODEL", "multilingual-e5-small"),
+        ("DADLY_EMBEDDING_DIMENSIONS", "64"),
+        ("DADLY_MIN_SCORE", "0.2"),
+    ])
+    .await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let id = app.entry(&kim, "Minji rode her bike without training wheels", "2026-11-20T10:00:00Z").await;
+    app.wait_ready(&kim, &id).await;
+    let answer = app.chat(&kim, "When did Minji ride her bike without training wheels?").await;
+    assert_eq!(source_ids(&answer), vec![id.clone()], "{answer}");
+    let inputs: Vec<String> = fake.requests("/v1/embeddings").iter().flat_map(|r| r["input"].as_array().cloned().unwrap_or_default()).map(|i| i.as_str().unwrap().to_string()).collect();
+    assert!(inputs.contains(&"passage: Minji rode her bike without training wheels".to_string()), "{inputs:?}");
+    assert!(inputs.iter().any(|i| i.starts_with("query: ") && i.contains("training wheels")), "{inputs:?}");
+    assert!(fake.chat_requests(None).is_empty(), "chat stayed offline");
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!(status["models"]["chat"]["provider"], "offline", "{status}");
+    assert_eq!(status["models"]["embeddings"]["provider"], "openai", "{status}");
+    assert_eq!(status["models"]["embeddings"]["model"], "multilingual-e5-small", "{status}");
+    assert_eq!(status["models"]["transcription"]["provider"], "none", "{status}");
+}

@@ -51,6 +51,10 @@ pub struct AgentSettings {
     pub messages_per_minute: u32,
     /// The most tokens the embedding model takes in one input; longer entries are embedded in pieces.
     pub embed_max_tokens: usize,
+    /// Put before a question's text when it is embedded (asymmetric models: e5's `query: `).
+    pub embed_query_prefix: String,
+    /// Put before an entry's text when it is embedded (e5's `passage: `).
+    pub embed_passage_prefix: String,
 }
 
 impl AgentSettings {
@@ -63,6 +67,8 @@ impl AgentSettings {
             default_offset: FixedOffset::east_opt(0).expect("zero offset"),
             messages_per_minute: 30,
             embed_max_tokens: 512,
+            embed_query_prefix: String::new(),
+            embed_passage_prefix: String::new(),
         }
     }
 }

@@ -48,6 +48,8 @@ struct FakeState {
     streams: Mutex<(u32, u32)>,
     /// The pause between streamed words.
     stream_delay: Mutex<Duration>,
+    /// Takes requests without a key, as llama.cpp's server does by default.
+    keyless: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeOpenAi {
@@ -106,6 +108,11 @@ impl FakeOpenAi {
         *self.state.streams.lock().unwrap()
     }
 
+    /// Serve without an API key (a local llama.cpp server).
+    pub fn keyless(&self) {
+        self.state.keyless.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn set_stream_delay(&self, delay: Duration) {
         *self.state.stream_delay.lock().unwrap() = delay;
     }
@@ -134,6 +141,11 @@ fn openai_error(status: StatusCode, message: &str) -> Response {
 
 fn authorized(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|h| h.to_str().ok()) == Some(&format!("Bearer {API_KEY}"))
+}
+
+fn allowed(state: &FakeState, headers: &HeaderMap) -> bool {
+    // A server started without a key ignores whatever a client sends.
+    authorized(headers) || state.keyless.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 async fn apply(fault: Option<Fault>) -> Option<Response> {
@@ -278,8 +290,8 @@ fn stream_answer(state: Arc<FakeState>, body: &Value) -> Response {
 }
 
 /// `GET /v1/models`, as OpenAI lists them.
-async fn models(headers: HeaderMap) -> Response {
-    if !authorized(&headers) {
+async fn models(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
+    if !allowed(&state, &headers) {
         return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
     }
     let model = |id: &str| json!({ "id": id, "object": "model", "created": 1_764_000_000u32, "owned_by": "fake" });
@@ -302,7 +314,7 @@ pub fn fake_embedding(text: &str) -> Vec<f32> {
 
 async fn embeddings(State(state): State<Arc<FakeState>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
     state.requests.lock().unwrap().push(("/v1/embeddings".into(), body.clone()));
-    if !authorized(&headers) {
+    if !allowed(&state, &headers) {
         return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
     }
     let fault = state.embed_faults.lock().unwrap().pop_front();

@@ -34,6 +34,13 @@ pub struct OpenAiSettings {
     pub send_dimensions: bool,
     pub transcription_model: String,
     pub timeout: Duration,
+    /// Which capabilities use this server (the others run offline).
+    pub use_chat: bool,
+    pub use_embeddings: bool,
+    pub use_transcription: bool,
+    /// What an asymmetric embedding model wants before a question and before an entry.
+    pub query_prefix: String,
+    pub passage_prefix: String,
 }
 
 impl std::fmt::Debug for OpenAiSettings {
@@ -68,6 +75,11 @@ impl Default for OpenAiSettings {
             send_dimensions: false,
             transcription_model: "whisper-1".into(),
             timeout: Duration::from_secs(60),
+            use_chat: true,
+            use_embeddings: true,
+            use_transcription: true,
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
         }
     }
 }

@@ -124,6 +124,7 @@ impl Agent {
         // The child filter already selects by name; leaving names in the query
         // would make every entry about that child look similar to it.
         let query_text = without_names(question, &family, &plan.member_ids);
+        let query_text = format!("{}{query_text}", self.settings.embed_query_prefix);
         let embedded = match self.call_embed(user.family_id, &retriever, vec![query_text]).await {
             Ok(e) => e,
             Err(e) => {

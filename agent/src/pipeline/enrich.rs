@@ -234,7 +234,10 @@ impl Agent {
     async fn embed(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
         let Some(entry) = self.current_entry(job).await? else { return Ok("stale") };
         // A long entry goes in pieces the model takes whole; all in one call.
-        let pieces = crate::text::chunks::chunks(&entry.raw_text, self.settings.embed_max_tokens);
+        let prefix = &self.settings.embed_passage_prefix;
+        // (The prefix's few tokens come out of each piece's budget.)
+        let budget = if prefix.is_empty() { self.settings.embed_max_tokens } else { self.settings.embed_max_tokens.saturating_sub(16).max(8) };
+        let pieces: Vec<String> = crate::text::chunks::chunks(&entry.raw_text, budget).into_iter().map(|p| format!("{prefix}{p}")).collect();
         let count = pieces.len();
         let done = self.call_embed(job.family_id, root, pieces).await?;
         if done.vectors.len() != count {
