@@ -285,3 +285,25 @@ async fn only_an_embeddings_server_gives_real_embeddings_and_offline_chat() {
     assert_eq!(status["models"]["embeddings"]["model"], "multilingual-e5-small", "{status}");
     assert_eq!(status["models"]["transcription"]["provider"], "none", "{status}");
 }
+
+/// With a real chat model, the question is planned by one structured call
+/// (traced as its own run): "the last time" puts the latest matching entry first.
+#[tokio::test]
+async fn a_chat_model_plans_the_search_and_last_time_means_the_latest() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    let older = app.entry(&kim, "We took Minji to the zoo and saw the giraffes", "2025-05-10T10:00:00Z").await;
+    let newer = app.entry(&kim, "Zoo trip again: Minji fed the goats at the zoo", "2026-08-02T10:00:00Z").await;
+    let middle = app.entry(&kim, "Minji loved the penguins at the zoo", "2025-11-15T10:00:00Z").await;
+    for id in [&older, &newer, &middle] {
+        app.wait_ready(&kim, id).await;
+    }
+    let answer = app.chat(&kim, "When was the last time Minji went to the zoo?").await;
+    assert_eq!(source_ids(&answer).first(), Some(&newer), "{answer}");
+    let plans = fake.chat_requests(Some("query_plan"));
+    assert_eq!(plans.len(), 1, "one planning call per question");
+    assert!(plans[0]["messages"][0]["content"].as_str().unwrap().contains("Minji / 민지"), "the model sees the children");
+    let first = app.chat(&kim, "When did Minji first go to the zoo?").await;
+    assert_eq!(source_ids(&first).first(), Some(&older), "{first}");
+}

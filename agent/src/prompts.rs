@@ -26,6 +26,7 @@ pub struct Prompts {
     pub route: Prompt,
     pub enrich: Prompt,
     pub answer: Prompt,
+    pub plan: Prompt,
 }
 
 impl Prompts {
@@ -36,6 +37,7 @@ impl Prompts {
             route: load(include_str!("../../prompts/route.md")),
             enrich: load(include_str!("../../prompts/enrich.md")),
             answer: load(include_str!("../../prompts/answer.md")),
+            plan: load(include_str!("../../prompts/plan.md")),
         }
     }
 }

@@ -226,6 +226,27 @@ async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body):
             let content = json!({ "summary": format!("Model summary: {}", entry.chars().take(40).collect::<String>()), "topics": topics, "emotions": ["joy"], "members": members });
             completion(&content.to_string(), prompt_tokens)
         }
+        Some("query_plan") => {
+            // Plans like a careful model: the children named, the rest as search text, the kind from its words.
+            let question = user.split("Question:\n").nth(1).unwrap_or("").trim().to_string();
+            let system = body["messages"][0]["content"].as_str().unwrap_or("");
+            let listed = system.split("The children: ").nth(1).and_then(|s| s.lines().next()).unwrap_or("").trim_end_matches('.');
+            let mut children = Vec::new();
+            let mut text = question.clone();
+            for child in listed.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+                let names: Vec<&str> = child.split(" / ").collect();
+                if names.iter().any(|n| question.contains(n)) {
+                    children.push(names[0].to_string());
+                    for n in &names {
+                        text = text.replace(&format!("{n}'s"), "").replace(n, "");
+                    }
+                }
+            }
+            let lower = question.to_lowercase();
+            let kind = if lower.contains("how many") { "count" } else if lower.contains("last time") { "last" } else if lower.contains("first") { "first" } else { "lookup" };
+            let search_text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            completion(&json!({ "search_text": search_text, "children": children, "from": null, "to": null, "kind": kind }).to_string(), prompt_tokens)
+        }
         Some("route") => {
             let asks = user.contains('?') || user.to_lowercase().contains("remember");
             completion(&json!({ "kind": if asks { "ask" } else { "record" } }).to_string(), prompt_tokens)

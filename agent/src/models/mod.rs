@@ -62,6 +62,8 @@ pub enum Task {
     Route { message: String },
     /// Summary, topics, emotions and children of an entry.
     Enrich { text: String, member_names: Vec<String> },
+    /// Turn a question into a search plan (text, children, period, kind).
+    Plan { question: String },
     /// Answer a question from numbered sources.
     Answer { question: String, sources: Vec<SourceNote>, korean: bool },
 }

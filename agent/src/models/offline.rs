@@ -168,6 +168,8 @@ impl ChatModel for OfflineChat {
                 .to_string()
             }
             Task::Answer { question, sources, korean } => offline_answer(question, sources, *korean),
+            // The rule-based planner is the offline path; asked anyway, plan nothing special.
+            Task::Plan { question } => serde_json::json!({ "search_text": question, "children": [], "from": null, "to": null, "kind": "lookup" }).to_string(),
         };
         Ok(ChatCompletion { content, model: self.model_name().into(), usage: None, streamed: false })
     }

@@ -27,7 +27,94 @@ pub(crate) struct QueryPlan {
     /// Whether the question has words beyond names and time (if not, every
     /// entry passing the filter is relevant, whatever its score).
     pub has_content: bool,
+    pub kind: QuestionKind,
 }
+
+/// What kind of answer a question wants, which decides how many entries it
+/// draws on and in what order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuestionKind {
+    /// The few most relevant entries.
+    Lookup,
+    /// Every relevant entry (bounded), oldest first: "how many times…".
+    Count,
+    /// The earliest relevant entry first: "when did she first…".
+    First,
+    /// The latest relevant entry first: "when was the last time…".
+    Last,
+}
+
+/// Reads the kind of a question from its words (English and Korean).
+pub(crate) fn question_kind(question: &str) -> QuestionKind {
+    let t = question.to_lowercase();
+    let words: Vec<&str> = t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let has = |w: &str| words.contains(&w);
+    if t.contains("how many") || t.contains("how often") || t.contains("몇 번") || t.contains("몇번") || t.contains("며칠") || t.contains("몇 회") {
+        QuestionKind::Count
+    } else if t.contains("last time") || t.contains("most recent") || has("latest") || t.contains("마지막") {
+        QuestionKind::Last
+    } else if has("first") || t.contains("처음") || t.contains("최초") || t.contains("첫 ") {
+        QuestionKind::First
+    } else {
+        QuestionKind::Lookup
+    }
+}
+
+fn plan_schema() -> crate::models::OutputSchema {
+    crate::models::OutputSchema {
+        name: "query_plan",
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "search_text": { "type": "string" },
+                "children": { "type": "array", "items": { "type": "string" } },
+                "from": { "type": ["string", "null"] },
+                "to": { "type": ["string", "null"] },
+                "kind": { "type": "string", "enum": ["lookup", "period", "count", "first", "last"] },
+            },
+            "required": ["search_text", "children", "from", "to", "kind"],
+            "additionalProperties": false,
+        }),
+    }
+}
+
+/// A model's plan, checked against the family and the calendar; `None` when
+/// it does not hold together (the rule-based plan is used instead).
+pub(crate) fn plan_from_model(v: &serde_json::Value, family: &[Member]) -> Option<(QueryPlan, String)> {
+    let search_text = v["search_text"].as_str()?.trim().to_string();
+    let mut member_ids = Vec::new();
+    for name in v["children"].as_array()? {
+        let name = name.as_str()?.trim().to_lowercase();
+        let m = family.iter().find(|m| m.names().any(|n| n.to_lowercase() == name))?;
+        if !member_ids.contains(&m.id) {
+            member_ids.push(m.id);
+        }
+    }
+    let day = |k: &str| -> Option<Option<chrono::NaiveDate>> {
+        match &v[k] {
+            serde_json::Value::Null => Some(None),
+            serde_json::Value::String(s) => chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok().map(Some),
+            _ => None,
+        }
+    };
+    let range = match (day("from")?, day("to")?) {
+        (Some(start), Some(end)) if start < end => Some(dates::DateRange { start, end }),
+        (Some(start), None) => Some(dates::DateRange { start, end: start.checked_add_days(chrono::Days::new(1))? }),
+        (None, None) => None,
+        _ => return None,
+    };
+    let kind = match v["kind"].as_str()? {
+        "count" => QuestionKind::Count,
+        "first" => QuestionKind::First,
+        "last" => QuestionKind::Last,
+        "lookup" | "period" => QuestionKind::Lookup,
+        _ => return None,
+    };
+    Some((QueryPlan { member_ids, range, has_content: !search_text.is_empty(), kind }, search_text))
+}
+
+/// The most entries a count draws on.
+const COUNT_LIMIT: usize = 50;
 
 pub(crate) fn plan(question: &str, family: &[Member], today: chrono::NaiveDate) -> QueryPlan {
     let member_ids = members::detect_members(question, family);
@@ -43,13 +130,13 @@ pub(crate) fn plan(question: &str, family: &[Member], today: chrono::NaiveDate) 
             && !["월", "일", "년", "주"].iter().any(|u| t.chars().any(|c| c.is_ascii_digit()) && t.ends_with(u))
             && !MONTH_WORDS.contains(&t.as_str())
     });
-    QueryPlan { member_ids, range, has_content }
+    QueryPlan { member_ids, range, has_content, kind: question_kind(question) }
 }
 
 const MONTH_WORDS: &[&str] = &[
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "days", "past",
-    "작년", "올해", "이번", "최근", "요즘", "지난", "저번",
+    "작년", "올해", "이번", "최근", "요즘", "지난", "저번", "winter", "spring", "summer", "autumn", "겨울", "봄", "여름", "가을",
 ];
 
 /// The question without the named children's names (and their particles).
@@ -99,6 +186,35 @@ fn nothing_found(korean: bool, plan: &QueryPlan) -> String {
 }
 
 impl Agent {
+    /// One structured-output call that turns the question into a search plan,
+    /// traced as its own run; `None` offline, or when the model fails or
+    /// answers with something that does not hold together.
+    async fn plan_with_model(&self, family_id: FamilyId, question: &str, family: &[Member], sent_at: DateTime<FixedOffset>, parent: &Span) -> Option<(QueryPlan, String)> {
+        if self.b.chat.provider() == "offline" {
+            return None;
+        }
+        let children = family.iter().map(|m| m.names().collect::<Vec<_>>().join(" / ")).collect::<Vec<_>>().join("; ");
+        let today = sent_at.format("%Y-%m-%d (%A)").to_string();
+        let (system, user) = self.prompts.plan.render(&[("today", &today), ("children", &children), ("question", question)]).ok()?;
+        let span = parent.child("plan_query", RunType::Chain, json!({ "question": question }));
+        let request = ChatRequest {
+            task: Task::Plan { question: question.to_string() },
+            messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
+            schema: Some(plan_schema()),
+            temperature: 0.0,
+            deltas: None,
+        };
+        let planned = match self.call_chat(family_id, &span, "plan", &request).await {
+            Ok(done) => super::parse_json(&done.content).ok().and_then(|v| plan_from_model(&v, family)),
+            Err(_) => None,
+        };
+        match &planned {
+            Some((p, text)) => span.end(json!({ "search_text": text, "member_ids": p.member_ids, "range": p.range.map(|r| json!({ "from": r.start, "to": r.end })), "kind": format!("{:?}", p.kind).to_lowercase() })),
+            None => span.fail("no usable plan; using the rules"),
+        }
+        planned
+    }
+
     pub(crate) async fn answer_in(
         &self,
         user: &User,
@@ -109,7 +225,13 @@ impl Agent {
     ) -> Result<Answer, AgentError> {
         let korean = is_korean(question);
         let family = self.b.store.list_members(user.family_id).await?;
-        let plan = plan(question, &family, sent_at.date_naive());
+        let rules = plan(question, &family, sent_at.date_naive());
+        // A real chat model plans the search (text, children, period, kind) in
+        // one structured call; the rules are the offline path and the fallback.
+        let (plan, planned_text) = match self.plan_with_model(user.family_id, question, &family, sent_at, parent).await {
+            Some((p, text)) => (p, Some(text)),
+            None => (rules, None),
+        };
         let filter = SearchFilter {
             member_ids: plan.member_ids.clone(),
             from: plan.range.map(|r| local_midnight(r.start, sent_at.offset())),
@@ -123,7 +245,10 @@ impl Agent {
         );
         // The child filter already selects by name; leaving names in the query
         // would make every entry about that child look similar to it.
-        let query_text = without_names(question, &family, &plan.member_ids);
+        let query_text = match planned_text.filter(|t| !t.is_empty()) {
+            Some(t) => t,
+            None => without_names(question, &family, &plan.member_ids),
+        };
         let query_text = format!("{}{query_text}", self.settings.embed_query_prefix);
         let embedded = match self.call_embed(user.family_id, &retriever, vec![query_text]).await {
             Ok(e) => e,
@@ -133,7 +258,8 @@ impl Agent {
             }
         };
         let query = embedded.vectors.into_iter().next().unwrap_or_default();
-        let hits = match self.b.index.search(user.family_id, &query, &filter, self.settings.retrieve_k).await {
+        let k = if plan.kind == QuestionKind::Count { COUNT_LIMIT.max(self.settings.retrieve_k) } else { self.settings.retrieve_k };
+        let hits = match self.b.index.search(user.family_id, &query, &filter, k).await {
             Ok(h) => h,
             Err(e) => {
                 retriever.fail(&e.to_string());
@@ -141,7 +267,19 @@ impl Agent {
             }
         };
         let filtered_only = !plan.has_content && (!plan.member_ids.is_empty() || plan.range.is_some());
-        let relevant: Vec<_> = hits.into_iter().filter(|h| filtered_only || h.score >= self.settings.min_score).collect();
+        // A count over a period also takes the entries whose insight shares the
+        // question's topic ("sick" ↔ an entry about a fever, in either language),
+        // not only those worded like the question.
+        let wanted = if plan.kind == QuestionKind::Count && plan.range.is_some() { crate::text::lexicon::topics(question) } else { Vec::new() };
+        let mut relevant = Vec::new();
+        for h in hits {
+            let keep = filtered_only
+                || h.score >= self.settings.min_score
+                || (!wanted.is_empty() && self.b.store.get_insight(user.family_id, h.entry_id).await?.is_some_and(|i| i.topics.iter().any(|t| wanted.contains(t))));
+            if keep {
+                relevant.push(h);
+            }
+        }
         let ids: Vec<EntryId> = relevant.iter().map(|h| h.entry_id).collect();
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
@@ -150,10 +288,16 @@ impl Agent {
             .iter()
             .filter_map(|h| entries.iter().find(|e| e.id == h.entry_id).map(|e| (e.clone(), h.score)))
             .collect();
-        if filtered_only {
-            ranked.sort_by_key(|(e, _)| std::cmp::Reverse(e.occurred_at));
+        // The question's kind orders what was found: by date for first/last
+        // time and counts, newest first for a bare period, else by relevance.
+        match plan.kind {
+            QuestionKind::First | QuestionKind::Count => ranked.sort_by_key(|(e, _)| e.occurred_at),
+            QuestionKind::Last => ranked.sort_by_key(|(e, _)| std::cmp::Reverse(e.occurred_at)),
+            QuestionKind::Lookup if filtered_only => ranked.sort_by_key(|(e, _)| std::cmp::Reverse(e.occurred_at)),
+            QuestionKind::Lookup => {}
         }
         retriever.metadata("filtered_only", json!(filtered_only));
+        retriever.metadata("question_kind", json!(format!("{:?}", plan.kind).to_lowercase()));
         retriever.end(json!({
             "documents": ranked.iter().map(|(e, s)| json!({
                 "entry_id": e.id, "score": s, "occurred_at": e.occurred_at, "page_content": e.raw_text,
@@ -240,6 +384,45 @@ mod tests {
         let p = plan("민지 10월에 뭐 했지?", &fam, today);
         assert_eq!(p.member_ids, vec![minji.id]);
         assert!(!p.has_content, "{p:?}");
+        let p = plan("How many times was Junho sick this winter?", &fam, today);
+        assert_eq!((p.kind, p.has_content), (QuestionKind::Count, true), "{p:?}");
+        assert!(p.range.is_some());
+    }
+
+    #[test]
+    fn a_models_plan_is_checked_against_the_family_and_the_calendar() {
+        let minji = kid("Minji", "민지");
+        let fam = vec![minji.clone(), kid("Junho", "준호")];
+        let ok = json!({ "search_text": "zoo", "children": ["민지"], "from": "2025-06-01", "to": "2025-09-01", "kind": "last" });
+        let (p, text) = plan_from_model(&ok, &fam).unwrap();
+        assert_eq!((p.member_ids, p.kind, text.as_str()), (vec![minji.id], QuestionKind::Last, "zoo"));
+        assert_eq!(p.range.unwrap().start, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap());
+        for bad in [
+            json!({ "search_text": "zoo", "children": ["Sora"], "from": null, "to": null, "kind": "lookup" }),
+            json!({ "search_text": "zoo", "children": [], "from": "2025-09-01", "to": "2025-06-01", "kind": "lookup" }),
+            json!({ "search_text": "zoo", "children": [], "from": "last summer", "to": null, "kind": "lookup" }),
+            json!({ "search_text": "zoo", "children": [], "from": null, "to": null, "kind": "guess" }),
+            json!({ "children": [], "from": null, "to": null, "kind": "lookup" }),
+        ] {
+            assert!(plan_from_model(&bad, &fam).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn question_kinds_are_read_in_both_languages() {
+        for (q, kind) in [
+            ("How many times was Junho sick this winter?", QuestionKind::Count),
+            ("How often did we go to the zoo?", QuestionKind::Count),
+            ("2024년 겨울에 준호가 몇 번 아팠어?", QuestionKind::Count),
+            ("When was the last time we went to the zoo?", QuestionKind::Last),
+            ("동물원에 마지막으로 간 게 언제야?", QuestionKind::Last),
+            ("When did Minji first ride without training wheels?", QuestionKind::First),
+            ("준호가 처음 걸은 날", QuestionKind::First),
+            ("What did Minji do last month?", QuestionKind::Lookup),
+            ("When did Minji lose her tooth?", QuestionKind::Lookup),
+        ] {
+            assert_eq!(question_kind(q), kind, "{q}");
+        }
     }
 
     #[test]

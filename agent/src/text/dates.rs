@@ -15,6 +15,18 @@ pub struct DateRange {
 }
 
 impl DateRange {
+    /// A season: winter runs from December of `year` into February; spring
+    /// March–May, summer June–August, autumn September–November.
+    fn season(year: i32, season: Season) -> Option<Self> {
+        let (month, months) = match season {
+            Season::Winter => (12, 3),
+            Season::Spring => (3, 3),
+            Season::Summer => (6, 3),
+            Season::Autumn => (9, 3),
+        };
+        let start = NaiveDate::from_ymd_opt(year, month, 1)?;
+        Some(Self { start, end: start.checked_add_months(Months::new(months))? })
+    }
     fn day(d: NaiveDate) -> Option<Self> {
         Some(Self { start: d, end: after(d, 1)? })
     }
@@ -25,6 +37,46 @@ impl DateRange {
     fn year(year: i32) -> Option<Self> {
         Some(Self { start: NaiveDate::from_ymd_opt(year, 1, 1)?, end: NaiveDate::from_ymd_opt(year.checked_add(1)?, 1, 1)? })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Season {
+    Winter,
+    Spring,
+    Summer,
+    Autumn,
+}
+
+/// The season a question names: "this winter", "last summer", "the winter of
+/// 2024-2025", "2024년 겨울", "작년 여름". A bare or "this" season is the
+/// latest one that has begun; "last" the one before it; a year names the
+/// season that starts in it (winter: its December).
+fn season_range(t: &str, today: NaiveDate) -> Option<DateRange> {
+    let c = SEASON.captures(t)?;
+    // "Junho had a fall" is no season: "fall" needs "this", "last" or a year.
+    if c.get(2).is_some_and(|m| m.as_str() == "fall") && c.get(1).is_none() && c.get(3).is_none() {
+        return None;
+    }
+    let season = match c.get(2).or(c.get(6))?.as_str() {
+        "winter" | "겨울" => Season::Winter,
+        "spring" | "봄" => Season::Spring,
+        "summer" | "여름" => Season::Summer,
+        _ => Season::Autumn,
+    };
+    if let Some(y) = c.get(3).or(c.get(4)) {
+        return DateRange::season(y.as_str().parse().ok()?, season);
+    }
+    // The latest season of that kind that has begun by today.
+    let this_year = DateRange::season(today.year(), season)?;
+    let latest = if this_year.start <= today { today.year() } else { today.year().checked_sub(1)? };
+    let which = c.get(1).or(c.get(5)).map(|m| m.as_str());
+    let year = match which {
+        Some("last" | "past" | "지난" | "저번") => latest.checked_sub(1)?,
+        Some("작년") => today.year().checked_sub(1)?,
+        Some("올해") => today.year(),
+        _ => latest,
+    };
+    DateRange::season(year, season)
 }
 
 // Every step in calendar arithmetic is checked: a parent may write
@@ -73,6 +125,9 @@ static IN_MONTH: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"\b(?:in|during
 static MONTH_YEAR: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"\b({MONTHS})\s+(\d{{4}})\b")));
 static KO_MONTH: LazyLock<Regex> = LazyLock::new(|| re(r"(?:(\d{4})\s*년\s*)?(\d{1,2})\s*월(?:\s*\d)?"));
 static IN_YEAR: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:in|during)\s+(\d{4})\b|(\d{4})\s*년"));
+static SEASON: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(?:(this|last|past)\s+)?(winter|spring|summer|autumn|fall)\b(?:\s+(?:of\s+)?(\d{4})\b(?:\s*[-/–]\s*\d{2,4})?)?|(?:(\d{4})\s*년\s*|(지난|작년|올해|이번|저번)\s*)?(겨울|봄|여름|가을)")
+});
 static LAST_N_DAYS: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:last|past)\s+(\d+)\s+days\b|최근\s*(\d+)\s*일"));
 
 fn month_number(name: &str) -> Option<u32> {
@@ -247,6 +302,9 @@ pub fn resolve_range(text: &str, today: NaiveDate) -> Option<DateRange> {
     if t.contains("this week") || t.contains("이번 주") || t.contains("이번주") {
         return Some(DateRange { start: week_start(today)?, end: tomorrow });
     }
+    if let Some(r) = season_range(&t, today) {
+        return Some(r);
+    }
     if t.contains("last year") || t.contains("작년") {
         return DateRange::year(today.year().checked_sub(1)?);
     }
@@ -310,6 +368,26 @@ mod tests {
         assert_eq!(resolve_date("Last Sunday we went to the zoo", today()), Some(d(2026, 11, 22)));
         assert_eq!(resolve_date("last thursday", today()), Some(d(2026, 11, 19)));
         assert_eq!(resolve_date("On Tuesday she cried", today()), Some(d(2026, 11, 24)));
+    }
+
+    #[test]
+    fn seasons_resolve_to_their_months() {
+        // Today: 26 November 2026.
+        let winter = |y: i32| range(d(y, 12, 1), d(y + 1, 3, 1));
+        assert_eq!(resolve_range("How many times was Junho sick in the winter of 2024-2025?", today()), winter(2024));
+        assert_eq!(resolve_range("2024년 겨울에 준호가 몇 번 아팠어?", today()), winter(2024));
+        assert_eq!(resolve_range("was she sick this winter?", today()), winter(2025), "the latest winter that has begun");
+        assert_eq!(resolve_range("last winter", today()), winter(2024));
+        assert_eq!(resolve_range("What did we do last summer?", today()), range(d(2025, 6, 1), d(2025, 9, 1)));
+        assert_eq!(resolve_range("what did we do this summer", today()), range(d(2026, 6, 1), d(2026, 9, 1)));
+        assert_eq!(resolve_range("작년 여름에 뭐 했지?", today()), range(d(2025, 6, 1), d(2025, 9, 1)));
+        assert_eq!(resolve_range("지난 가을", today()), range(d(2025, 9, 1), d(2025, 12, 1)));
+        assert_eq!(resolve_range("in the spring of 2026", today()), range(d(2026, 3, 1), d(2026, 6, 1)));
+        assert_eq!(resolve_range("She likes the summer heat", d(2026, 3, 1)), range(d(2025, 6, 1), d(2025, 9, 1)));
+        assert_eq!(resolve_range("winter of 99999", today()), winter(2025), "not year 9999: a bare winter");
+        assert_eq!(season_range("winter 9999", d(9999, 12, 31)), range(d(9999, 12, 1), d(10000, 3, 1)));
+        assert_eq!(resolve_range("When did Junho have a fall at the playground?", today()), None);
+        assert_eq!(resolve_range("last fall", today()), range(d(2025, 9, 1), d(2025, 12, 1)));
     }
 
     #[test]

@@ -6,7 +6,11 @@
 const TOPICS: &[(&str, &[&str])] = &[
     ("milestone", &["first", "tooth", "teeth", "walked", "crawl", "birthday", "처음", "이빨", "이가", "걸음", "생일", "첫"]),
     ("school", &["school", "class", "teacher", "homework", "kindergarten", "daycare", "preschool", "학교", "유치원", "어린이집", "선생님", "숙제", "수업"]),
-    ("health", &["sick", "fever", "doctor", "hospital", "cough", "cold", "vaccine", "dentist", "아파", "아팠", "열이", "병원", "감기", "기침", "치과", "예방접종"]),
+    ("health", &[
+        "sick", "unwell", "fever", "doctor", "hospital", "cough", "cold", "vaccine", "dentist", "infection", "medicine", "antibiotic",
+        "threw up", "vomit", "stomach bug", "runny nose", "아파", "아팠", "열이", "병원", "감기", "기침", "치과", "예방접종", "토했", "장염", "중이염",
+        "콧물", "해열제", "항생제",
+    ]),
     ("food", &["ate", "eat", "dinner", "lunch", "breakfast", "snack", "cook", "bake", "baked", "먹", "밥", "간식", "요리", "저녁", "점심", "아침밥"]),
     ("sleep", &["sleep", "slept", "nap", "bedtime", "nightmare", "잠", "낮잠", "잤", "자고", "악몽"]),
     ("play", &["play", "park", "toy", "game", "lego", "playground", "놀", "놀이터", "장난감", "게임", "레고", "공원"]),
@@ -64,6 +68,8 @@ mod tests {
         assert_eq!(topics("준호가 어제 처음 자전거를 탔다"), vec!["milestone", "sports"]);
         assert_eq!(emotions("She laughed so much, we were proud"), vec!["joy", "pride"]);
         assert_eq!(emotions("민지가 울었어"), vec!["sadness"]);
+        assert_eq!(topics("Junho threw up twice — stomach bug going around"), vec!["health"]);
+        assert_eq!(topics("병원에서 준호 중이염이래"), vec!["health"]);
         assert!(emotions("We went to the store").is_empty());
     }
 }
