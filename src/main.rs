@@ -79,15 +79,38 @@ enum FamilyCommand {
     },
 }
 
-fn init_logs(json: bool) {
+fn init_logs(json: bool, sentry: bool) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
         let project = std::env::var("GOOGLE_CLOUD_PROJECT").ok().filter(|p| !p.is_empty());
-        builder.with_ansi(false).event_format(dadly::logs::GcpJson { project }).init()
+        fmt.with_ansi(false).event_format(dadly::logs::GcpJson { project }).boxed()
     } else {
-        builder.init()
+        fmt.boxed()
+    };
+    // With Sentry: error events go to it as issues, info and warnings as their breadcrumbs.
+    use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+    use tracing_subscriber::filter::LevelFilter;
+    let errors = sentry.then(|| ErrorLayer::new().with_filter(LevelFilter::ERROR));
+    let breadcrumbs = sentry.then(|| BreadcrumbLayer::new().with_filter(LevelFilter::INFO));
+    tracing_subscriber::registry().with(filter).with(fmt).with(errors).with(breadcrumbs).init();
+}
+
+/// Starts Sentry when `SENTRY_DSN` is set (release and `SENTRY_ENVIRONMENT`
+/// attached; no personal data: no IPs, headers or bodies).
+fn init_sentry(settings: &Settings) -> Option<sentry::ClientInitGuard> {
+    let dsn = settings.sentry_dsn.as_ref()?;
+    let mut options = sentry::ClientOptions::new().dsn(&dsn.0).send_default_pii(false);
+    if let Some(release) = sentry::release_name!() {
+        options = options.release(release);
     }
+    if let Some(env) = std::env::var("SENTRY_ENVIRONMENT").ok().filter(|e| !e.is_empty()) {
+        options = options.environment(env);
+    }
+    Some(sentry::init(options))
 }
 
 #[tokio::main]
@@ -106,7 +129,8 @@ async fn main() -> anyhow::Result<()> {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            init_logs(settings.json_logs);
+            let _sentry = init_sentry(&settings);
+            init_logs(settings.json_logs, _sentry.is_some());
             serve(settings).await
         }
         Command::Migrate => {

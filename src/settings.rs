@@ -103,6 +103,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Base URL clients reach this server at (for signed media links).
     pub public_url: String,
+    /// `SENTRY_DSN`: errors and panics go to Sentry.
+    pub sentry_dsn: Option<Secret>,
     /// `DADLY_READY_REQUIRES_MODELS`: `/readyz` answers 503 when a model server is down too.
     pub ready_requires_models: bool,
     /// `DADLY_INDEX_CACHE_MB`: the bound of the embedded index's in-memory copies.
@@ -170,6 +172,7 @@ impl std::fmt::Debug for Settings {
             .field("allowed_origins", &self.allowed_origins)
             .field("index_cache_bytes", &self.index_cache_bytes)
             .field("ready_requires_models", &self.ready_requires_models)
+            .field("sentry_dsn", &self.sentry_dsn.as_ref().map(|_| "[redacted]"))
             .field("models", &self.models)
             .field("jwt_secret", &self.jwt_secret)
             .field("jwt_issuer", &self.jwt_issuer)
@@ -450,6 +453,15 @@ impl Settings {
             database_owner_url: env.get("DADLY_DATABASE_OWNER_URL"),
             bind,
             public_url,
+            sentry_dsn: match env.get("SENTRY_DSN") {
+                Some(dsn) => {
+                    if dsn.parse::<sentry::types::Dsn>().is_err() {
+                        return Err(bad("SENTRY_DSN", "is not a Sentry DSN (https://KEY@HOST/PROJECT)"));
+                    }
+                    Some(Secret(dsn))
+                }
+                None => None,
+            },
             ready_requires_models: match env.get("DADLY_READY_REQUIRES_MODELS").as_deref() {
                 None | Some("false") | Some("0") => false,
                 Some("true") | Some("1") => true,
@@ -598,6 +610,7 @@ mod tests {
             ("DATABASE_URL", "postgres://dadly:pg-very-secret@db:5432/dadly"),
             ("DADLY_METRICS_TOKEN", "metrics-very-secret"),
             ("DADLY_CAPSULE_KEY", "very-secret"),
+            ("SENTRY_DSN", "https://sentry-very-secret@o1.ingest.sentry.io/42"),
         ];
         let mut vars = secrets.to_vec();
         vars.extend([("QDRANT_URL", "http://qdrant:6334"), ("S3_BUCKET", "media"), ("S3_ENDPOINT", "https://acct.r2.cloudflarestorage.com")]);

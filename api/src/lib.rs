@@ -88,10 +88,14 @@ pub fn router_with(state: AppState, channel_routes: Router) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(120)))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // A 5xx is logged once, as an error, by whoever caused it; the access log notes it as a warning.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .layer(cors)
+        // Errors and panics reach Sentry with their request (a no-op unless SENTRY_DSN is set).
+        .layer(sentry::integrations::tower::SentryHttpLayer::new())
+        .layer(sentry::integrations::tower::NewSentryLayer::<Request>::new_from_top())
 }
 
 /// CORS for the configured origins: bearer tokens in headers, no cookies, so
