@@ -326,6 +326,7 @@ async fn health_readiness_metrics_and_status_are_served() {
     assert!(metrics.contains("dadly_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/chat\"} 1"), "{metrics}");
     assert!(metrics.contains("dadly_model_call_duration_seconds_bucket{capability=\"embeddings\""), "{metrics}");
     assert!(metrics.contains("# TYPE dadly_index_cache_bytes gauge"), "{metrics}");
+    assert!(metrics.contains("dadly_index_loads_total "), "{metrics}");
 }
 
 #[tokio::test]

@@ -150,6 +150,26 @@ async fn embedded_cache_follows_the_store(store: Arc<dyn Store>) {
     index.delete(fid, w.entries[1].id).await.unwrap();
     assert_eq!(ids(&index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap()), vec![w.entries[2].id]);
     assert_eq!(index.loads(), loads, "no reload after its own writes");
+    // Two workers writing at once (an embedding and an enrichment) still update in place.
+    let index = Arc::new(index);
+    let writes: Vec<_> = (0..8)
+        .map(|i| {
+            let (index, e, kid) = (index.clone(), w.entries[i % 3].clone(), w.kids[i % 2].id);
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    index.upsert(fid, record(&e, [0.7, 0.3, 0.0, 0.0])).await.unwrap();
+                } else {
+                    index.set_payload(fid, e.id, &[kid], &[], &[]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap();
+    }
+    // (Entry 0 was deleted above, so its writes change nothing; 1 and 2 have vectors.)
+    assert_eq!(index.search(fid, &q, &SearchFilter::default(), 10).await.unwrap().len(), 2);
+    assert_eq!(index.loads(), loads, "concurrent writes of this process need no reload either");
 
     // Many first questions at once load the family once.
     let cold = Arc::new(EmbeddedIndex::new(store.clone()));
@@ -158,7 +178,7 @@ async fn embedded_cache_follows_the_store(store: Arc<dyn Store>) {
         tokio::spawn(async move { cold.search(fid, &q, &SearchFilter::default(), 10).await.unwrap().len() })
     }).collect();
     for ask in asks {
-        assert_eq!(ask.await.unwrap(), 1);
+        assert_eq!(ask.await.unwrap(), 2);
     }
     assert_eq!(cold.loads(), 1, "single-flight");
 

@@ -58,6 +58,10 @@ pub struct EmbeddedIndex {
     store: Arc<dyn Store>,
     cache: Mutex<Cache>,
     loading: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
+    /// This process's writes to one family's vectors go one at a time, so each
+    /// moves the generation by exactly one and can be applied in place (two
+    /// workers writing at once would otherwise look like another process).
+    writing: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
     budget: usize,
     loads: std::sync::atomic::AtomicU64,
 }
@@ -68,7 +72,7 @@ impl EmbeddedIndex {
     }
 
     pub fn with_cache_bytes(store: Arc<dyn Store>, budget: usize) -> Self {
-        Self { store, cache: Mutex::new(Cache::default()), loading: Mutex::new(HashMap::new()), budget, loads: Default::default() }
+        Self { store, cache: Mutex::new(Cache::default()), loading: Mutex::new(HashMap::new()), writing: Mutex::new(HashMap::new()), budget, loads: Default::default() }
     }
 
     /// How many times a family was read from the store (not served from memory).
@@ -145,6 +149,10 @@ impl EmbeddedIndex {
         }
     }
 
+    fn write_gate(&self, family_id: FamilyId) -> Arc<tokio::sync::Mutex<()>> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner()).entry(family_id).or_default().clone()
+    }
+
     async fn generation(&self, family_id: FamilyId) -> Result<i64, IndexError> {
         self.store.vector_generation(family_id).await.map_err(index_err)
     }
@@ -167,7 +175,13 @@ impl VectorIndex for EmbeddedIndex {
         Some(self.cache().bytes as u64)
     }
 
+    fn cache_loads(&self) -> Option<u64> {
+        Some(self.loads())
+    }
+
     async fn upsert(&self, family_id: FamilyId, record: VectorRecord) -> Result<(), IndexError> {
+        let gate = self.write_gate(family_id);
+        let _one_at_a_time = gate.lock().await;
         let before = self.generation(family_id).await?;
         self.store.put_vector(family_id, &record).await.map_err(index_err)?;
         let after = self.generation(family_id).await?;
@@ -183,6 +197,8 @@ impl VectorIndex for EmbeddedIndex {
         topics: &[String],
         emotions: &[String],
     ) -> Result<(), IndexError> {
+        let gate = self.write_gate(family_id);
+        let _one_at_a_time = gate.lock().await;
         let before = self.generation(family_id).await?;
         self.store.set_vector_payload(family_id, entry_id, member_ids, topics, emotions).await.map_err(index_err)?;
         let after = self.generation(family_id).await?;
@@ -191,6 +207,8 @@ impl VectorIndex for EmbeddedIndex {
     }
 
     async fn delete(&self, family_id: FamilyId, entry_id: EntryId) -> Result<(), IndexError> {
+        let gate = self.write_gate(family_id);
+        let _one_at_a_time = gate.lock().await;
         let before = self.generation(family_id).await?;
         self.store.delete_vector(family_id, entry_id).await.map_err(index_err)?;
         let after = self.generation(family_id).await?;

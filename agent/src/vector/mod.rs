@@ -52,6 +52,10 @@ pub trait VectorIndex: Send + Sync + 'static {
     fn cache_bytes(&self) -> Option<u64> {
         None
     }
+    /// How many times a family's vectors were read from the store into memory.
+    fn cache_loads(&self) -> Option<u64> {
+        None
+    }
     /// Inserts or replaces the entry's point (idempotent by entry id).
     async fn upsert(&self, family_id: FamilyId, record: VectorRecord) -> Result<(), IndexError>;
     /// Updates the filterable payload without re-embedding; a missing point is not an error.

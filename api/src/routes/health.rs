@@ -84,6 +84,9 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     if let Some(bytes) = state.agent.backends().index.cache_bytes() {
         text.push_str(&format!("# TYPE dadly_index_cache_bytes gauge\ndadly_index_cache_bytes {bytes}\n"));
     }
+    if let Some(loads) = state.agent.backends().index.cache_loads() {
+        text.push_str(&format!("# TYPE dadly_index_loads_total counter\ndadly_index_loads_total {loads}\n"));
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
