@@ -99,6 +99,15 @@ impl EmbeddedIndex {
         if let Some(found) = self.cached(family_id, generation) {
             return Ok(found);
         }
+        // Perhaps one of this process's writes has committed and is being
+        // applied to the copy right now: let it finish rather than reload.
+        if self.cache().families.contains_key(&family_id) {
+            drop(self.write_gate(family_id).lock().await);
+            let generation = self.store.vector_generation(family_id).await.map_err(index_err)?;
+            if let Some(found) = self.cached(family_id, generation) {
+                return Ok(found);
+            }
+        }
         let gate = self.loading.lock().unwrap_or_else(|p| p.into_inner()).entry(family_id).or_default().clone();
         let _loading = gate.lock().await;
         // Read before loading: a write during the load makes the next search reload.
