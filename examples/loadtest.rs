@@ -4,6 +4,7 @@
 //! percentiles and throughput for BENCHMARKS.md.
 //!
 //!     cargo run --release --example loadtest -- [ENTRIES] [QUESTIONS] [CONCURRENCY]
+//!     LOADTEST_POSTGRES=1 cargo run --release --example loadtest -- …   # on a fresh Postgres database
 //!
 //! It talks only to 127.0.0.1 and stops by itself.
 
@@ -74,8 +75,17 @@ async fn main() -> anyhow::Result<()> {
     let (entries, questions, concurrency) = (*args.first().unwrap_or(&1000), *args.get(1).unwrap_or(&300), *args.get(2).unwrap_or(&16));
     let dir = tempfile::tempdir()?;
     let data = dir.path().display().to_string();
-    let vars = [("DADLY_DATA_DIR", data.as_str()), ("DADLY_BIND", "127.0.0.1:0"), ("DADLY_JOB_POLL_MS", "50"), ("JWT_SECRET", "loadtest-secret-loadtest"), ("DADLY_RATE_LIMIT_PER_MINUTE", "0")];
-    let settings = Settings::from_lookup(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))?;
+    let mut vars: Vec<(&str, String)> = [("DADLY_DATA_DIR", data.as_str()), ("DADLY_BIND", "127.0.0.1:0"), ("DADLY_JOB_POLL_MS", "50"), ("JWT_SECRET", "loadtest-secret-loadtest"), ("DADLY_RATE_LIMIT_PER_MINUTE", "0")]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+    // LOADTEST_POSTGRES=1: the same run on a fresh Postgres database (owner and runtime roles, as in production).
+    if std::env::var("LOADTEST_POSTGRES").is_ok_and(|v| v == "1") {
+        let (runtime, owner) = dadly_testkit::services::postgres_database_with_owner().await.ok_or_else(|| anyhow::anyhow!("no Postgres (DADLY_TEST_POSTGRES_URL)"))?;
+        vars.push(("DATABASE_URL", runtime));
+        vars.push(("DADLY_DATABASE_OWNER_URL", owner));
+    }
+    let settings = Settings::from_lookup(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
     let app = App::build(settings).await?;
     let store = app.agent.store().clone();
     let family = store.create_family("Load").await?;
