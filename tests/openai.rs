@@ -306,4 +306,9 @@ async fn a_chat_model_plans_the_search_and_last_time_means_the_latest() {
     assert!(plans[0]["messages"][0]["content"].as_str().unwrap().contains("Minji / 민지"), "the model sees the children");
     let first = app.chat(&kim, "When did Minji first go to the zoo?").await;
     assert_eq!(source_ids(&first).first(), Some(&older), "{first}");
+    // The model's plan is what the search uses: a period only it resolves narrows the answer.
+    let summer = app.entry(&kim, "Minji watched the sea lions at the zoo", "2025-08-10T10:00:00Z").await;
+    app.wait_ready(&kim, &summer).await;
+    let holidays = app.chat(&kim, "When was the last time Minji went to the zoo during the school holidays of 2025?").await;
+    assert_eq!(source_ids(&holidays), vec![summer.clone()], "only the planned period counts: {holidays}");
 }

@@ -245,7 +245,9 @@ async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body):
             let lower = question.to_lowercase();
             let kind = if lower.contains("how many") { "count" } else if lower.contains("last time") { "last" } else if lower.contains("first") { "first" } else { "lookup" };
             let search_text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            completion(&json!({ "search_text": search_text, "children": children, "from": null, "to": null, "kind": kind }).to_string(), prompt_tokens)
+            // A period the rules do not read, which only a model would resolve.
+            let (from, to) = if lower.contains("school holidays of 2025") { (json!("2025-07-15"), json!("2025-09-01")) } else { (Value::Null, Value::Null) };
+            completion(&json!({ "search_text": search_text, "children": children, "from": from, "to": to, "kind": kind }).to_string(), prompt_tokens)
         }
         Some("route") => {
             let asks = user.contains('?') || user.to_lowercase().contains("remember");

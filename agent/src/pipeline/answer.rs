@@ -82,6 +82,11 @@ fn plan_schema() -> crate::models::OutputSchema {
 /// it does not hold together (the rule-based plan is used instead).
 pub(crate) fn plan_from_model(v: &serde_json::Value, family: &[Member]) -> Option<(QueryPlan, String)> {
     let search_text = v["search_text"].as_str()?.trim().to_string();
+    // A question's subject in a few words: a model that writes an essay (or
+    // echoes a prompt) is not planning, and the text must fit one embedding.
+    if search_text.chars().count() > MAX_PLANNED_TEXT_CHARS || search_text.contains('\0') {
+        return None;
+    }
     let mut member_ids = Vec::new();
     for name in v["children"].as_array()? {
         let name = name.as_str()?.trim().to_lowercase();
@@ -112,6 +117,9 @@ pub(crate) fn plan_from_model(v: &serde_json::Value, family: &[Member]) -> Optio
     };
     Some((QueryPlan { member_ids, range, has_content: !search_text.is_empty(), kind }, search_text))
 }
+
+/// The longest search text a planned question may have.
+const MAX_PLANNED_TEXT_CHARS: usize = 500;
 
 /// The most entries a count draws on.
 const COUNT_LIMIT: usize = 50;
@@ -397,12 +405,20 @@ mod tests {
         let (p, text) = plan_from_model(&ok, &fam).unwrap();
         assert_eq!((p.member_ids, p.kind, text.as_str()), (vec![minji.id], QuestionKind::Last, "zoo"));
         assert_eq!(p.range.unwrap().start, NaiveDate::from_ymd_opt(2025, 6, 1).unwrap());
+        // Hangul, CJK punctuation and emoji pass through; the calendar's last day has a next day.
+        let ko = json!({ "search_text": "동물원。🦒", "children": [], "from": "9999-12-31", "to": null, "kind": "period" });
+        let (p, text) = plan_from_model(&ko, &fam).unwrap();
+        assert_eq!((text.as_str(), p.kind), ("동물원。🦒", QuestionKind::Lookup));
+        assert!(p.range.is_some());
         for bad in [
             json!({ "search_text": "zoo", "children": ["Sora"], "from": null, "to": null, "kind": "lookup" }),
             json!({ "search_text": "zoo", "children": [], "from": "2025-09-01", "to": "2025-06-01", "kind": "lookup" }),
             json!({ "search_text": "zoo", "children": [], "from": "last summer", "to": null, "kind": "lookup" }),
             json!({ "search_text": "zoo", "children": [], "from": null, "to": null, "kind": "guess" }),
             json!({ "children": [], "from": null, "to": null, "kind": "lookup" }),
+            json!({ "search_text": "zoo ".repeat(200), "children": [], "from": null, "to": null, "kind": "lookup" }),
+            json!({ "search_text": "z\u{0}oo", "children": [], "from": null, "to": null, "kind": "lookup" }),
+            json!({ "search_text": "zoo", "children": [], "from": "99999-01-01", "to": null, "kind": "lookup" }),
         ] {
             assert!(plan_from_model(&bad, &fam).is_none(), "{bad}");
         }
