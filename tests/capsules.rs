@@ -237,14 +237,10 @@ fn file(bytes: Vec<u8>, name: &str, declared: &str) -> reqwest::multipart::Part 
 /// media folder) and, on the production stack, a `pg_dump` of the database.
 fn clear_copies(app: &TestApp, postgres: Option<&str>, marker: &str) -> Vec<String> {
     let mut hits = files_containing(app.dir.path(), marker);
-    if let Some(url) = postgres {
-        let admin = std::env::var("DADLY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let dump_url = format!("{}/{}", admin.rsplit_once('/').unwrap().0, url.rsplit('/').next().unwrap());
-        let out = std::process::Command::new("pg_dump").args(["--data-only", &dump_url]).output().expect("pg_dump runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        if String::from_utf8_lossy(&out.stdout).contains(marker) {
-            hits.push("postgres dump".into());
-        }
+    if let Some(url) = postgres
+        && common::pg_dump_contains(url, marker)
+    {
+        hits.push("postgres dump".into());
     }
     hits
 }

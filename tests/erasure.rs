@@ -36,16 +36,10 @@ impl Backends {
                 }
             }
         }
-        if let Some(url) = &self.postgres {
-            // As the superuser (the runtime role could not see every row anyway).
-            let admin = std::env::var("DADLY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let db = url.rsplit('/').next().unwrap();
-            let dump_url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
-            let out = std::process::Command::new("pg_dump").args(["--data-only", &dump_url]).output().expect("pg_dump runs");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            if String::from_utf8_lossy(&out.stdout).contains(marker) {
-                hits.push("postgres dump".into());
-            }
+        if let Some(url) = &self.postgres
+            && common::pg_dump_contains(url, marker)
+        {
+            hits.push("postgres dump".into());
         }
         hits
     }

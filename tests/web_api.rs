@@ -288,3 +288,38 @@ async fn the_app_and_the_widget_are_served_from_the_binary() {
     let widget = app.http.get(app.url("/widget.js")).send().await.unwrap();
     assert_eq!(widget.headers()["access-control-allow-origin"], "*", "any site may load the widget script");
 }
+
+#[tokio::test]
+async fn odd_form_fields_get_clear_answers_never_a_5xx() {
+    let app = TestApp::spawn().await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    let photo = || part(png("odd"), "odd.png");
+    let cases: Vec<(reqwest::multipart::Form, StatusCode, &str)> = vec![
+        (reqwest::multipart::Form::new().text("text", "a\u{0}b").part("photo", photo()), StatusCode::UNPROCESSABLE_ENTITY, "NUL"),
+        (reqwest::multipart::Form::new().text("text", "\u{200B}\u{FEFF}").part("photo", photo()), StatusCode::CREATED, "invisible-only caption: a photo entry"),
+        (reqwest::multipart::Form::new().text("text", "민지 바닷가。🦒").part("photo", photo()), StatusCode::CREATED, "Hangul, CJK punctuation, emoji"),
+        (reqwest::multipart::Form::new().text("member_ids", "99999999999999999999").part("photo", photo()), StatusCode::UNPROCESSABLE_ENTITY, "a huge number as an id"),
+        (reqwest::multipart::Form::new().text("occurred_at", "9999-12-31T23:59:59+00:00").part("photo", photo()), StatusCode::CREATED, "the calendar's last second"),
+        (reqwest::multipart::Form::new().text("occurred_at", "+10000-01-01T00:00:00Z").part("photo", photo()), StatusCode::UNPROCESSABLE_ENTITY, "past the calendar"),
+        (reqwest::multipart::Form::new().text("sent_at", "0000-01-01T00:00:00+14:00").part("photo", photo()), StatusCode::UNPROCESSABLE_ENTITY, "before year 1"),
+        (reqwest::multipart::Form::new().text("text", "가".repeat(10_001)).part("photo", photo()), StatusCode::UNPROCESSABLE_ENTITY, "too long"),
+    ];
+    for (form, expected, what) in cases {
+        let (status, body) = upload(&app, &kim.token, form).await;
+        assert_eq!(status, expected, "{what}: {body}");
+    }
+    let (_, list) = app.get(&kim.token, "/v1/entries?limit=100").await;
+    let texts: Vec<&str> = list["entries"].as_array().unwrap().iter().map(|e| e["raw_text"].as_str().unwrap()).collect();
+    assert!(texts.contains(&"민지 바닷가。🦒") && texts.contains(&""), "{texts:?}");
+    let minji = list["entries"].as_array().unwrap().iter().find(|e| e["raw_text"] == "민지 바닷가。🦒").unwrap();
+    assert_eq!(minji["member_ids"], json!([kim.member("Minji").id]), "named in Korean");
+    // The stream and sign-in take the same odd input without a 5xx.
+    for body in [json!({ "message": "민지。🦒 언제 바다에 갔지?" }), json!({ "message": "\u{200B}" }), json!({ "message": "x", "sent_at": "9999-12-31T23:59:59+14:00" })] {
+        let r = app.http.post(app.url("/v1/chat/stream")).bearer_auth(&kim.token).json(&body).send().await.unwrap();
+        assert!(r.status().is_success() || r.status().is_client_error(), "{body}: {}", r.status());
+    }
+    for code in ["", "\u{0}", &"a".repeat(4000), "민지。🦒"] {
+        let (status, _) = app.post("", "/v1/sign-in", json!({ "code": code })).await;
+        assert!(status == StatusCode::UNAUTHORIZED || status == StatusCode::UNPROCESSABLE_ENTITY, "{code:?}: {status}");
+    }
+}

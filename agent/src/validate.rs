@@ -47,6 +47,18 @@ pub fn text(field: &str, value: &str) -> Result<String, AgentError> {
     Ok(trimmed.to_string())
 }
 
+/// Text that may be empty (a caption, a message beside a photo): no NUL, at
+/// most `MAX_TEXT_CHARS`; returned without invisible characters at its ends.
+pub fn optional_text(field: &str, value: &str) -> Result<String, AgentError> {
+    no_nul(field, value)?;
+    let trimmed = value.trim_matches(is_invisible);
+    let chars = trimmed.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(AgentError::Invalid(format!("`{field}` has {chars} characters; the limit is {MAX_TEXT_CHARS}")));
+    }
+    Ok(trimmed.to_string())
+}
+
 /// A short label (a name, an alias, a chat id, a filter): no NUL, not blank,
 /// at most `max` characters; returned trimmed.
 pub fn label(field: &str, value: &str, max: usize) -> Result<String, AgentError> {

@@ -170,6 +170,17 @@ impl TestApp {
     }
 }
 
+/// Whether a `pg_dump --data-only` of the test database behind `url` (taken
+/// as the superuser: the runtime role could not see every row) holds `marker`.
+pub fn pg_dump_contains(url: &str, marker: &str) -> bool {
+    let admin = std::env::var("DADLY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db = url.rsplit('/').next().unwrap();
+    let dump_url = format!("{}/{db}", admin.rsplit_once('/').unwrap().0);
+    let out = std::process::Command::new("pg_dump").args(["--data-only", &dump_url]).output().expect("pg_dump runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).contains(marker)
+}
+
 /// The ids of an answer's sources, in order.
 pub fn source_ids(answer: &Value) -> Vec<String> {
     answer["sources"].as_array().map(|s| s.iter().map(|x| x["entry_id"].as_str().unwrap().to_string()).collect()).unwrap_or_default()

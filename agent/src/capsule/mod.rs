@@ -121,11 +121,7 @@ impl Agent {
         let message = match &attachment {
             Some(a) => {
                 check_attachment(a)?;
-                crate::validate::no_nul("message", message)?;
-                if message.chars().count() > crate::agent::MAX_TEXT_CHARS {
-                    return Err(AgentError::Invalid(format!("the message is longer than {} characters", crate::agent::MAX_TEXT_CHARS)));
-                }
-                message.trim_matches(crate::validate::is_invisible).to_string()
+                crate::validate::optional_text("message", message)?
             }
             None => crate::validate::text("message", message)?,
         };

@@ -80,34 +80,25 @@ impl CapsuleKey {
     /// capsule id is bound in as associated data, so a ciphertext cannot be
     /// moved to another capsule.
     pub fn seal(&self, capsule_id: uuid::Uuid, message: &str) -> Sealed {
-        let mut data_key = [0u8; 32];
-        rand::rng().fill_bytes(&mut data_key);
-        let ciphertext = encrypt(&data_key, capsule_id.as_bytes(), message.as_bytes());
-        let wrapped_key = encrypt(&self.key, capsule_id.as_bytes(), &data_key);
-        Sealed { ciphertext, wrapped_key, key_id: self.id.clone() }
+        self.seal_bytes(capsule_id.as_bytes(), message.as_bytes())
+    }
+
+    /// The message of a sealed capsule.
+    pub fn open(&self, capsule_id: uuid::Uuid, sealed: &Sealed) -> Result<String, SealError> {
+        String::from_utf8(self.open_bytes(capsule_id.as_bytes(), sealed)?).map_err(|_| SealError::Damaged)
     }
 
     /// Encrypts a capsule's photo or voice note (its kind and content type
     /// inside the envelope too) under a new data key. Bound to the capsule
     /// and to its role, so it cannot pass for the message or another capsule.
     pub fn seal_attachment(&self, capsule_id: uuid::Uuid, attachment: &Attachment) -> Sealed {
-        let mut data_key = [0u8; 32];
-        rand::rng().fill_bytes(&mut data_key);
-        let aad = attachment_aad(capsule_id);
         let plaintext = [attachment.kind.as_bytes(), b"\n", attachment.content_type.as_bytes(), b"\n", &attachment.bytes].concat();
-        let ciphertext = encrypt(&data_key, &aad, &plaintext);
-        let wrapped_key = encrypt(&self.key, &aad, &data_key);
-        Sealed { ciphertext, wrapped_key, key_id: self.id.clone() }
+        self.seal_bytes(&attachment_aad(capsule_id), &plaintext)
     }
 
     /// The photo or voice note of a sealed capsule.
     pub fn open_attachment(&self, capsule_id: uuid::Uuid, sealed: &Sealed) -> Result<Attachment, SealError> {
-        if sealed.key_id != self.id {
-            return Err(SealError::OtherKey(sealed.key_id.clone()));
-        }
-        let aad = attachment_aad(capsule_id);
-        let data_key: [u8; 32] = decrypt(&self.key, &aad, &sealed.wrapped_key)?.try_into().map_err(|_| SealError::Damaged)?;
-        let plain = decrypt(&data_key, &aad, &sealed.ciphertext)?;
+        let plain = self.open_bytes(&attachment_aad(capsule_id), sealed)?;
         let mut parts = plain.splitn(3, |b| *b == b'\n');
         let kind = parts.next().and_then(|k| std::str::from_utf8(k).ok()).ok_or(SealError::Damaged)?.to_string();
         let content_type = parts.next().and_then(|k| std::str::from_utf8(k).ok()).ok_or(SealError::Damaged)?.to_string();
@@ -115,14 +106,22 @@ impl CapsuleKey {
         Ok(Attachment { kind, content_type, bytes })
     }
 
-    /// The message of a sealed capsule.
-    pub fn open(&self, capsule_id: uuid::Uuid, sealed: &Sealed) -> Result<String, SealError> {
+    /// The envelope: `plaintext` under a fresh data key, the data key under
+    /// this key, both bound to `aad`.
+    fn seal_bytes(&self, aad: &[u8], plaintext: &[u8]) -> Sealed {
+        let mut data_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut data_key);
+        let ciphertext = encrypt(&data_key, aad, plaintext);
+        let wrapped_key = encrypt(&self.key, aad, &data_key);
+        Sealed { ciphertext, wrapped_key, key_id: self.id.clone() }
+    }
+
+    fn open_bytes(&self, aad: &[u8], sealed: &Sealed) -> Result<Vec<u8>, SealError> {
         if sealed.key_id != self.id {
             return Err(SealError::OtherKey(sealed.key_id.clone()));
         }
-        let data_key: [u8; 32] = decrypt(&self.key, capsule_id.as_bytes(), &sealed.wrapped_key)?.try_into().map_err(|_| SealError::Damaged)?;
-        let message = decrypt(&data_key, capsule_id.as_bytes(), &sealed.ciphertext)?;
-        String::from_utf8(message).map_err(|_| SealError::Damaged)
+        let data_key: [u8; 32] = decrypt(&self.key, aad, &sealed.wrapped_key)?.try_into().map_err(|_| SealError::Damaged)?;
+        decrypt(&data_key, aad, &sealed.ciphertext)
     }
 }
 

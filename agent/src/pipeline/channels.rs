@@ -8,7 +8,7 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::agent::{Agent, AgentError, MAX_TEXT_CHARS};
+use crate::agent::{Agent, AgentError};
 use crate::domain::*;
 use crate::store::{JobKind, StoreError};
 use crate::text::members;
@@ -100,12 +100,8 @@ impl Agent {
     /// Records a photo or voice note at once; fetching (and transcribing) runs
     /// as jobs, so nothing slow stands between the message and its safety.
     pub async fn record_media(&self, user: &User, msg: MediaMessage) -> Result<MediaOutcome, AgentError> {
-        let caption = msg.caption.as_deref().map(|c| c.trim_matches(crate::validate::is_invisible)).unwrap_or("").to_string();
-        crate::validate::no_nul("caption", &caption)?;
+        let caption = crate::validate::optional_text("caption", msg.caption.as_deref().unwrap_or(""))?;
         crate::validate::local_instant("sent_at", msg.sent_at)?;
-        if caption.chars().count() > MAX_TEXT_CHARS {
-            return Err(AgentError::Invalid(format!("the caption is longer than {MAX_TEXT_CHARS} characters")));
-        }
         if let Some(outcome) = self.media_for_capsule(user, &msg, &caption).await? {
             self.wake_workers();
             return Ok(outcome);

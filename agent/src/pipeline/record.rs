@@ -45,6 +45,22 @@ pub(crate) fn occurred_at(text: &str, sent_at: DateTime<FixedOffset>) -> DateTim
     }
 }
 
+/// The children an entry is about: the ids the caller gave (each one of the
+/// family's, each once, in order), else those the text names.
+pub(crate) fn resolve_members(given: Option<Vec<MemberId>>, text: &str, known: &[Member]) -> Result<Vec<MemberId>, AgentError> {
+    let Some(given) = given else { return Ok(members::detect_members(text, known)) };
+    let mut ids = Vec::with_capacity(given.len());
+    for id in given {
+        if !known.iter().any(|m| m.id == id) {
+            return Err(AgentError::Invalid(format!("no child with id {id} in this family")));
+        }
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 impl Agent {
     /// Stores an entry (and queues its enrichment and indexing) in one transaction.
     pub async fn record(&self, user: &User, input: RecordInput) -> Result<Entry, AgentError> {
@@ -69,17 +85,7 @@ impl Agent {
             crate::validate::instant("occurred_at", t)?;
         }
         let known = self.b.store.list_members(user.family_id).await?;
-        let member_ids = match input.member_ids {
-            Some(ids) => {
-                if let Some(unknown) = ids.iter().find(|id| !known.iter().any(|m| m.id == **id)) {
-                    return Err(AgentError::Invalid(format!("no child with id {unknown} in this family")));
-                }
-                let mut ids = ids;
-                ids.dedup();
-                ids
-            }
-            None => members::detect_members(&text, &known),
-        };
+        let member_ids = resolve_members(input.member_ids, &text, &known)?;
         let occurred_at = input.occurred_at.unwrap_or_else(|| occurred_at(&text, input.sent_at));
         let mut span = parent.child("store_entry", RunType::Tool, json!({ "members": member_ids, "occurred_at": occurred_at }));
         let new = NewEntry {
@@ -118,6 +124,20 @@ mod tests {
         assert_eq!(occurred_at("Minji lost her first tooth today", sent), sent.to_utc());
         let y = occurred_at("준호가 어제 처음 자전거를 탔다", sent);
         assert_eq!(y, DateTime::parse_from_rfc3339("2026-11-25T12:00:00+09:00").unwrap().to_utc());
+    }
+
+    #[test]
+    fn given_children_must_be_the_familys_and_count_once() {
+        let kid = |name: &str| Member { id: uuid::Uuid::now_v7(), family_id: uuid::Uuid::nil(), name: name.into(), aliases: vec![], birth_date: None, created_at: Utc::now(), age_notice_at: None };
+        let (a, b) = (kid("Minji"), kid("Junho"));
+        let known = vec![a.clone(), b.clone()];
+        assert_eq!(resolve_members(Some(vec![a.id, b.id, a.id]), "", &known).unwrap(), vec![a.id, b.id], "not only neighbouring repeats");
+        assert!(resolve_members(Some(vec![uuid::Uuid::now_v7()]), "", &known).is_err());
+        assert_eq!(resolve_members(None, "Junho sang", &known).unwrap(), vec![b.id]);
+        assert_eq!(crate::validate::optional_text("caption", "\u{200B}\u{FEFF} ").unwrap(), "", "invisible-only is empty, not an error");
+        assert_eq!(crate::validate::optional_text("caption", " 민지。🦒 ").unwrap(), "민지。🦒");
+        assert!(crate::validate::optional_text("caption", "a\0b").is_err());
+        assert!(crate::validate::optional_text("caption", &"가".repeat(MAX_TEXT_CHARS + 1)).is_err());
     }
 
     #[test]

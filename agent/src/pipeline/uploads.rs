@@ -11,7 +11,6 @@ use super::record::RecordInput;
 use crate::agent::{Agent, AgentError};
 use crate::domain::*;
 use crate::store::JobKind;
-use crate::text::members;
 use crate::trace::RunType;
 
 /// Where an uploaded file already lives: `upload:<blob key>`.
@@ -39,26 +38,13 @@ impl Agent {
         if files.is_empty() {
             return self.record(user, input).await;
         }
-        crate::validate::no_nul("text", &input.text)?;
-        let text = input.text.trim_matches(crate::validate::is_invisible).to_string();
-        if text.chars().count() > crate::agent::MAX_TEXT_CHARS {
-            return Err(AgentError::Invalid(format!("the text is longer than {} characters", crate::agent::MAX_TEXT_CHARS)));
-        }
+        let text = crate::validate::optional_text("text", &input.text)?;
         crate::validate::local_instant("sent_at", input.sent_at)?;
         if let Some(t) = input.occurred_at {
             crate::validate::instant("occurred_at", t)?;
         }
         let known = self.b.store.list_members(user.family_id).await?;
-        let member_ids = match input.member_ids {
-            Some(mut ids) => {
-                if let Some(unknown) = ids.iter().find(|id| !known.iter().any(|m| m.id == **id)) {
-                    return Err(AgentError::Invalid(format!("no child with id {unknown} in this family")));
-                }
-                ids.dedup();
-                ids
-            }
-            None => members::detect_members(&text, &known),
-        };
+        let member_ids = super::record::resolve_members(input.member_ids, &text, &known)?;
         let root = self.b.tracer.root("record_upload", RunType::Chain, json!({ "text": text, "files": files.iter().map(|f| json!({ "kind": f.kind, "bytes": f.bytes.len() })).collect::<Vec<_>>() }));
         let mut media = Vec::new();
         let mut stored = Vec::new();
