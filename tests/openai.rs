@@ -312,3 +312,48 @@ async fn a_chat_model_plans_the_search_and_last_time_means_the_latest() {
     let holidays = app.chat(&kim, "When was the last time Minji went to the zoo during the school holidays of 2025?").await;
     assert_eq!(source_ids(&holidays), vec![summer.clone()], "only the planned period counts: {holidays}");
 }
+
+#[tokio::test]
+async fn answers_cite_their_sources_and_earlier_answers_are_never_shown_to_the_model() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"]), ("Junho", &["준호"])]).await;
+    let minji_zoo = app.entry(&kim, "Minji fed the goats at the zoo", "2026-05-10T10:00:00Z").await;
+    let junho_zoo = app.entry(&kim, "Junho rode the little train at the zoo", "2026-06-10T10:00:00Z").await;
+    let junho_park = app.entry(&kim, "Junho played football in the park", "2026-07-10T10:00:00Z").await;
+    for id in [&minji_zoo, &junho_zoo, &junho_park] {
+        app.wait_ready(&kim, id).await;
+    }
+    let answers = |fake: &FakeOpenAi| fake.chat_requests(None).into_iter().filter(|b| b["stream"] != true).collect::<Vec<_>>();
+
+    // An answer that cites nothing is asked again once, and the cited one is kept.
+    fake.fail_next_answer(&[Fault::Uncited]);
+    let first = app.chat(&kim, "What did Minji do at the zoo?").await;
+    let reply = first["reply"].as_str().unwrap();
+    assert!(reply.contains("[1]") && !reply.contains("lovely day"), "{reply}");
+    assert_eq!(source_ids(&first).first(), Some(&minji_zoo), "{first}");
+    let sent = answers(&fake);
+    let reask = sent.last().unwrap()["messages"].as_array().unwrap().clone();
+    assert_eq!(reask.len(), 4, "system, question, the uncited answer, the request to cite: {reask:?}");
+    assert_eq!(reask[2]["content"], "Sounds like a lovely day out!");
+
+    // A follow-up takes the earlier question's subject; no earlier answer reaches the model.
+    let before = answers(&fake).len();
+    let follow = app.chat(&kim, "and what about Junho?").await;
+    assert_eq!(source_ids(&follow).first(), Some(&junho_zoo), "the zoo, for Junho: {follow}");
+    let sent = answers(&fake);
+    assert_eq!(sent.len(), before + 1);
+    let messages = sent.last().unwrap()["messages"].as_array().unwrap().clone();
+    assert!(messages.iter().all(|m| m["role"] != "assistant"), "no earlier answer in the prompt: {messages:?}");
+    let user = messages.last().unwrap()["content"].as_str().unwrap();
+    assert!(user.contains("earlier question: \"What did Minji do at the zoo?\""), "{user}");
+    let plan = fake.chat_requests(Some("query_plan")).last().unwrap().clone();
+    assert!(plan["messages"][1]["content"].as_str().unwrap().contains("What did Minji do at the zoo?"), "the planner sees the earlier question");
+
+    // Uncited twice: the entries are quoted instead of passing on an ungrounded answer.
+    fake.fail_next_answer(&[Fault::Uncited, Fault::Uncited]);
+    let quoted = app.chat(&kim, "What did Junho do in the park?").await;
+    let reply = quoted["reply"].as_str().unwrap();
+    assert!(!reply.contains("lovely day") && reply.contains("Junho played football in the park"), "{reply}");
+    assert!(quoted["sources"].as_array().unwrap().iter().any(|s| s["cited"] == true), "{quoted}");
+}

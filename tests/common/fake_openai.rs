@@ -32,6 +32,8 @@ pub enum Fault {
     Malformed,
     /// Answer 400 the way llama.cpp does on context overflow (an integer `code`).
     Rejected,
+    /// Answer 200 with prose that cites no source (what small models do).
+    Uncited,
 }
 
 #[derive(Default)]
@@ -156,6 +158,7 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
             None
         }
         Fault::Malformed => Some(completion("{\"summary\": \"unterminated", 5)),
+        Fault::Uncited => Some(completion("Sounds like a lovely day out!", 5)),
         Fault::Rejected => Some(
             (
                 StatusCode::BAD_REQUEST,
@@ -229,6 +232,9 @@ async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body):
         Some("query_plan") => {
             // Plans like a careful model: the children named, the rest as search text, the kind from its words.
             let question = user.split("Question:\n").nth(1).unwrap_or("").trim().to_string();
+            let earlier = user.split("\"what about\"): ").nth(1).and_then(|s| s.lines().next()).unwrap_or("(none)").trim().to_string();
+            // A follow-up is planned as the earlier question about whom it names.
+            let follows = question.to_lowercase().starts_with("and what about") && earlier != "(none)";
             let system = body["messages"][0]["content"].as_str().unwrap_or("");
             let listed = system.split("The children: ").nth(1).and_then(|s| s.lines().next()).unwrap_or("").trim_end_matches('.');
             let mut children = Vec::new();
@@ -244,6 +250,12 @@ async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body):
             }
             let lower = question.to_lowercase();
             let kind = if lower.contains("how many") { "count" } else if lower.contains("last time") { "last" } else if lower.contains("first") { "first" } else { "lookup" };
+            if follows {
+                text = earlier.clone();
+                for child in listed.split(';').flat_map(|c| c.split(" / ")).map(str::trim).filter(|c| !c.is_empty()) {
+                    text = text.replace(&format!("{child}'s"), "").replace(child, "");
+                }
+            }
             let search_text = text.split_whitespace().collect::<Vec<_>>().join(" ");
             // A period the rules do not read, which only a model would resolve.
             let (from, to) = if lower.contains("school holidays of 2025") { (json!("2025-07-15"), json!("2025-09-01")) } else { (Value::Null, Value::Null) };

@@ -157,6 +157,42 @@ pub(crate) fn without_names(question: &str, family: &[Member], named: &[MemberId
     if kept.is_empty() { question.to_string() } else { kept.join(" ") }
 }
 
+/// Whether a question leans on the one before it ("and what about Junho?",
+/// "그럼 준호는?"): short, and opening or closing like a follow-up.
+pub(crate) fn is_follow_up(question: &str) -> bool {
+    let t = question.trim().to_lowercase();
+    let words = t.split_whitespace().count();
+    if words == 0 || words > 6 {
+        return false;
+    }
+    let t = t.trim_end_matches(['?', '.', '!', '？']);
+    ["and ", "what about", "how about", "and what about", "same for", "그럼", "그리고", "그러면"].iter().any(|p| t.starts_with(p))
+        || (words <= 2 && (t.ends_with("은") || t.ends_with("는")))
+        || t == "and"
+}
+
+/// The parent's previous question in this conversation, if it was recent and
+/// was a question (not a note they recorded).
+pub(crate) fn earlier_question(history: &[ChatTurn], now: DateTime<Utc>) -> Option<&str> {
+    history
+        .iter()
+        .rev()
+        .filter(|t| t.role == "user" && now - t.created_at <= chrono::Duration::minutes(30))
+        .map(|t| t.content.trim())
+        .find(|c| matches!(crate::text::route::route(c).0, crate::text::route::Intent::Ask))
+}
+
+/// A follow-up's plan: what the earlier question was about (its content,
+/// kind and period), with the children and period the follow-up names.
+pub(crate) fn follow_up_plan(now: &QueryPlan, earlier: &QueryPlan) -> QueryPlan {
+    QueryPlan {
+        member_ids: if now.member_ids.is_empty() { earlier.member_ids.clone() } else { now.member_ids.clone() },
+        range: now.range.or(earlier.range),
+        has_content: earlier.has_content,
+        kind: if now.kind == QuestionKind::Lookup { earlier.kind } else { now.kind },
+    }
+}
+
 fn local_midnight(day: chrono::NaiveDate, offset: &FixedOffset) -> DateTime<Utc> {
     offset.from_local_datetime(&day.and_time(NaiveTime::MIN)).single().map(|t| t.to_utc()).unwrap_or_default()
 }
@@ -184,6 +220,11 @@ pub(crate) fn cited_numbers(text: &str) -> Vec<usize> {
     out
 }
 
+/// Whether an answer cites at least one of its `n` sources.
+fn grounded(text: &str, n: usize) -> bool {
+    n == 0 || cited_numbers(text).iter().any(|c| (1..=n).contains(c))
+}
+
 fn nothing_found(korean: bool, plan: &QueryPlan) -> String {
     match (korean, plan.range.is_some()) {
         (true, true) => "그 기간의 일기에서는 관련된 기록을 찾지 못했어요.".into(),
@@ -197,14 +238,23 @@ impl Agent {
     /// One structured-output call that turns the question into a search plan,
     /// traced as its own run; `None` offline, or when the model fails or
     /// answers with something that does not hold together.
-    async fn plan_with_model(&self, family_id: FamilyId, question: &str, family: &[Member], sent_at: DateTime<FixedOffset>, parent: &Span) -> Option<(QueryPlan, String)> {
+    async fn plan_with_model(
+        &self,
+        family_id: FamilyId,
+        question: &str,
+        earlier: Option<&str>,
+        family: &[Member],
+        sent_at: DateTime<FixedOffset>,
+        parent: &Span,
+    ) -> Option<(QueryPlan, String)> {
         if self.b.chat.provider() == "offline" {
             return None;
         }
         let children = family.iter().map(|m| m.names().collect::<Vec<_>>().join(" / ")).collect::<Vec<_>>().join("; ");
         let today = sent_at.format("%Y-%m-%d (%A)").to_string();
-        let (system, user) = self.prompts.plan.render(&[("today", &today), ("children", &children), ("question", question)]).ok()?;
-        let span = parent.child("plan_query", RunType::Chain, json!({ "question": question }));
+        let earlier = earlier.unwrap_or("(none)");
+        let (system, user) = self.prompts.plan.render(&[("today", &today), ("children", &children), ("earlier", earlier), ("question", question)]).ok()?;
+        let span = parent.child("plan_query", RunType::Chain, json!({ "question": question, "earlier": earlier }));
         let request = ChatRequest {
             task: Task::Plan { question: question.to_string() },
             messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
@@ -233,12 +283,24 @@ impl Agent {
     ) -> Result<Answer, AgentError> {
         let korean = is_korean(question);
         let family = self.b.store.list_members(user.family_id).await?;
-        let rules = plan(question, &family, sent_at.date_naive());
+        // History only resolves references ("and what about Junho?"): the
+        // earlier question lends its subject; earlier answers are never shown
+        // to the model, which would copy them instead of reading the sources.
+        let earlier = if is_follow_up(question) { earlier_question(history, sent_at.to_utc()) } else { None };
+        let today = sent_at.date_naive();
+        let (rules, rules_text) = match earlier {
+            Some(before) => {
+                let resolved = follow_up_plan(&plan(question, &family, today), &plan(before, &family, today));
+                let subject = without_names(before, &family, &members::detect_members(before, &family));
+                (resolved, Some(subject))
+            }
+            None => (plan(question, &family, today), None),
+        };
         // A real chat model plans the search (text, children, period, kind) in
         // one structured call; the rules are the offline path and the fallback.
-        let (plan, planned_text) = match self.plan_with_model(user.family_id, question, &family, sent_at, parent).await {
+        let (plan, planned_text) = match self.plan_with_model(user.family_id, question, earlier, &family, sent_at, parent).await {
             Some((p, text)) => (p, Some(text)),
-            None => (rules, None),
+            None => (rules, rules_text),
         };
         let filter = SearchFilter {
             member_ids: plan.member_ids.clone(),
@@ -305,6 +367,9 @@ impl Agent {
             QuestionKind::Lookup => {}
         }
         retriever.metadata("filtered_only", json!(filtered_only));
+        if let Some(before) = earlier {
+            retriever.metadata("follows_up", json!(before));
+        }
         retriever.metadata("question_kind", json!(format!("{:?}", plan.kind).to_lowercase()));
         retriever.end(json!({
             "documents": ranked.iter().map(|(e, s)| json!({
@@ -330,24 +395,53 @@ impl Agent {
         let today = sent_at.format("%Y-%m-%d (%A)").to_string();
         let language = if korean { "Korean" } else { "English" };
         let span = parent.child("answer_prompt", RunType::Prompt, json!({ "name": prompt.name, "version": prompt.version }));
+        // A follow-up is answered as the question it stands for.
+        let asked = match earlier {
+            Some(before) => format!("{question}\n(This follows the parent's earlier question: \"{before}\")"),
+            None => question.to_string(),
+        };
         let (system, user_text) = prompt
-            .render(&[("language", language), ("today", &today), ("sources", &sources_text), ("question", question)])
+            .render(&[("language", language), ("today", &today), ("sources", &sources_text), ("question", &asked)])
             .expect("answer placeholders are tested");
         span.end(json!({ "system": system, "user": user_text }));
-        let mut messages = vec![ChatMessage::system(system)];
-        for turn in history.iter().rev().take(6).rev() {
-            messages.push(if turn.role == "assistant" { ChatMessage::assistant(&turn.content) } else { ChatMessage::user(&turn.content) });
-        }
-        messages.push(ChatMessage::user(user_text));
+        let messages = vec![ChatMessage::system(system), ChatMessage::user(user_text)];
         let deltas = crate::agent::ANSWER_DELTAS.try_with(|d| d.clone()).ok();
         let request = ChatRequest { task: Task::Answer { question: question.to_string(), sources: notes.clone(), korean }, messages, schema: None, temperature: 0.2, deltas };
+        let quote = |request: &ChatRequest| {
+            let offline = crate::models::OfflineModels::chat();
+            let request = ChatRequest { deltas: None, ..request.clone() };
+            async move { crate::models::ChatModel::complete(&offline, &request).await.map(|c| c.content).unwrap_or_default() }
+        };
         let text = match self.call_chat(user.family_id, parent, "answer", &request).await {
-            Ok(done) => done.content,
+            Ok(done) if grounded(&done.content, notes.len()) => done.content,
+            Ok(done) => {
+                // Sources were given and none is cited: ask once more, plainly;
+                // if that is still uncited, quote the entries instead.
+                let check = parent.child("citation_check", RunType::Chain, json!({ "answer": done.content, "sources": notes.len() }));
+                let mut again = request.clone();
+                again.deltas = None;
+                again.messages.push(ChatMessage::assistant(&done.content));
+                again.messages.push(ChatMessage::user(if korean {
+                    "위 답에는 출처 번호가 없어요. 번호가 붙은 일기만 근거로, 사실마다 [1]처럼 번호를 달아 다시 답해 주세요. 일기에 답이 없다면 그렇다고만 말해 주세요."
+                } else {
+                    "That answer cites no entry. Answer again from the numbered entries only, citing each fact like [1]; if they do not answer the question, say only that."
+                }));
+                match self.call_chat(user.family_id, &check, "answer_reask", &again).await {
+                    Ok(second) if grounded(&second.content, notes.len()) => {
+                        check.end(json!({ "outcome": "reasked" }));
+                        second.content
+                    }
+                    _ => {
+                        check.end(json!({ "outcome": "quoted" }));
+                        self.b.metrics.inc("dadly_uncited_answers_total", &[]);
+                        quote(&request).await
+                    }
+                }
+            }
             Err(e) => {
                 // The model is down: still show what the journal says, and say why.
                 tracing::warn!(error = %e, "answer model failed; quoting entries instead");
-                let offline = crate::models::OfflineModels::chat();
-                let quoted = crate::models::ChatModel::complete(&offline, &request).await.map(|c| c.content).unwrap_or_default();
+                let quoted = quote(&request).await;
                 let note = if korean { "(지금은 언어 모델에 연결할 수 없어요.)" } else { "(The language model is unavailable right now.)" };
                 format!("{quoted}\n{note}")
             }
@@ -448,6 +542,43 @@ mod tests {
         assert_eq!(without_names("What did Junho eat at the zoo?", &fam, &[junho.id]), "what did eat at the zoo");
         assert_eq!(without_names("준호가 뭐 먹었지?", &fam, &[junho.id]), "뭐 먹었지");
         assert_eq!(without_names("What did Junho eat?", &fam, &[]), "What did Junho eat?");
+    }
+
+    #[test]
+    fn a_follow_up_borrows_the_earlier_questions_subject_and_names_its_own_child() {
+        for q in ["and what about Junho?", "What about Junho?", "그럼 준호는?", "준호는?", "How about last summer?"] {
+            assert!(is_follow_up(q), "{q}");
+        }
+        for q in ["What did Junho do at the zoo?", "준호가 뭐 했어?", "and then we went to the zoo and the park and the beach all day"] {
+            assert!(!is_follow_up(q), "{q}");
+        }
+        let now = Utc::now();
+        let turn = |role: &str, content: &str, ago: i64| ChatTurn { chat_id: "c".into(), role: role.into(), content: content.into(), created_at: now - chrono::Duration::minutes(ago) };
+        let history = vec![
+            turn("user", "What did Minji eat at the zoo?", 50),
+            turn("assistant", "Ice cream [1]", 50),
+            turn("user", "When did Minji lose her tooth?", 5),
+            turn("assistant", "On Nov 20 [1]", 5),
+            turn("user", "Minji planted tomatoes today", 2),
+            turn("assistant", "Saved", 2),
+        ];
+        assert_eq!(earlier_question(&history, now), Some("When did Minji lose her tooth?"), "the latest question, not a note");
+        assert_eq!(earlier_question(&history[..2], now), None, "too long ago");
+        let minji = kid("Minji", "민지");
+        let junho = kid("Junho", "준호");
+        let fam = vec![minji.clone(), junho.clone()];
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let resolved = follow_up_plan(&plan("and what about Junho?", &fam, today), &plan("How many times was Minji sick this winter?", &fam, today));
+        assert_eq!((resolved.member_ids, resolved.kind, resolved.has_content), (vec![junho.id], QuestionKind::Count, true));
+        assert!(resolved.range.is_some(), "the earlier period carries over");
+    }
+
+    #[test]
+    fn an_answer_is_grounded_when_it_cites_one_of_its_sources() {
+        assert!(grounded("Ice cream [2].", 2));
+        assert!(!grounded("Ice cream.", 2));
+        assert!(!grounded("Ice cream [7].", 2), "a number no source has");
+        assert!(grounded("Nothing found.", 0));
     }
 
     #[test]
