@@ -199,6 +199,8 @@ impl App {
             job_timeout: self.settings.job_timeout,
             backoff_max: self.settings.job_backoff_max.max(self.settings.job_backoff),
             lease: self.settings.job_lease,
+            embed_workers: self.settings.embed_workers,
+            embed_batch: self.settings.embed_batch,
         }
     }
 

@@ -357,3 +357,45 @@ async fn answers_cite_their_sources_and_earlier_answers_are_never_shown_to_the_m
     assert!(!reply.contains("lovely day") && reply.contains("Junho played football in the park"), "{reply}");
     assert!(quoted["sources"].as_array().unwrap().iter().any(|s| s["cited"] == true), "{quoted}");
 }
+
+#[tokio::test]
+async fn entries_become_searchable_in_batches_while_enrichment_is_stuck() {
+    let fake = FakeOpenAi::start().await;
+    let mut env = fake.env();
+    env.retain(|(k, _)| *k != "DADLY_MODEL_TIMEOUT_SECS");
+    env.push(("DADLY_MODEL_TIMEOUT_SECS", "5".into()));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::spawn_with(&pairs).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    // A chat model that hangs on every enrichment (both general workers stuck
+    // in it), and an embeddings server slow on its first call.
+    fake.fail_next_enrich(&vec![Fault::Hang(Duration::from_secs(60)); 40]);
+    fake.fail_next_embed(&[Fault::Hang(Duration::from_secs(2))]);
+    let first = app.entry(&kim, "Minji found a snail in the garden", "2026-10-01T10:00:00Z").await;
+    // While that first call is out, more entries arrive: the next batch takes them all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids = vec![first];
+    for i in 0..10 {
+        ids.push(app.entry(&kim, &format!("Minji counted {i} ladybirds on the fence"), "2026-10-02T10:00:00Z").await);
+    }
+    for id in &ids {
+        let mut indexed = false;
+        for _ in 0..400 {
+            let (_, v) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
+            if v["indexed"] == true {
+                assert!(v["insights"].is_null(), "searchable before enrichment finished: {v}");
+                indexed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(indexed, "entry {id} never became searchable");
+    }
+    let calls = fake.requests("/v1/embeddings");
+    let sizes: Vec<usize> = calls.iter().map(|b| b["input"].as_array().map_or(1, |a| a.len())).collect();
+    assert_eq!(sizes, vec![1, 10], "one call for the first entry, one for the ten that came meanwhile");
+    let answer = app.chat(&kim, "How many ladybirds did Minji count?").await;
+    assert!(!source_ids(&answer).is_empty(), "{answer}");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dadly_index_lag_seconds_count 11"), "freshness is measured per entry");
+}

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::Agent;
 use crate::pipeline::{JobError, Retry};
-use crate::store::Job;
+use crate::store::{Job, JobLane};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -29,6 +29,11 @@ pub struct WorkerSettings {
     /// First retry delay; doubles each attempt up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Workers that only embed, each taking up to `embed_batch` jobs at once
+    /// (one embeddings call, one write per family), so an entry becomes
+    /// searchable without waiting behind enrichment or transcription.
+    pub embed_workers: usize,
+    pub embed_batch: usize,
 }
 
 impl Default for WorkerSettings {
@@ -40,6 +45,8 @@ impl Default for WorkerSettings {
             job_timeout: Duration::from_secs(300),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(600),
+            embed_workers: 1,
+            embed_batch: 32,
         }
     }
 }
@@ -53,16 +60,24 @@ pub fn backoff(settings: &WorkerSettings, attempt: i64) -> Duration {
 }
 
 /// Starts the workers; they stop when `shutdown` turns true (after the job in hand).
+/// `concurrency` workers take every job but embedding; `embed_workers` take
+/// embedding jobs in batches.
 pub fn spawn_workers(agent: Arc<Agent>, settings: WorkerSettings, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    (0..settings.concurrency.max(1))
-        .map(|_| {
+    let lanes = std::iter::repeat_n(JobLane::Other, settings.concurrency.max(1)).chain(std::iter::repeat_n(JobLane::Embed, settings.embed_workers.max(1)));
+    lanes
+        .map(|lane| {
             let (agent, settings, mut shutdown) = (agent.clone(), settings.clone(), shutdown.clone());
             tokio::spawn(async move {
+                let mut burial = Burial::default();
                 loop {
                     if *shutdown.borrow() {
                         break;
                     }
-                    let worked = run_one(&agent, &settings).await;
+                    burial.maybe(&agent, &settings).await;
+                    let worked = match lane {
+                        JobLane::Embed => run_batch(&agent, &settings).await,
+                        _ => run_one(&agent, &settings, lane).await,
+                    };
                     if !worked {
                         tokio::select! {
                             _ = agent.wake.notified() => {}
@@ -74,6 +89,31 @@ pub fn spawn_workers(agent: Arc<Agent>, settings: WorkerSettings, shutdown: watc
             })
         })
         .collect()
+}
+
+/// Dead-lettering of jobs abandoned on every attempt, at most every third of
+/// a lease per worker (a lease cannot run out faster), not on every claim:
+/// on SQLite each look is a write.
+#[derive(Default)]
+struct Burial {
+    last: Option<tokio::time::Instant>,
+}
+
+impl Burial {
+    async fn maybe(&mut self, agent: &Agent, settings: &WorkerSettings) {
+        if self.last.is_some_and(|t| t.elapsed() < settings.lease / 3) {
+            return;
+        }
+        self.last = Some(tokio::time::Instant::now());
+        match agent.b.store.bury_abandoned_jobs(Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                agent.b.metrics.add("dadly_jobs_total", &[("kind", "any"), ("outcome", "dead_letter")], n as f64);
+                tracing::error!(jobs = n, "jobs abandoned by their workers on every attempt were marked failed");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not look for abandoned jobs"),
+        }
+    }
 }
 
 /// How often housekeeping runs, and how old what it deletes must be.
@@ -164,31 +204,87 @@ pub async fn housekeep(agent: &Agent, settings: &Housekeeping) {
     agent.age_notices(now.date_naive()).await;
 }
 
-/// Claims and runs one job; false when none was due (or the store failed).
+/// Claims and runs one job of `lane`; false when none was due (or the store failed).
 ///
 /// The job runs in its own task under a time limit while this worker renews
 /// its lease: a panic or a hang is one failed attempt, never a dead worker.
-pub async fn run_one(agent: &Arc<Agent>, settings: &WorkerSettings) -> bool {
+pub async fn run_one(agent: &Arc<Agent>, settings: &WorkerSettings, lane: JobLane) -> bool {
     let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(15));
-    let store = &agent.b.store;
-    match store.bury_abandoned_jobs(Utc::now()).await {
-        Ok(0) => {}
-        Ok(n) => {
-            agent.b.metrics.add("dadly_jobs_total", &[("kind", "any"), ("outcome", "dead_letter")], n as f64);
-            tracing::error!(jobs = n, "jobs abandoned by their workers on every attempt were marked failed");
-        }
-        Err(e) => tracing::warn!(error = %e, "could not look for abandoned jobs"),
-    }
-    let job = match store.claim_job(Utc::now(), lease).await {
-        Ok(Some(job)) => job,
-        Ok(None) => return false,
+    let job = match agent.b.store.claim_jobs(Utc::now(), lease, lane, 1).await {
+        Ok(jobs) => match jobs.into_iter().next() {
+            Some(job) => job,
+            None => return false,
+        },
         Err(e) => {
             tracing::warn!(error = %e, "could not claim a job");
             return false;
         }
     };
     let result = run_isolated(agent, settings, &job).await;
-    finish(agent, settings, &job, result).await;
+    finish(agent, settings, &job, result.as_ref().map(|_| ())).await;
+    true
+}
+
+/// Claims up to `embed_batch` embedding jobs and runs them as one batch, in
+/// its own task under the time limit while the worker renews every lease;
+/// the ones that succeed are completed in one write. False when none was due.
+pub async fn run_batch(agent: &Arc<Agent>, settings: &WorkerSettings) -> bool {
+    let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(15));
+    let jobs = match agent.b.store.claim_jobs(Utc::now(), lease, JobLane::Embed, settings.embed_batch.max(1)).await {
+        Ok(jobs) if jobs.is_empty() => return false,
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not claim embedding jobs");
+            return false;
+        }
+    };
+    agent.b.metrics.inc("dadly_embed_batches_total", &[]);
+    agent.b.metrics.add("dadly_embed_batch_jobs_total", &[], jobs.len() as f64);
+    let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let work = {
+        let (agent, jobs, outcomes) = (agent.clone(), jobs.clone(), outcomes.clone());
+        async move {
+            let done = agent.run_embed_batch(&jobs).await;
+            *outcomes.lock().unwrap_or_else(|p| p.into_inner()) = done;
+            Ok(())
+        }
+    };
+    let every = (settings.lease / 3).max(Duration::from_millis(50));
+    let whole = guarded(work, settings.job_timeout, every, || async {
+        let until = Utc::now() + chrono::Duration::from_std(settings.lease).unwrap_or_default();
+        for job in &jobs {
+            if let Err(e) = agent.b.store.extend_lease(job.id, until).await {
+                tracing::warn!(job.id = %job.id, error = %e, "could not renew a job's lease");
+            }
+        }
+    })
+    .await;
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap_or_else(|p| p.into_inner()));
+    match whole {
+        // A panic or a hang stops the whole batch: one failed attempt for each job.
+        Err(e) => {
+            for job in &jobs {
+                finish(agent, settings, job, Err(&e)).await;
+            }
+        }
+        Ok(()) => {
+            let mut done = Vec::new();
+            for (job, outcome) in jobs.iter().zip(outcomes) {
+                match outcome {
+                    Ok(what) => {
+                        agent.b.metrics.inc("dadly_jobs_total", &[("kind", job.kind.as_str()), ("outcome", "done")]);
+                        tracing::info!(job.id = %job.id, job.kind = job.kind.as_str(), entry.id = %job.entry_id, job.attempt = job.attempts, outcome = what, "job done");
+                        done.push(job.id);
+                    }
+                    Err(e) => finish(agent, settings, job, Err(&e)).await,
+                }
+            }
+            if let Err(e) = agent.b.store.complete_jobs(&done).await {
+                // The leases run out and the jobs are taken again; they are idempotent.
+                tracing::warn!(error = %e, jobs = done.len(), "could not record finished jobs");
+            }
+        }
+    }
     true
 }
 
@@ -249,7 +345,7 @@ where
     }
 }
 
-async fn finish(agent: &Agent, settings: &WorkerSettings, job: &Job, result: Result<(), JobError>) {
+async fn finish(agent: &Agent, settings: &WorkerSettings, job: &Job, result: Result<(), &JobError>) {
     let kind = job.kind.as_str();
     let store = &agent.b.store;
     let outcome = |o: &str| agent.b.metrics.inc("dadly_jobs_total", &[("kind", kind), ("outcome", o)]);

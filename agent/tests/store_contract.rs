@@ -445,6 +445,55 @@ async fn channel_records(store: Arc<dyn Store>) {
     assert_eq!(again.expect("due again").attempts, 1, "the deferred attempt was not spent");
 }
 
+async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
+    let a = fam(store.as_ref(), "Kim").await;
+    let b = fam(store.as_ref(), "Lee").await;
+    let mut mine = Vec::new();
+    for i in 0..3 {
+        mine.push(add(store.as_ref(), &a, &format!("a{i}"), "2026-10-05T10:00:00Z", &[0]).await);
+    }
+    let theirs = add(store.as_ref(), &b, "b0", "2026-10-05T10:00:00Z", &[]).await;
+    add(store.as_ref(), &b, "b1", "2026-10-05T10:00:00Z", &[]).await;
+    let now = Utc::now();
+    let lease = Duration::minutes(5);
+
+    // The embedding lane gets only embedding jobs, across families, up to the limit.
+    let first = store.claim_jobs(now, lease, JobLane::Embed, 3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let rest = store.claim_jobs(now, lease, JobLane::Embed, 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    let embeds: Vec<&Job> = first.iter().chain(&rest).collect();
+    assert!(embeds.iter().all(|j| j.kind == JobKind::Embed && j.attempts == 1));
+    assert_eq!(embeds.iter().map(|j| j.entry_id).collect::<HashSet<_>>().len(), 5, "each entry's job once");
+    assert!(store.claim_jobs(now, lease, JobLane::Embed, 10).await.unwrap().is_empty(), "running jobs are not handed out twice");
+    let others = store.claim_jobs(now, lease, JobLane::Other, 10).await.unwrap();
+    assert_eq!(others.len(), 5);
+    assert!(others.iter().all(|j| j.kind == JobKind::Enrich));
+
+    // Completed in one write; the two left running are taken over when their lease runs out.
+    store.complete_jobs(&first.iter().map(|j| j.id).collect::<Vec<_>>()).await.unwrap();
+    store.complete_jobs(&[]).await.unwrap();
+    let taken_over = store.claim_jobs(now + Duration::minutes(10), lease, JobLane::Embed, 10).await.unwrap();
+    assert_eq!(taken_over.iter().map(|j| (j.id, j.attempts)).collect::<HashSet<_>>(), rest.iter().map(|j| (j.id, 2)).collect::<HashSet<_>>());
+    let counts = store.job_counts(Some(a.family.id)).await.unwrap().done + store.job_counts(Some(b.family.id)).await.unwrap().done;
+    assert_eq!(counts, 3);
+
+    // Many vectors in one transaction: only the family's own live entries are written.
+    let fid = a.family.id;
+    store.delete_entry(fid, mine[2].id).await.unwrap();
+    let rec = |e: &Entry| VectorRecord { entry_id: e.id, entry_version: 1, model: "m".into(), vector: vec![1.0, 0.0, 0.5], extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at };
+    let before = store.vector_generation(fid).await.unwrap();
+    let written = store.put_vectors(fid, &[rec(&mine[0]), rec(&mine[1]), rec(&mine[2]), rec(&theirs)]).await.unwrap();
+    assert_eq!(written, vec![mine[0].id, mine[1].id], "not a deleted entry, not another family's");
+    assert_eq!(store.vector_generation(fid).await.unwrap(), before + 2, "the generation moves by the rows written");
+    assert!(store.load_vectors(b.family.id, None, None).await.unwrap().is_empty());
+    assert_eq!(store.load_vectors(fid, None, None).await.unwrap().len(), 2);
+    store.mark_indexed_many(fid, &[(mine[0].id, 1), (mine[1].id, 4), (theirs.id, 1)]).await.unwrap();
+    assert_eq!(store.indexed_version(fid, mine[0].id).await.unwrap(), Some(1));
+    assert_eq!(store.indexed_version(fid, mine[1].id).await.unwrap(), None, "a version the entry is not at");
+    assert_eq!(store.indexed_version(b.family.id, theirs.id).await.unwrap(), None, "another family's entry is untouched");
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {
         mod sqlite {
@@ -456,7 +505,7 @@ macro_rules! contract {
     };
 }
 
-contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, housekeeping_prunes_only_what_is_old, retention_finds_old_audio_and_children_of_age_in_every_family, chat_turns_and_usage, channel_records);
+contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, housekeeping_prunes_only_what_is_old, retention_finds_old_audio_and_children_of_age_in_every_family, chat_turns_and_usage, channel_records, batched_jobs_and_vectors);
 
 mod postgres_only {
     use super::*;

@@ -139,13 +139,21 @@ pub(crate) fn parse_enrich(content: &str) -> Result<EnrichOutput, ModelError> {
 impl Agent {
     /// Runs one claimed job as its own trace.
     pub async fn run_job(&self, job: &Job) -> Result<(), JobError> {
+        if job.kind == JobKind::Embed {
+            // Embedding always goes the batch way (here a batch of one).
+            return match self.run_embed_batch(std::slice::from_ref(job)).await.pop() {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => Err(std::sync::Arc::try_unwrap(e).unwrap_or_else(|shared| JobError::Panicked(shared.to_string()))),
+                None => Err(JobError::Panicked("no outcome".into())),
+            };
+        }
         let mut root = self.b.tracer.root(job.kind.as_str(), RunType::Chain, json!({ "entry_id": job.entry_id, "version": job.entry_version }));
         root.metadata("entry_id", json!(job.entry_id));
         root.metadata("attempt", json!(job.attempts));
         root.tag("job");
         let result = match job.kind {
             JobKind::Enrich => self.enrich(job, &root).await,
-            JobKind::Embed => self.embed(job, &root).await,
+            JobKind::Embed => unreachable!("embedding is run above"),
             JobKind::Unindex => self.b.index.delete(job.family_id, job.entry_id).await.map_err(JobError::from).map(|_| "unindexed"),
             JobKind::FetchMedia => self.fetch_media(job, &root).await,
             JobKind::Transcribe => self.transcribe(job, &root).await,
@@ -230,60 +238,177 @@ impl Agent {
         self.b.index.set_payload(job.family_id, entry.id, &insight.member_ids, &insight.topics, &insight.emotions).await?;
         Ok("enriched")
     }
+}
 
-    async fn embed(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
-        let Some(entry) = self.current_entry(job).await? else { return Ok("stale") };
-        // A long entry goes in pieces the model takes whole; all in one call.
+/// One job's outcome in a batch: several jobs may share one error (the
+/// embeddings call or a family's write failed for all of them).
+pub type BatchOutcome = Result<&'static str, std::sync::Arc<JobError>>;
+
+impl Agent {
+    /// Embeds and indexes a batch of claimed `Embed` jobs as one trace: one
+    /// embeddings call for all their pieces, then per family one vector write
+    /// and one indexed-mark transaction. Returns each job's outcome, in order.
+    pub async fn run_embed_batch(&self, jobs: &[Job]) -> Vec<BatchOutcome> {
+        use std::sync::Arc;
+        let mut root = self.b.tracer.root(
+            "embed",
+            RunType::Chain,
+            json!({ "entries": jobs.iter().map(|j| json!({ "entry_id": j.entry_id, "version": j.entry_version })).collect::<Vec<_>>() }),
+        );
+        if let [job] = jobs {
+            root.metadata("entry_id", json!(job.entry_id));
+            root.metadata("attempt", json!(job.attempts));
+        }
+        root.metadata("entry_ids", json!(jobs.iter().map(|j| j.entry_id).collect::<Vec<_>>()));
+        root.metadata("batch", json!(jobs.len()));
+        root.tag("job");
+        let mut outcomes: Vec<Option<BatchOutcome>> = vec![None; jobs.len()];
+        let fail = |outcomes: &mut Vec<Option<BatchOutcome>>, which: &[usize], e: JobError| {
+            let e = Arc::new(e);
+            for &i in which {
+                outcomes[i] = Some(Err(e.clone()));
+            }
+        };
+
+        // The entries, read per family; a deleted or edited one makes its job a no-op.
+        let mut families: Vec<FamilyId> = Vec::new();
+        for j in jobs {
+            if !families.contains(&j.family_id) {
+                families.push(j.family_id);
+            }
+        }
+        let mut live: Vec<(usize, Entry)> = Vec::new();
+        for &family in &families {
+            let mine: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].family_id == family).collect();
+            let ids: Vec<EntryId> = mine.iter().map(|&i| jobs[i].entry_id).collect();
+            match self.b.store.get_entries(family, &ids).await {
+                Ok(entries) => {
+                    for &i in &mine {
+                        match entries.iter().find(|e| e.id == jobs[i].entry_id && e.version == jobs[i].entry_version && e.family_id == family) {
+                            Some(e) => live.push((i, e.clone())),
+                            None => outcomes[i] = Some(Ok("stale")),
+                        }
+                    }
+                }
+                Err(e) => fail(&mut outcomes, &mine, e.into()),
+            }
+        }
+
+        // Every live entry's pieces in one call (a long entry goes in pieces the model takes whole).
         let prefix = &self.settings.embed_passage_prefix;
-        // (The prefix's few tokens come out of each piece's budget.)
         let budget = if prefix.is_empty() { self.settings.embed_max_tokens } else { self.settings.embed_max_tokens.saturating_sub(16).max(8) };
-        let pieces: Vec<String> = crate::text::chunks::chunks(&entry.raw_text, budget).into_iter().map(|p| format!("{prefix}{p}")).collect();
-        let count = pieces.len();
-        let done = self.call_embed(job.family_id, root, pieces).await?;
-        if done.vectors.len() != count {
-            return Err(ModelError::BadResponse(format!("{} embeddings for {count} pieces", done.vectors.len())).into());
+        let mut texts = Vec::new();
+        let mut spans = Vec::with_capacity(live.len());
+        let mut weights = Vec::with_capacity(live.len());
+        for (_, entry) in &live {
+            let pieces = crate::text::chunks::chunks(&entry.raw_text, budget);
+            spans.push((texts.len(), pieces.len()));
+            weights.push((entry.family_id, entry.raw_text.len().max(1)));
+            texts.extend(pieces.into_iter().map(|p| format!("{prefix}{p}")));
         }
-        let mut vectors = done.vectors.into_iter();
-        let vector = vectors.next().ok_or_else(|| ModelError::BadResponse("no embedding".into()))?;
-        let extra_chunks: Vec<Vec<f32>> = vectors.collect();
-        // Payload from the insight if enrichment already ran for this version.
-        let insight = self.b.store.get_insight(job.family_id, entry.id).await?.filter(|i| i.entry_version == entry.version);
-        let had_insight = insight.is_some();
-        let (member_ids, topics, emotions) = match insight {
-            Some(i) => (i.member_ids, i.topics, i.emotions),
-            None => (entry.member_ids.clone(), Vec::new(), Vec::new()),
+        let embedded = if live.is_empty() {
+            None
+        } else {
+            let count = texts.len();
+            match self.call_embed_shared(&weights, &root, texts).await {
+                Ok(done) if done.vectors.len() == count => Some(done),
+                Ok(done) => {
+                    let which: Vec<usize> = live.iter().map(|(i, _)| *i).collect();
+                    fail(&mut outcomes, &which, ModelError::BadResponse(format!("{} embeddings for {count} pieces", done.vectors.len())).into());
+                    None
+                }
+                Err(e) => {
+                    let which: Vec<usize> = live.iter().map(|(i, _)| *i).collect();
+                    fail(&mut outcomes, &which, e.into());
+                    None
+                }
+            }
         };
-        let span = root.child("upsert_vector", RunType::Tool, json!({ "entry_id": entry.id, "backend": self.b.index.backend() }));
-        let record = VectorRecord {
-            entry_id: entry.id,
-            entry_version: entry.version,
-            model: done.model,
-            vector,
-            extra_chunks,
-            member_ids,
-            topics,
-            emotions,
-            occurred_at: entry.occurred_at,
-        };
-        match self.b.index.upsert(job.family_id, record).await {
-            Ok(()) => {
+
+        if let Some(done) = embedded {
+            let mut vectors = done.vectors.into_iter();
+            let mut records: Vec<(usize, bool, VectorRecord)> = Vec::with_capacity(live.len());
+            for ((i, entry), (_, count)) in live.iter().zip(&spans) {
+                let mut mine: Vec<Vec<f32>> = vectors.by_ref().take(*count).collect();
+                let vector = if mine.is_empty() { Vec::new() } else { mine.remove(0) };
+                // The payload from the insight if enrichment already ran for this version.
+                let insight = match self.b.store.get_insight(entry.family_id, entry.id).await {
+                    Ok(insight) => insight.filter(|x| x.entry_version == entry.version),
+                    Err(e) => {
+                        fail(&mut outcomes, &[*i], e.into());
+                        continue;
+                    }
+                };
+                let had_insight = insight.is_some();
+                let (member_ids, topics, emotions) = match insight {
+                    Some(x) => (x.member_ids, x.topics, x.emotions),
+                    None => (entry.member_ids.clone(), Vec::new(), Vec::new()),
+                };
+                let record = VectorRecord {
+                    entry_id: entry.id,
+                    entry_version: entry.version,
+                    model: done.model.clone(),
+                    vector,
+                    extra_chunks: mine,
+                    member_ids,
+                    topics,
+                    emotions,
+                    occurred_at: entry.occurred_at,
+                };
+                records.push((*i, had_insight, record));
+            }
+            for &family in &families {
+                let mine: Vec<&(usize, bool, VectorRecord)> = records.iter().filter(|(i, _, _)| jobs[*i].family_id == family).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let which: Vec<usize> = mine.iter().map(|(i, _, _)| *i).collect();
+                let span = root.child("upsert_vectors", RunType::Tool, json!({ "family_id": family, "count": mine.len(), "backend": self.b.index.backend() }));
+                if let Err(e) = self.b.index.upsert_many(family, mine.iter().map(|(_, _, r)| r.clone()).collect()).await {
+                    span.fail(&e.to_string());
+                    fail(&mut outcomes, &which, e.into());
+                    continue;
+                }
                 span.end(json!({ "ok": true }));
-                self.b.store.mark_indexed(job.family_id, entry.id, entry.version).await?;
-            }
-            Err(e) => {
-                span.fail(&e.to_string());
-                return Err(e.into());
+                let versions: Vec<(EntryId, i64)> = mine.iter().map(|(_, _, r)| (r.entry_id, r.entry_version)).collect();
+                if let Err(e) = self.b.store.mark_indexed_many(family, &versions).await {
+                    fail(&mut outcomes, &which, e.into());
+                    continue;
+                }
+                let now = Utc::now();
+                for (i, had_insight, r) in &mine {
+                    if let Some((_, entry)) = live.iter().find(|(j, _)| j == i) {
+                        // Freshness: from this version's save to searchable.
+                        self.b.metrics.observe("dadly_index_lag_seconds", &[], (now - entry.updated_at).to_std().unwrap_or_default());
+                    }
+                    // Enrichment may have landed between reading the insight and the
+                    // write: its payload update then found no point. Whichever finishes
+                    // second writes the insight's payload, so the point ends equal to it.
+                    let late = if *had_insight {
+                        Ok(None)
+                    } else {
+                        self.b.store.get_insight(family, r.entry_id).await.map(|x| x.filter(|x| x.entry_version == r.entry_version))
+                    };
+                    outcomes[*i] = Some(match late {
+                        Ok(Some(x)) => match self.b.index.set_payload(family, r.entry_id, &x.member_ids, &x.topics, &x.emotions).await {
+                            Ok(()) => Ok("indexed"),
+                            Err(e) => Err(Arc::new(e.into())),
+                        },
+                        Ok(None) => Ok("indexed"),
+                        Err(e) => Err(Arc::new(e.into())),
+                    });
+                }
             }
         }
-        // Enrichment may have landed between reading the insight and the upsert:
-        // its payload update then found no point (or was overwritten). Whichever
-        // finishes second writes the insight's payload, so the point ends equal to it.
-        if !had_insight
-            && let Some(i) = self.b.store.get_insight(job.family_id, entry.id).await?.filter(|i| i.entry_version == entry.version)
-        {
-            self.b.index.set_payload(job.family_id, entry.id, &i.member_ids, &i.topics, &i.emotions).await?;
+        let outcomes: Vec<BatchOutcome> = outcomes.into_iter().map(|o| o.unwrap_or(Err(Arc::new(JobError::Panicked("the batch left a job without an outcome".into()))))).collect();
+        let counted = |what: &str| outcomes.iter().filter(|o| matches!(o, Ok(w) if *w == what)).count();
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        let summary = json!({ "indexed": counted("indexed"), "stale": counted("stale"), "failed": failed });
+        match outcomes.iter().find_map(|o| o.as_ref().err()) {
+            Some(e) if failed == outcomes.len() => root.fail(&e.to_string()),
+            _ => root.end(summary),
         }
-        Ok("indexed")
+        outcomes
     }
 }
 

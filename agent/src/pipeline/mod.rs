@@ -66,6 +66,13 @@ impl Agent {
 
     /// One embedding call as an `embedding` run.
     pub(crate) async fn call_embed(&self, family_id: FamilyId, parent: &Span, texts: Vec<String>) -> Result<Embeddings, ModelError> {
+        let weights = vec![(family_id, 1)];
+        self.call_embed_shared(&weights, parent, texts).await
+    }
+
+    /// One embeddings call for several families' texts; the usage is counted
+    /// to each family in proportion to its `weights` (characters sent).
+    pub(crate) async fn call_embed_shared(&self, weights: &[(FamilyId, usize)], parent: &Span, texts: Vec<String>) -> Result<Embeddings, ModelError> {
         let embedder = &self.b.embedder;
         let mut span = parent.child("embed", RunType::Embedding, json!({ "input": texts }));
         span.metadata("ls_provider", json!(embedder.provider()));
@@ -77,7 +84,32 @@ impl Agent {
         self.health.record("embeddings", result.as_ref().map(|_| ()));
         match result {
             Ok(done) => {
-                self.count_usage(family_id, "embeddings", &done.model, done.usage).await;
+                let total: usize = weights.iter().map(|(_, w)| *w).sum::<usize>().max(1);
+                let mut families: Vec<(FamilyId, usize)> = Vec::new();
+                for (f, w) in weights {
+                    match families.iter_mut().find(|(g, _)| g == f) {
+                        Some((_, sum)) => *sum += w,
+                        None => families.push((*f, *w)),
+                    }
+                }
+                if let [(only, _)] = families[..] {
+                    self.count_usage(only, "embeddings", &done.model, done.usage).await;
+                } else {
+                    // One call in the metrics; each family's spend gets its share.
+                    self.b.metrics.model_call("embeddings", &done.model, "ok", done.usage);
+                    let today = chrono::Utc::now().date_naive();
+                    for (f, w) in families {
+                        let share = |n: u64| (n as f64 * w as f64 / total as f64).round() as u64;
+                        let u = done.usage.map(|u| Usage { input_tokens: share(u.input_tokens), output_tokens: share(u.output_tokens), total_tokens: share(u.total_tokens) }).unwrap_or_default();
+                        let cost = self.settings.prices.cost(&done.model, &u);
+                        if cost > 0.0 {
+                            self.b.metrics.add("dadly_model_cost_usd_total", &[("model", &done.model)], cost);
+                        }
+                        if let Err(e) = self.b.store.add_usage(f, today, &done.model, "embeddings", u.input_tokens, u.output_tokens, cost).await {
+                            tracing::warn!(error = %e, "could not record model usage");
+                        }
+                    }
+                }
                 span.usage(done.usage);
                 span.end(json!({ "count": done.vectors.len(), "dimensions": done.vectors.first().map(Vec::len) }));
                 Ok(done)

@@ -104,6 +104,27 @@ pub struct Job {
     pub transient_failures: i64,
 }
 
+/// Which jobs a worker takes: embedding has its own lane, so an entry becomes
+/// searchable without waiting behind slow model work (enrichment, transcripts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobLane {
+    Any,
+    /// `Embed` jobs only (claimed in batches: one embeddings call, one write).
+    Embed,
+    /// Everything but `Embed`.
+    Other,
+}
+
+impl JobLane {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobLane::Any => "any",
+            JobLane::Embed => "embed",
+            JobLane::Other => "other",
+        }
+    }
+}
+
 /// Queue depth by state, for status and metrics.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct JobCounts {
@@ -313,6 +334,9 @@ pub enum Idempotent {
 #[async_trait]
 pub trait VectorStore: Send + Sync + 'static {
     async fn put_vector(&self, family_id: FamilyId, record: &VectorRecord) -> StoreResult<()>;
+    /// Writes many of the family's vectors in one transaction; returns the
+    /// entries written (an entry deleted meanwhile is skipped, as in `put_vector`).
+    async fn put_vectors(&self, family_id: FamilyId, records: &[VectorRecord]) -> StoreResult<Vec<EntryId>>;
     async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()>;
     async fn set_vector_payload(
         &self,
@@ -332,6 +356,8 @@ pub trait VectorStore: Send + Sync + 'static {
     /// Records that `version` of the entry is in the vector index (ignored if
     /// the entry has moved on or is gone).
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()>;
+    /// `mark_indexed` for many of the family's entries in one transaction.
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64)]) -> StoreResult<()>;
     /// A number that changes whenever any of the family's stored vectors does
     /// (0 before the first); lets the embedded index reuse what it loaded.
     async fn vector_generation(&self, family_id: FamilyId) -> StoreResult<i64>;
@@ -507,7 +533,12 @@ pub trait JobQueue: Send + Sync + 'static {
     ///
     /// A job whose lease ran out with no attempts left (its worker died on it
     /// every time) is not handed out again: it is marked failed (dead letter).
-    async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>>;
+    async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
+        Ok(self.claim_jobs(now, lease, JobLane::Any, 1).await?.into_iter().next())
+    }
+    /// Takes up to `limit` due jobs of `lane` in one statement (due ones
+    /// first, oldest first; only when none is due, ones whose lease ran out).
+    async fn claim_jobs(&self, now: DateTime<Utc>, lease: chrono::Duration, lane: JobLane, limit: usize) -> StoreResult<Vec<Job>>;
     /// Marks failed every job whose lease ran out after its last attempt; how many.
     async fn bury_abandoned_jobs(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Renews a running job's lease (the worker's heartbeat); false when the job is no longer running.
@@ -515,6 +546,8 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Puts a job back after a transient failure without spending the attempt.
     async fn retry_job_later(&self, id: Uuid, error: &str, run_at: DateTime<Utc>) -> StoreResult<()>;
     async fn complete_job(&self, id: Uuid) -> StoreResult<()>;
+    /// Completes many jobs in one write.
+    async fn complete_jobs(&self, ids: &[Uuid]) -> StoreResult<()>;
     /// Records a failure; `retry_at` reschedules it, `None` gives up.
     async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()>;
     /// Queue depth, for one family or (with `None`) the whole service.

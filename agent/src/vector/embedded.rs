@@ -136,15 +136,20 @@ impl EmbeddedIndex {
         Ok(family)
     }
 
-    /// After one of this process's writes: applies it to the cached copy when
-    /// the generation moved by exactly that write, else forgets the copy.
+    /// After one of this process's writes (`rows` stored rows): applies it to
+    /// the cached copy when the generation moved by exactly that write, else
+    /// forgets the copy.
     fn after_write(&self, family_id: FamilyId, before: i64, after: i64, apply: impl FnOnce(&mut FamilyVectors)) {
+        self.after_writes(family_id, before, after, 1, apply)
+    }
+
+    fn after_writes(&self, family_id: FamilyId, before: i64, after: i64, rows: i64, apply: impl FnOnce(&mut FamilyVectors)) {
         let mut cache = self.cache();
         let Some(c) = cache.families.get_mut(&family_id) else { return };
         if after == before {
             return;
         }
-        if c.generation == before && after == before + 1 {
+        if c.generation == before && after == before + rows {
             let mut family = c.family.write().unwrap_or_else(|p| p.into_inner());
             apply(&mut family);
             let bytes = family.bytes();
@@ -195,6 +200,20 @@ impl VectorIndex for EmbeddedIndex {
         self.store.put_vector(family_id, &record).await.map_err(index_err)?;
         let after = self.generation(family_id).await?;
         self.after_write(family_id, before, after, |f| f.upsert(&record));
+        Ok(())
+    }
+
+    async fn upsert_many(&self, family_id: FamilyId, records: Vec<VectorRecord>) -> Result<(), IndexError> {
+        let gate = self.write_gate(family_id);
+        let _one_at_a_time = gate.lock().await;
+        let before = self.generation(family_id).await?;
+        let written = self.store.put_vectors(family_id, &records).await.map_err(index_err)?;
+        let after = self.generation(family_id).await?;
+        self.after_writes(family_id, before, after, written.len() as i64, |f| {
+            for record in records.iter().filter(|r| written.contains(&r.entry_id)) {
+                f.upsert(record);
+            }
+        });
         Ok(())
     }
 

@@ -58,6 +58,13 @@ pub trait VectorIndex: Send + Sync + 'static {
     }
     /// Inserts or replaces the entry's point (idempotent by entry id).
     async fn upsert(&self, family_id: FamilyId, record: VectorRecord) -> Result<(), IndexError>;
+    /// Upserts many of the family's entries; a backend that can writes them at once.
+    async fn upsert_many(&self, family_id: FamilyId, records: Vec<VectorRecord>) -> Result<(), IndexError> {
+        for record in records {
+            self.upsert(family_id, record).await?;
+        }
+        Ok(())
+    }
     /// Updates the filterable payload without re-embedding; a missing point is not an error.
     async fn set_payload(
         &self,

@@ -43,10 +43,17 @@ impl JobQueue for PostgresStore {
     async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("SELECT dadly_defer_job($1, $2)").bind(id).bind(run_at).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
-    async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
+    async fn claim_jobs(&self, now: DateTime<Utc>, lease: chrono::Duration, lane: JobLane, limit: usize) -> StoreResult<Vec<Job>> {
         let lease = sqlx::postgres::types::PgInterval::try_from(lease).map_err(StoreError::Backend)?;
-        let row = sqlx::query("SELECT * FROM dadly_claim_job($1, $2)").bind(now).bind(lease).fetch_optional(&self.pool).await.map_err(map_err)?;
-        row.as_ref().map(job_from_row).transpose()
+        let rows = sqlx::query("SELECT * FROM dadly_claim_jobs($1, $2, $3, $4)")
+            .bind(now)
+            .bind(lease)
+            .bind(lane.as_str())
+            .bind(limit.clamp(1, i32::MAX as usize) as i32)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(job_from_row).collect()
     }
     async fn bury_abandoned_jobs(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar("SELECT dadly_bury_abandoned_jobs($1)").bind(now).fetch_one(&self.pool).await.map_err(map_err)?;
@@ -60,6 +67,12 @@ impl JobQueue for PostgresStore {
     }
     async fn complete_job(&self, id: Uuid) -> StoreResult<()> {
         sqlx::query("SELECT dadly_complete_job($1)").bind(id).execute(&self.pool).await.map_err(map_err).map(|_| ())
+    }
+    async fn complete_jobs(&self, ids: &[Uuid]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT dadly_complete_jobs($1)").bind(ids).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
         sqlx::query("SELECT dadly_fail_job($1, $2, $3)").bind(id).bind(error).bind(retry_at).execute(&self.pool).await.map_err(map_err).map(|_| ())

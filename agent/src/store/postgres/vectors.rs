@@ -6,27 +6,19 @@ use super::*;
 impl VectorStore for PostgresStore {
     async fn put_vector(&self, family_id: FamilyId, v: &VectorRecord) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
-        sqlx::query(
-            "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, vector, member_ids, topics, emotions, occurred_at, chunk_dims) \
-             SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 \
-             ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
-               vector = excluded.vector, chunk_dims = excluded.chunk_dims, member_ids = excluded.member_ids, topics = excluded.topics, \
-               emotions = excluded.emotions, occurred_at = excluded.occurred_at",
-        )
-        .bind(v.entry_id)
-        .bind(family_id)
-        .bind(v.entry_version)
-        .bind(&v.model)
-        .bind(v.flattened())
-        .bind(&v.member_ids)
-        .bind(&v.topics)
-        .bind(&v.emotions)
-        .bind(v.occurred_at)
-        .bind(v.vector.len() as i32)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        put_vector_in(&mut tx, family_id, v).await?;
         tx.commit().await.map_err(map_err)
+    }
+    async fn put_vectors(&self, family_id: FamilyId, records: &[VectorRecord]) -> StoreResult<Vec<EntryId>> {
+        let mut tx = self.family_tx(family_id).await?;
+        let mut written = Vec::with_capacity(records.len());
+        for v in records {
+            if put_vector_in(&mut tx, family_id, v).await? {
+                written.push(v.entry_id);
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(written)
     }
     async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
@@ -116,6 +108,21 @@ impl VectorStore for PostgresStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64)]) -> StoreResult<()> {
+        let (ids, numbers): (Vec<EntryId>, Vec<i64>) = versions.iter().copied().unzip();
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query(
+            "UPDATE entries SET indexed_version = v.version FROM unnest($1::uuid[], $2::bigint[]) AS v(id, version) \
+             WHERE entries.id = v.id AND entries.family_id = $3 AND entries.version = v.version",
+        )
+        .bind(&ids)
+        .bind(&numbers)
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
         let mut tx = self.family_tx(family_id).await?;
         let v = sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2")
@@ -127,4 +134,29 @@ impl VectorStore for PostgresStore {
         tx.commit().await.map_err(map_err)?;
         Ok(v)
     }
+}
+
+/// Writes one vector in the family's transaction; false when the entry is gone.
+async fn put_vector_in(tx: &mut Tx, family_id: FamilyId, v: &VectorRecord) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, vector, member_ids, topics, emotions, occurred_at, chunk_dims) \
+         SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 \
+         ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
+           vector = excluded.vector, chunk_dims = excluded.chunk_dims, member_ids = excluded.member_ids, topics = excluded.topics, \
+           emotions = excluded.emotions, occurred_at = excluded.occurred_at",
+    )
+    .bind(v.entry_id)
+    .bind(family_id)
+    .bind(v.entry_version)
+    .bind(&v.model)
+    .bind(v.flattened())
+    .bind(&v.member_ids)
+    .bind(&v.topics)
+    .bind(&v.emotions)
+    .bind(v.occurred_at)
+    .bind(v.vector.len() as i32)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(done.rows_affected() > 0)
 }

@@ -32,36 +32,44 @@ impl JobQueue for SqliteStore {
             .map_err(map_err)
             .map(|_| ())
     }
-    async fn claim_job(&self, now: DateTime<Utc>, lease: chrono::Duration) -> StoreResult<Option<Job>> {
+    async fn claim_jobs(&self, now: DateTime<Utc>, lease: chrono::Duration, lane: JobLane, limit: usize) -> StoreResult<Vec<Job>> {
         // One UPDATE … RETURNING: SQLite serialises writers, so a job goes to one worker.
         // Due jobs first (an index range on (status, run_at)); only when none is
-        // due, a running job whose lease ran out (its worker died).
-        let mut row = None;
+        // due, running jobs whose lease ran out (their worker died).
+        let kinds = match lane {
+            JobLane::Any => "",
+            JobLane::Embed => "AND kind = 'embed'",
+            JobLane::Other => "AND kind <> 'embed'",
+        };
+        let mut rows = Vec::new();
         for due in [
-            "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 ORDER BY run_at, id LIMIT 1",
-            "SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 AND attempts < max_attempts ORDER BY locked_until, id LIMIT 1",
+            format!("SELECT id FROM jobs WHERE status = 'queued' AND run_at <= $1 {kinds} ORDER BY run_at, id LIMIT $3"),
+            format!("SELECT id FROM jobs WHERE status = 'running' AND locked_until < $1 AND attempts < max_attempts {kinds} ORDER BY locked_until, id LIMIT $3"),
         ] {
             let sql = format!(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
-                 WHERE id = ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts, transient_failures"
+                 WHERE id IN ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts, transient_failures"
             );
-            row = sqlx::query(AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now + lease)).fetch_optional(&self.pool).await.map_err(map_err)?;
-            if row.is_some() {
+            rows = sqlx::query(AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now + lease)).bind(limit.max(1) as i64).fetch_all(&self.pool).await.map_err(map_err)?;
+            if !rows.is_empty() {
                 break;
             }
         }
-        let Some(r) = row else { return Ok(None) };
-        let kind: String = r.try_get("kind").map_err(map_err)?;
-        Ok(Some(Job {
-            id: uuid(&r, "id")?,
-            family_id: uuid(&r, "family_id")?,
-            kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Conflict(format!("unknown job kind {kind}")))?,
-            entry_id: uuid(&r, "entry_id")?,
-            entry_version: r.try_get("entry_version").map_err(map_err)?,
-            attempts: r.try_get("attempts").map_err(map_err)?,
-            max_attempts: r.try_get("max_attempts").map_err(map_err)?,
-            transient_failures: r.try_get("transient_failures").map_err(map_err)?,
-        }))
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in rows {
+            let kind: String = r.try_get("kind").map_err(map_err)?;
+            jobs.push(Job {
+                id: uuid(&r, "id")?,
+                family_id: uuid(&r, "family_id")?,
+                kind: JobKind::parse(&kind).ok_or_else(|| StoreError::Conflict(format!("unknown job kind {kind}")))?,
+                entry_id: uuid(&r, "entry_id")?,
+                entry_version: r.try_get("entry_version").map_err(map_err)?,
+                attempts: r.try_get("attempts").map_err(map_err)?,
+                max_attempts: r.try_get("max_attempts").map_err(map_err)?,
+                transient_failures: r.try_get("transient_failures").map_err(map_err)?,
+            });
+        }
+        Ok(jobs)
     }
     async fn bury_abandoned_jobs(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query(
@@ -98,6 +106,19 @@ impl JobQueue for SqliteStore {
     async fn complete_job(&self, id: Uuid) -> StoreResult<()> {
         sqlx::query("UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1")
             .bind(id.to_string())
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)
+            .map(|_| ())
+    }
+    async fn complete_jobs(&self, ids: &[Uuid]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        sqlx::query("UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $2 WHERE id IN (SELECT value FROM json_each($1))")
+            .bind(to_json(&list))
             .bind(ms(Utc::now()))
             .execute(&self.pool)
             .await

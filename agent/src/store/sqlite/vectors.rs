@@ -5,28 +5,18 @@ use super::*;
 #[async_trait]
 impl VectorStore for SqliteStore {
     async fn put_vector(&self, family_id: FamilyId, v: &VectorRecord) -> StoreResult<()> {
-        // Written only while the entry exists in this family (a deleted entry stays deleted).
-        sqlx::query(
-            "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, dims, vector, member_ids, topics, emotions, occurred_at) \
-             SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 \
-             ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
-               dims = excluded.dims, vector = excluded.vector, member_ids = excluded.member_ids, topics = excluded.topics, \
-               emotions = excluded.emotions, occurred_at = excluded.occurred_at",
-        )
-        .bind(v.entry_id.to_string())
-        .bind(family_id.to_string())
-        .bind(v.entry_version)
-        .bind(&v.model)
-        .bind(v.vector.len() as i64)
-        .bind(vector_to_bytes(&v.flattened()))
-        .bind(to_json(&v.member_ids))
-        .bind(to_json(&v.topics))
-        .bind(to_json(&v.emotions))
-        .bind(ms(v.occurred_at))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)
-        .map(|_| ())
+        put_vector_in(&mut *self.pool.acquire().await.map_err(map_err)?, family_id, v).await.map(|_| ())
+    }
+    async fn put_vectors(&self, family_id: FamilyId, records: &[VectorRecord]) -> StoreResult<Vec<EntryId>> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut written = Vec::with_capacity(records.len());
+        for v in records {
+            if put_vector_in(&mut tx, family_id, v).await? {
+                written.push(v.entry_id);
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(written)
     }
     async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()> {
         sqlx::query("DELETE FROM entry_vectors WHERE entry_id = $1 AND family_id = $2")
@@ -108,6 +98,19 @@ impl VectorStore for SqliteStore {
             .map_err(map_err)
             .map(|_| ())
     }
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64)]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for (entry_id, version) in versions {
+            sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
+                .bind(version)
+                .bind(entry_id.to_string())
+                .bind(family_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
         sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2")
             .bind(entry_id.to_string())
@@ -116,4 +119,30 @@ impl VectorStore for SqliteStore {
             .await
             .map_err(map_err)
     }
+}
+
+/// Writes one vector on `conn`; false when the entry is gone (nothing written).
+async fn put_vector_in(conn: &mut sqlx::SqliteConnection, family_id: FamilyId, v: &VectorRecord) -> StoreResult<bool> {
+    // Written only while the entry exists in this family (a deleted entry stays deleted).
+    let done = sqlx::query(
+        "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, dims, vector, member_ids, topics, emotions, occurred_at) \
+         SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 \
+         ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
+           dims = excluded.dims, vector = excluded.vector, member_ids = excluded.member_ids, topics = excluded.topics, \
+           emotions = excluded.emotions, occurred_at = excluded.occurred_at",
+    )
+    .bind(v.entry_id.to_string())
+    .bind(family_id.to_string())
+    .bind(v.entry_version)
+    .bind(&v.model)
+    .bind(v.vector.len() as i64)
+    .bind(vector_to_bytes(&v.flattened()))
+    .bind(to_json(&v.member_ids))
+    .bind(to_json(&v.topics))
+    .bind(to_json(&v.emotions))
+    .bind(ms(v.occurred_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(done.rows_affected() > 0)
 }
