@@ -6,7 +6,11 @@
 //!     cargo run --release --example loadtest -- [ENTRIES] [QUESTIONS] [CONCURRENCY]
 //!     LOADTEST_POSTGRES=1 cargo run --release --example loadtest -- …   # on a fresh Postgres database
 //!
-//! It talks only to 127.0.0.1 and stops by itself.
+//!     LOADTEST_RATE=500 LOADTEST_SECONDS=20 cargo run --release --example loadtest   # freshness at a steady rate
+//!
+//! The steady mode records at a fixed rate (up to 200 requests in flight) and
+//! reports how long entries took to become searchable, from the server's own
+//! `dadly_index_lag_seconds` histogram. It talks only to 127.0.0.1 and stops by itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +104,11 @@ async fn main() -> anyhow::Result<()> {
     let (_stop, stopped) = watch::channel(false);
     let running = app.serve(stopped).await?;
     let url = format!("http://{}/v1/chat", running.addr);
+    let rate: Option<f64> = std::env::var("LOADTEST_RATE").ok().and_then(|v| v.parse().ok());
+    if let Some(rate) = rate {
+        let seconds: f64 = std::env::var("LOADTEST_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20.0);
+        return steady(&url, &token, rate, seconds, &format!("http://{}/metrics", running.addr)).await;
+    }
     println!("| phase | requests | concurrency | throughput | p50 ms | p95 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|---|");
 
@@ -124,5 +133,70 @@ async fn main() -> anyhow::Result<()> {
     let replies = run(&format!("ask over {entries} entries"), asks, &url, &token, concurrency).await;
     let cited = replies.iter().filter(|r| r["sources"].as_array().is_some_and(|s| !s.is_empty())).count();
     println!("\nanswers with citations: {cited}/{questions}");
+    Ok(())
+}
+
+/// Records at `rate` entries/s for `seconds` (at most 200 in flight), then
+/// reads how long each took to become searchable from `/metrics`.
+async fn steady(url: &str, token: &str, rate: f64, seconds: f64, metrics: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let gate = Arc::new(Semaphore::new(200));
+    let total = (rate * seconds) as usize;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let permit = gate.clone().acquire_owned().await?;
+        let (http, url, token) = (http.clone(), url.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let t = Instant::now();
+            let body = json!({ "message": format!("{} {} (note {i}).", KIDS[i % 3], THINGS[i % THINGS.len()]) });
+            let r = http.post(&url).bearer_auth(&token).json(&body).send().await.expect("request");
+            assert!(r.status().is_success(), "{}", r.status());
+            t.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for t in tasks {
+        latencies.push(t.await?);
+    }
+    let wall = started.elapsed();
+    latencies.sort();
+    println!("| phase | requests | in flight ≤ | throughput | p50 ms | p95 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| record at {rate:.0}/s for {seconds:.0} s | {total} | 200 | {:.0} req/s | {:.1} | {:.1} | {:.1} | {:.1} |",
+        total as f64 / wall.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99),
+        latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+    );
+    // Wait until every entry is searchable, then read the server's histogram.
+    let read = || async { http.get(metrics).send().await?.text().await };
+    let settle = Instant::now();
+    loop {
+        let text = read().await?;
+        let count = text.lines().find(|l| l.starts_with("dadly_index_lag_seconds_count")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+        if count as usize >= total || settle.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = read().await?;
+    let value = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.split_whitespace().last()).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+    let count = value("dadly_index_lag_seconds_count");
+    println!("\nindexed after the run: {:.1} s; entries searchable within (from `dadly_index_lag_seconds`):\n", settle.elapsed().as_secs_f64());
+    println!("| ≤ s | entries | share |");
+    println!("|---|---|---|");
+    for le in ["0.1", "0.25", "0.5", "1", "2", "2.5", "5", "15", "60", "+Inf"] {
+        let n = value(&format!("dadly_index_lag_seconds_bucket{{le=\"{le}\"}}"));
+        println!("| {le} | {n:.0} | {:.1}% |", 100.0 * n / count.max(1.0));
+    }
+    let batches = value("dadly_embed_batches_total");
+    let jobs = value("dadly_embed_batch_jobs_total");
+    println!("\nembedding batches: {batches:.0}, {:.1} jobs per batch on average", jobs / batches.max(1.0));
     Ok(())
 }

@@ -158,6 +158,8 @@ impl App {
         if let Some(min) = settings.min_score {
             agent_settings.min_score = min;
         }
+        agent_settings.dense_weight = settings.dense_weight;
+        agent_settings.lexical_weight = settings.lexical_weight;
         agent_settings.prices = settings.prices.clone();
         agent_settings.default_offset = settings.utc_offset;
         agent_settings.messages_per_minute = settings.messages_per_minute;

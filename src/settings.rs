@@ -138,6 +138,9 @@ pub struct Settings {
     /// A claimed job's lease, renewed by its worker's heartbeat.
     pub job_lease: Duration,
     pub min_score: Option<f32>,
+    /// Reciprocal-rank-fusion weights of the vector and the lexical ranking.
+    pub dense_weight: f32,
+    pub lexical_weight: f32,
     /// `DADLY_UTC_OFFSET` (e.g. `+09:00`): what "today" means for messages without a time zone.
     pub utc_offset: chrono::FixedOffset,
     /// `DADLY_HOUSEKEEPING_DAYS`: processed update ids, finished jobs, chat turns
@@ -194,6 +197,8 @@ impl std::fmt::Debug for Settings {
             .field("job_timeout", &self.job_timeout)
             .field("job_lease", &self.job_lease)
             .field("min_score", &self.min_score)
+            .field("dense_weight", &self.dense_weight)
+            .field("lexical_weight", &self.lexical_weight)
             .field("utc_offset", &self.utc_offset)
             .field("messages_per_minute", &self.messages_per_minute)
             .field("metrics_token", &self.metrics_token)
@@ -385,6 +390,14 @@ impl Settings {
         if min_score.is_some_and(|s| !(-1.0..=1.0).contains(&s)) {
             return Err(bad("DADLY_MIN_SCORE", "must be between -1 and 1"));
         }
+        let weight = |name: &'static str| -> Result<f32, ConfigError> {
+            let w = env.parse::<f32>(name, "a number")?.unwrap_or(1.0);
+            if !(0.0..=100.0).contains(&w) {
+                return Err(bad(name, "must be between 0 and 100"));
+            }
+            Ok(w)
+        };
+        let (dense_weight, lexical_weight) = (weight("DADLY_DENSE_WEIGHT")?, weight("DADLY_LEXICAL_WEIGHT")?);
         let langsmith = match env.get("LANGCHAIN_API_KEY") {
             Some(key) => Some(LangSmith {
                 endpoint: env.url("LANGCHAIN_ENDPOINT")?.unwrap_or_else(|| "https://api.smith.langchain.com".into()),
@@ -511,6 +524,8 @@ impl Settings {
             job_timeout: Duration::from_secs(env.parse::<u64>("DADLY_JOB_TIMEOUT_SECS", "a number of seconds")?.unwrap_or(300).max(1)),
             job_lease: Duration::from_millis(env.parse::<u64>("DADLY_JOB_LEASE_MS", "a number of milliseconds")?.unwrap_or(15_000).max(300)),
             min_score,
+            dense_weight,
+            lexical_weight,
             json_logs: env.get("DADLY_LOG_FORMAT").is_some_and(|f| f == "json"),
         })
     }

@@ -55,6 +55,10 @@ pub struct AgentSettings {
     pub embed_query_prefix: String,
     /// Put before an entry's text when it is embedded (e5's `passage: `).
     pub embed_passage_prefix: String,
+    /// Weights of the dense and the lexical ranking in reciprocal rank
+    /// fusion; a lexical weight of 0 searches by vectors alone.
+    pub dense_weight: f32,
+    pub lexical_weight: f32,
 }
 
 impl AgentSettings {
@@ -69,6 +73,8 @@ impl AgentSettings {
             embed_max_tokens: 512,
             embed_query_prefix: String::new(),
             embed_passage_prefix: String::new(),
+            dense_weight: 1.0,
+            lexical_weight: 1.0,
         }
     }
 }

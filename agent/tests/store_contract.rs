@@ -488,10 +488,28 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     assert_eq!(store.vector_generation(fid).await.unwrap(), before + 2, "the generation moves by the rows written");
     assert!(store.load_vectors(b.family.id, None, None).await.unwrap().is_empty());
     assert_eq!(store.load_vectors(fid, None, None).await.unwrap().len(), 2);
-    store.mark_indexed_many(fid, &[(mine[0].id, 1), (mine[1].id, 4), (theirs.id, 1)]).await.unwrap();
+    store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into()), (mine[1].id, 4, "snail".into()), (theirs.id, 1, "snail".into())]).await.unwrap();
     assert_eq!(store.indexed_version(fid, mine[0].id).await.unwrap(), Some(1));
     assert_eq!(store.indexed_version(fid, mine[1].id).await.unwrap(), None, "a version the entry is not at");
     assert_eq!(store.indexed_version(b.family.id, theirs.id).await.unwrap(), None, "another family's entry is untouched");
+
+    // The lexical index holds the terms of what was marked, in the family only.
+    let snail = vec!["snail".to_string()];
+    assert_eq!(store.lexical_search(fid, &snail, None, None, 10).await.unwrap().iter().map(|h| h.0).collect::<Vec<_>>(), vec![mine[0].id]);
+    assert!(store.lexical_search(b.family.id, &snail, None, None, 10).await.unwrap().is_empty());
+    assert!(store.lexical_search(fid, &snail, Some(t("2026-11-01T00:00:00Z")), None, 10).await.unwrap().is_empty(), "the period applies");
+    // A new version replaces the terms; hostile text is only ever a term.
+    let v2 = store.update_entry(fid, mine[1].id, "a2", &[], &[JobKind::Embed]).await.unwrap();
+    store.mark_indexed_many(fid, &[(mine[1].id, v2.version, "ladybird 민지 \" OR * NEAR( -".into())]).await.unwrap();
+    let odd: Vec<String> = ["\"", "OR", "*", "NEAR(", "-", "민지", "'); DROP TABLE entries; --"].iter().map(|s| s.to_string()).collect();
+    let hits = store.lexical_search(fid, &odd, None, None, 10).await.unwrap();
+    assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![mine[1].id], "{hits:?}");
+    let both = vec!["snail".to_string(), "garden".to_string(), "ladybird".to_string()];
+    let ranked = store.lexical_search(fid, &both, None, None, 10).await.unwrap();
+    assert_eq!(ranked.first().map(|h| h.0), Some(mine[0].id), "two terms matched beat one: {ranked:?}");
+    // Gone with the entry.
+    store.delete_entry(fid, mine[0].id).await.unwrap();
+    assert!(store.lexical_search(fid, &snail, None, None, 10).await.unwrap().is_empty());
 }
 
 macro_rules! contract {

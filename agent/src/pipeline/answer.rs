@@ -121,6 +121,9 @@ pub(crate) fn plan_from_model(v: &serde_json::Value, family: &[Member]) -> Optio
 /// The longest search text a planned question may have.
 const MAX_PLANNED_TEXT_CHARS: usize = 500;
 
+/// The share of a question's terms an entry must hold to count as a lexical match.
+const LEXICAL_MIN_OVERLAP: f32 = 0.67;
+
 /// The most entries a count draws on.
 const COUNT_LIMIT: usize = 50;
 
@@ -319,6 +322,7 @@ impl Agent {
             Some(t) => t,
             None => without_names(question, &family, &plan.member_ids),
         };
+        let searched_text = query_text.clone();
         let query_text = format!("{}{query_text}", self.settings.embed_query_prefix);
         let embedded = match self.call_embed(user.family_id, &retriever, vec![query_text]).await {
             Ok(e) => e,
@@ -341,23 +345,61 @@ impl Agent {
         // question's topic ("sick" ↔ an entry about a fever, in either language),
         // not only those worded like the question.
         let wanted = if plan.kind == QuestionKind::Count && plan.range.is_some() { crate::text::lexicon::topics(question) } else { Vec::new() };
-        let mut relevant = Vec::new();
-        for h in hits {
+        let mut dense = Vec::new();
+        for h in &hits {
             let keep = filtered_only
                 || h.score >= self.settings.min_score
                 || (!wanted.is_empty() && self.b.store.get_insight(user.family_id, h.entry_id).await?.is_some_and(|i| i.topics.iter().any(|t| wanted.contains(t))));
             if keep {
-                relevant.push(h);
+                dense.push(h.entry_id);
             }
         }
-        let ids: Vec<EntryId> = relevant.iter().map(|h| h.entry_id).collect();
+        // The lexical index beside the vectors: entries sharing at least two
+        // thirds of the question's terms, fused with the dense ranking (RRF). Fusion,
+        // not filtering: an entry in another language still comes through the vectors.
+        let terms = if plan.has_content && self.settings.lexical_weight > 0.0 { crate::text::lexical::terms(&searched_text) } else { Vec::new() };
+        let lexical_hits = match terms.is_empty() {
+            true => Vec::new(),
+            false => match self.b.store.lexical_search(user.family_id, &terms, filter.from, filter.to, k).await {
+                Ok(found) => found,
+                Err(e) => {
+                    // The vectors still answer; the lexical side is an improvement, not a dependency.
+                    tracing::warn!(error = %e, "lexical search failed; answering from the vectors alone");
+                    Vec::new()
+                }
+            },
+        };
+        let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.0).collect();
+        let ids: Vec<EntryId> = dense.iter().chain(&lexical_ids).copied().collect();
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
         entries.retain(|e| e.family_id == user.family_id);
-        let mut ranked: Vec<(Entry, f32)> = relevant
+        let lexical: Vec<EntryId> = lexical_ids
             .iter()
-            .filter_map(|h| entries.iter().find(|e| e.id == h.entry_id).map(|e| (e.clone(), h.score)))
+            .filter(|id| {
+                entries.iter().any(|e| {
+                    e.id == **id
+                        && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))
+                        && crate::text::lexical::overlap(&terms, &crate::text::lexical::terms(&e.raw_text)) >= LEXICAL_MIN_OVERLAP
+                })
+            })
+            .copied()
             .collect();
+        let dense_ranked: Vec<EntryId> = hits.iter().map(|h| h.entry_id).filter(|id| dense.contains(id)).collect();
+        let fused = crate::text::lexical::fuse(&[(self.settings.dense_weight, &dense_ranked[..]), (self.settings.lexical_weight, &lexical[..])]);
+        let limit = if plan.kind == QuestionKind::Count { k } else { self.settings.retrieve_k };
+        let mut ranked: Vec<(Entry, f32)> = fused
+            .iter()
+            .take(limit)
+            .filter_map(|(id, _)| {
+                let e = entries.iter().find(|e| e.id == *id)?;
+                // The score shown is the vector similarity, or for an entry only
+                // the lexical side found, the share of the question's terms it holds.
+                let score = hits.iter().find(|h| h.entry_id == *id).map(|h| h.score).unwrap_or_else(|| crate::text::lexical::overlap(&terms, &crate::text::lexical::terms(&e.raw_text)));
+                Some((e.clone(), score))
+            })
+            .collect();
+        retriever.metadata("lexical_hits", json!(lexical.len()));
         // The question's kind orders what was found: by date for first/last
         // time and counts, newest first for a bare period, else by relevance.
         match plan.kind {

@@ -370,7 +370,13 @@ impl Agent {
                     continue;
                 }
                 span.end(json!({ "ok": true }));
-                let versions: Vec<(EntryId, i64)> = mine.iter().map(|(_, _, r)| (r.entry_id, r.entry_version)).collect();
+                let versions: Vec<(EntryId, i64, String)> = mine
+                    .iter()
+                    .map(|(i, _, r)| {
+                        let text = live.iter().find(|(j, _)| j == i).map(|(_, e)| e.raw_text.as_str()).unwrap_or_default();
+                        (r.entry_id, r.entry_version, crate::text::lexical::joined(text))
+                    })
+                    .collect();
                 if let Err(e) = self.b.store.mark_indexed_many(family, &versions).await {
                     fail(&mut outcomes, &which, e.into());
                     continue;

@@ -356,8 +356,20 @@ pub trait VectorStore: Send + Sync + 'static {
     /// Records that `version` of the entry is in the vector index (ignored if
     /// the entry has moved on or is gone).
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()>;
-    /// `mark_indexed` for many of the family's entries in one transaction.
-    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64)]) -> StoreResult<()>;
+    /// `mark_indexed` for many of the family's entries in one transaction,
+    /// each with its lexical terms (`text::lexical::joined`), which replace
+    /// the entry's earlier ones in the lexical index.
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<()>;
+    /// The family's entries whose terms match any of `terms`, best first, with
+    /// the backend's lexical score (higher is better), `occurred_at` in `[from, to)`.
+    async fn lexical_search(
+        &self,
+        family_id: FamilyId,
+        terms: &[String],
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<Vec<(EntryId, f32)>>;
     /// A number that changes whenever any of the family's stored vectors does
     /// (0 before the first); lets the embedded index reuse what it loaded.
     async fn vector_generation(&self, family_id: FamilyId) -> StoreResult<i64>;

@@ -2,6 +2,7 @@
 //! children's names, routing, and the offline lexicon. No I/O here.
 
 pub mod dates;
+pub mod lexical;
 pub mod lexicon;
 pub mod chunks;
 pub mod members;

@@ -108,20 +108,56 @@ impl VectorStore for PostgresStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
-    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64)]) -> StoreResult<()> {
-        let (ids, numbers): (Vec<EntryId>, Vec<i64>) = versions.iter().copied().unzip();
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<()> {
+        let ids: Vec<EntryId> = versions.iter().map(|v| v.0).collect();
+        let numbers: Vec<i64> = versions.iter().map(|v| v.1).collect();
+        let terms: Vec<&str> = versions.iter().map(|v| v.2.as_str()).collect();
         let mut tx = self.family_tx(family_id).await?;
         sqlx::query(
-            "UPDATE entries SET indexed_version = v.version FROM unnest($1::uuid[], $2::bigint[]) AS v(id, version) \
-             WHERE entries.id = v.id AND entries.family_id = $3 AND entries.version = v.version",
+            "WITH marked AS (UPDATE entries SET indexed_version = v.version FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS v(id, version, terms) \
+               WHERE entries.id = v.id AND entries.family_id = $4 AND entries.version = v.version RETURNING entries.id, v.terms) \
+             INSERT INTO entry_terms (entry_id, family_id, terms) \
+               SELECT id, $4, array_to_tsvector(array_remove(string_to_array(terms, ' '), '')) FROM marked \
+             ON CONFLICT (entry_id) DO UPDATE SET terms = excluded.terms",
         )
         .bind(&ids)
         .bind(&numbers)
+        .bind(&terms)
         .bind(family_id)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
+    }
+    async fn lexical_search(
+        &self,
+        family_id: FamilyId,
+        terms: &[String],
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<Vec<(EntryId, f32)>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.family_tx(family_id).await?;
+        // Each term a quoted lexeme (quote_literal), OR-ed: nothing typed is tsquery syntax.
+        let rows = sqlx::query(
+            "WITH q AS (SELECT array_to_string(ARRAY(SELECT quote_literal(x) FROM unnest($1::text[]) AS x), ' | ')::tsquery AS q) \
+             SELECT t.entry_id, ts_rank(t.terms, q.q) AS score FROM entry_terms t JOIN entries e ON e.id = t.entry_id, q \
+             WHERE t.family_id = $2 AND t.terms @@ q.q AND ($3::timestamptz IS NULL OR e.occurred_at >= $3) AND ($4::timestamptz IS NULL OR e.occurred_at < $4) \
+             ORDER BY score DESC, e.occurred_at DESC LIMIT $5",
+        )
+        .bind(terms)
+        .bind(family_id)
+        .bind(from)
+        .bind(to)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter().map(|r| Ok((r.try_get("entry_id").map_err(map_err)?, r.try_get::<f32, _>("score").map_err(map_err)?))).collect()
     }
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
         let mut tx = self.family_tx(family_id).await?;

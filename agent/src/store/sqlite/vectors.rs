@@ -98,18 +98,60 @@ impl VectorStore for SqliteStore {
             .map_err(map_err)
             .map(|_| ())
     }
-    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64)]) -> StoreResult<()> {
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<()> {
+        let family = family_token(family_id);
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        for (entry_id, version) in versions {
-            sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
+        for (entry_id, version, terms) in versions {
+            let marked = sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
                 .bind(version)
                 .bind(entry_id.to_string())
                 .bind(family_id.to_string())
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            if marked.rows_affected() == 0 {
+                continue;
+            }
+            sqlx::query("INSERT INTO entry_lexicon (entry_id, family, terms) VALUES ($1, $2, $3) ON CONFLICT (entry_id) DO UPDATE SET terms = excluded.terms")
+                .bind(entry_id.to_string())
+                .bind(&family)
+                .bind(terms)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
+    }
+    async fn lexical_search(
+        &self,
+        family_id: FamilyId,
+        terms: &[String],
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> StoreResult<Vec<(EntryId, f32)>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Terms are quoted (a quote inside doubled): nothing a parent types is FTS syntax.
+        let any = terms.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect::<Vec<_>>().join(" OR ");
+        let query = format!("family : \"{}\" AND terms : ({any})", family_token(family_id));
+        let rows = sqlx::query(
+            "SELECT l.entry_id, bm25(entry_terms, 0.0, 1.0) AS rank FROM entry_terms \
+             JOIN entry_lexicon l ON l.rowid = entry_terms.rowid JOIN entries e ON e.id = l.entry_id \
+             WHERE entry_terms MATCH $1 AND e.family_id = $2 AND ($3 IS NULL OR e.occurred_at >= $3) AND ($4 IS NULL OR e.occurred_at < $4) \
+             ORDER BY rank LIMIT $5",
+        )
+        .bind(query)
+        .bind(family_id.to_string())
+        .bind(from.map(ms))
+        .bind(to.map(ms))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        // bm25() is lower for better matches; turn it into higher-is-better.
+        rows.iter().map(|r| Ok((uuid(r, "entry_id")?, -r.try_get::<f64, _>("rank").map_err(map_err)? as f32))).collect()
     }
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
         sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2")
@@ -145,4 +187,9 @@ async fn put_vector_in(conn: &mut sqlx::SqliteConnection, family_id: FamilyId, v
     .await
     .map_err(map_err)?;
     Ok(done.rows_affected() > 0)
+}
+
+/// The family as one FTS token (no hyphens for the tokenizer to split on).
+fn family_token(family_id: FamilyId) -> String {
+    format!("f{}", family_id.simple())
 }
