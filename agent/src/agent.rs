@@ -212,6 +212,8 @@ pub struct ModelStatus {
     pub chat: Capability,
     pub embeddings: Capability,
     pub transcription: Capability,
+    /// Photo descriptions: the chat server's vision model, or `none` (captions only).
+    pub vision: Capability,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -321,6 +323,10 @@ impl Agent {
                 chat: capability(self.b.chat.as_ref(), self.health.get("chat")),
                 embeddings: capability(self.b.embedder.as_ref(), self.health.get("embeddings")),
                 transcription: capability(self.b.transcriber.as_ref(), self.health.get("transcription")),
+                vision: match self.b.chat.vision_model() {
+                    Some(model) => Capability { provider: self.b.chat.provider(), model: model.to_string(), health: self.health.get("chat") },
+                    None => Capability { provider: "none", model: "captions only".into(), health: self.health.get("vision") },
+                },
             },
             jobs: self.b.store.job_counts(family_id).await?,
         })

@@ -208,6 +208,8 @@ pub struct Media {
     pub sha256: String,
     #[serde(skip)]
     pub source_ref: Option<String>,
+    /// What a vision model saw in the photo, once described.
+    pub description: Option<String>,
 }
 
 /// A time capsule as anyone may see it: that it exists, who wrote it, for

@@ -27,6 +27,7 @@ pub struct Prompts {
     pub enrich: Prompt,
     pub answer: Prompt,
     pub plan: Prompt,
+    pub describe: Prompt,
 }
 
 impl Prompts {
@@ -38,6 +39,7 @@ impl Prompts {
             enrich: load(include_str!("../../prompts/enrich.md")),
             answer: load(include_str!("../../prompts/answer.md")),
             plan: load(include_str!("../../prompts/plan.md")),
+            describe: load(include_str!("../../prompts/describe.md")),
         }
     }
 }

@@ -495,7 +495,7 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
 
     // The lexical index holds the terms of what was marked, in the family only.
     let snail = vec!["snail".to_string()];
-    assert_eq!(store.lexical_search(fid, &snail, None, None, 10).await.unwrap().iter().map(|h| h.0).collect::<Vec<_>>(), vec![mine[0].id]);
+    assert_eq!(store.lexical_search(fid, &snail, None, None, 10).await.unwrap().iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![mine[0].id]);
     assert!(store.lexical_search(b.family.id, &snail, None, None, 10).await.unwrap().is_empty());
     assert!(store.lexical_search(fid, &snail, Some(t("2026-11-01T00:00:00Z")), None, 10).await.unwrap().is_empty(), "the period applies");
     // A new version replaces the terms; hostile text is only ever a term.
@@ -503,10 +503,11 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     store.mark_indexed_many(fid, &[(mine[1].id, v2.version, "ladybird 민지 \" OR * NEAR( -".into())]).await.unwrap();
     let odd: Vec<String> = ["\"", "OR", "*", "NEAR(", "-", "민지", "'); DROP TABLE entries; --"].iter().map(|s| s.to_string()).collect();
     let hits = store.lexical_search(fid, &odd, None, None, 10).await.unwrap();
-    assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![mine[1].id], "{hits:?}");
+    assert_eq!(hits.iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![mine[1].id], "{hits:?}");
+    assert!(hits[0].terms.contains(&"ladybird".to_string()) && hits[0].terms.contains(&"민지".to_string()), "the indexed terms come back: {hits:?}");
     let both = vec!["snail".to_string(), "garden".to_string(), "ladybird".to_string()];
     let ranked = store.lexical_search(fid, &both, None, None, 10).await.unwrap();
-    assert_eq!(ranked.first().map(|h| h.0), Some(mine[0].id), "two terms matched beat one: {ranked:?}");
+    assert_eq!(ranked.first().map(|h| h.entry_id), Some(mine[0].id), "two terms matched beat one: {ranked:?}");
     // Gone with the entry.
     store.delete_entry(fid, mine[0].id).await.unwrap();
     assert!(store.lexical_search(fid, &snail, None, None, 10).await.unwrap().is_empty());

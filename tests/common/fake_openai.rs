@@ -210,6 +210,15 @@ async fn chat_inner(state: Arc<FakeState>, headers: HeaderMap, axum::Json(body):
     if !authorized(&headers) {
         return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
     }
+    // A message with an image: a vision request, described like a careful model would.
+    let image = body["messages"].as_array().into_iter().flatten().filter_map(|m| m["content"].as_array()).flatten().find(|p| p["type"] == "image_url").cloned();
+    if let Some(part) = image {
+        let url = part["image_url"]["url"].as_str().unwrap_or("");
+        if !url.starts_with("data:image/") || !url.contains(";base64,") {
+            return openai_error(StatusCode::BAD_REQUEST, "image_url must be an image data URL");
+        }
+        return completion("A child builds a sandcastle on the seashore with a red bucket; a sign reads LIFEGUARD.", 30);
+    }
     let user = last_user(&body);
     let prompt_tokens = body["messages"].as_array().map(|m| m.iter().map(|x| x["content"].as_str().unwrap_or("").split_whitespace().count() as u64).sum()).unwrap_or(0);
     match body["response_format"]["json_schema"]["name"].as_str() {

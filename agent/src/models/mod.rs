@@ -33,17 +33,25 @@ pub enum ModelError {
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// Images shown with a user message (data URLs or links), for a vision
+    /// model. Never written to traces: they are photos of children.
+    #[serde(skip)]
+    pub images: Vec<String>,
 }
 
 impl ChatMessage {
     pub fn system(content: impl Into<String>) -> Self {
-        Self { role: "system".into(), content: content.into() }
+        Self { role: "system".into(), content: content.into(), images: Vec::new() }
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: "user".into(), content: content.into() }
+        Self { role: "user".into(), content: content.into(), images: Vec::new() }
     }
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self { role: "assistant".into(), content: content.into() }
+        Self { role: "assistant".into(), content: content.into(), images: Vec::new() }
+    }
+    /// A user message with an image beside its text.
+    pub fn user_with_image(content: impl Into<String>, image: String) -> Self {
+        Self { role: "user".into(), content: content.into(), images: vec![image] }
     }
 }
 
@@ -66,6 +74,8 @@ pub enum Task {
     Plan { question: String },
     /// Answer a question from numbered sources.
     Answer { question: String, sources: Vec<SourceNote>, korean: bool },
+    /// Describe a photo (a vision model; the offline model cannot see).
+    Describe { caption: String },
 }
 
 /// A JSON schema the completion must follow (OpenAI structured output).
@@ -121,16 +131,39 @@ pub trait Described {
 #[async_trait]
 pub trait ChatModel: Described + Send + Sync + 'static {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, ModelError>;
+    /// The model that takes requests with images, if any can.
+    fn vision_model(&self) -> Option<&str> {
+        None
+    }
     /// Whether the server answers at all (for readiness); offline always does.
     async fn probe(&self) -> Result<(), ModelError> {
         Ok(())
     }
 }
 
+/// What is being embedded: a question or an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedRole {
+    Query,
+    Passage,
+}
+
+impl EmbedRole {
+    /// The `input_type` value servers of asymmetric models take.
+    pub fn input_type(self) -> &'static str {
+        match self {
+            EmbedRole::Query => "query",
+            EmbedRole::Passage => "passage",
+        }
+    }
+}
+
 #[async_trait]
 pub trait Embedder: Described + Send + Sync + 'static {
     fn dimensions(&self) -> usize;
-    async fn embed(&self, texts: &[String]) -> Result<Embeddings, ModelError>;
+    /// Embeds `texts`, all questions or all entries (`role`): an asymmetric
+    /// model's server may take the role instead of a text prefix.
+    async fn embed(&self, texts: &[String], role: EmbedRole) -> Result<Embeddings, ModelError>;
     async fn probe(&self) -> Result<(), ModelError> {
         Ok(())
     }

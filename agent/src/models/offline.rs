@@ -111,7 +111,7 @@ impl Embedder for OfflineEmbedder {
         OFFLINE_DIMENSIONS
     }
 
-    async fn embed(&self, texts: &[String]) -> Result<Embeddings, ModelError> {
+    async fn embed(&self, texts: &[String], _role: EmbedRole) -> Result<Embeddings, ModelError> {
         Ok(Embeddings { vectors: texts.iter().map(|t| embed_text(t)).collect(), model: self.model_name().into(), usage: None })
     }
 }
@@ -170,6 +170,7 @@ impl ChatModel for OfflineChat {
             Task::Answer { question, sources, korean } => offline_answer(question, sources, *korean),
             // The rule-based planner is the offline path; asked anyway, plan nothing special.
             Task::Plan { question } => serde_json::json!({ "search_text": question, "children": [], "from": null, "to": null, "kind": "lookup" }).to_string(),
+            Task::Describe { .. } => return Err(ModelError::NotConfigured("a vision model")),
         };
         Ok(ChatCompletion { content, model: self.model_name().into(), usage: None, streamed: false })
     }

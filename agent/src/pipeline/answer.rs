@@ -324,7 +324,7 @@ impl Agent {
         };
         let searched_text = query_text.clone();
         let query_text = format!("{}{query_text}", self.settings.embed_query_prefix);
-        let embedded = match self.call_embed(user.family_id, &retriever, vec![query_text]).await {
+        let embedded = match self.call_embed(user.family_id, &retriever, vec![query_text], crate::models::EmbedRole::Query).await {
             Ok(e) => e,
             Err(e) => {
                 retriever.fail(&e.to_string());
@@ -369,18 +369,20 @@ impl Agent {
                 }
             },
         };
-        let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.0).collect();
+        let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.entry_id).collect();
         let ids: Vec<EntryId> = dense.iter().chain(&lexical_ids).copied().collect();
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
         entries.retain(|e| e.family_id == user.family_id);
+        // (Overlap is counted on the terms the entry is indexed under: its text and its photos' descriptions.)
+        let overlap = |id: &EntryId| lexical_hits.iter().find(|h| h.entry_id == *id).map(|h| crate::text::lexical::overlap(&terms, &h.terms));
         let lexical: Vec<EntryId> = lexical_ids
             .iter()
             .filter(|id| {
                 entries.iter().any(|e| {
                     e.id == **id
                         && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))
-                        && crate::text::lexical::overlap(&terms, &crate::text::lexical::terms(&e.raw_text)) >= LEXICAL_MIN_OVERLAP
+                        && overlap(id).is_some_and(|o| o >= LEXICAL_MIN_OVERLAP)
                 })
             })
             .copied()
@@ -395,7 +397,7 @@ impl Agent {
                 let e = entries.iter().find(|e| e.id == *id)?;
                 // The score shown is the vector similarity, or for an entry only
                 // the lexical side found, the share of the question's terms it holds.
-                let score = hits.iter().find(|h| h.entry_id == *id).map(|h| h.score).unwrap_or_else(|| crate::text::lexical::overlap(&terms, &crate::text::lexical::terms(&e.raw_text)));
+                let score = hits.iter().find(|h| h.entry_id == *id).map(|h| h.score).unwrap_or_else(|| overlap(id).unwrap_or_default());
                 Some((e.clone(), score))
             })
             .collect();

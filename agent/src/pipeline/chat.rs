@@ -173,11 +173,13 @@ impl Agent {
     /// Keeps the turn as short-term chat memory; a failure here is logged, not fatal.
     async fn remember(&self, user: &User, message: &Message, outcome: &Outcome) {
         let now = chrono::Utc::now();
-        for (role, content) in [("user", message.text.as_str()), ("assistant", outcome.reply())] {
-            let turn = ChatTurn { chat_id: message.chat_id.clone(), role: role.into(), content: content.into(), created_at: now };
-            if let Err(e) = self.b.store.add_chat_turn(user.family_id, user.id, &turn).await {
-                tracing::warn!(error = %e, "could not store chat turn");
-            }
+        // The message and its reply in one write.
+        let turns: Vec<ChatTurn> = [("user", message.text.as_str()), ("assistant", outcome.reply())]
+            .into_iter()
+            .map(|(role, content)| ChatTurn { chat_id: message.chat_id.clone(), role: role.into(), content: content.into(), created_at: now })
+            .collect();
+        if let Err(e) = self.b.store.add_chat_turns(user.family_id, user.id, &turns).await {
+            tracing::warn!(error = %e, "could not store chat turns");
         }
     }
 }

@@ -158,6 +158,7 @@ impl Agent {
             JobKind::FetchMedia => self.fetch_media(job, &root).await,
             JobKind::Transcribe => self.transcribe(job, &root).await,
             JobKind::OpenCapsule => self.open_capsule_job(job, &root).await,
+            JobKind::Describe => self.describe_photos(job, &root).await,
         };
         match &result {
             Ok(outcome) => root.end(json!({ "outcome": outcome })),
@@ -300,8 +301,20 @@ impl Agent {
         let mut texts = Vec::new();
         let mut spans = Vec::with_capacity(live.len());
         let mut weights = Vec::with_capacity(live.len());
+        // An entry's text is what the parent wrote plus what a vision model saw in its photos.
+        let mut indexed_text: Vec<String> = Vec::with_capacity(live.len());
         for (_, entry) in &live {
-            let pieces = crate::text::chunks::chunks(&entry.raw_text, budget);
+            let described = match self.b.store.entry_media(entry.family_id, entry.id).await {
+                Ok(media) => media.into_iter().filter_map(|m| m.description).collect::<Vec<_>>(),
+                Err(e) => {
+                    tracing::warn!(error = %e, entry.id = %entry.id, "could not read photo descriptions; indexing the text alone");
+                    Vec::new()
+                }
+            };
+            indexed_text.push(if described.is_empty() { entry.raw_text.clone() } else { format!("{}\n{}", entry.raw_text, described.join("\n")).trim().to_string() });
+        }
+        for ((_, entry), text) in live.iter().zip(&indexed_text) {
+            let pieces = crate::text::chunks::chunks(text, budget);
             spans.push((texts.len(), pieces.len()));
             weights.push((entry.family_id, entry.raw_text.len().max(1)));
             texts.extend(pieces.into_iter().map(|p| format!("{prefix}{p}")));
@@ -310,7 +323,7 @@ impl Agent {
             None
         } else {
             let count = texts.len();
-            match self.call_embed_shared(&weights, &root, texts).await {
+            match self.call_embed_shared(&weights, &root, texts, crate::models::EmbedRole::Passage).await {
                 Ok(done) if done.vectors.len() == count => Some(done),
                 Ok(done) => {
                     let which: Vec<usize> = live.iter().map(|(i, _)| *i).collect();
@@ -373,7 +386,7 @@ impl Agent {
                 let versions: Vec<(EntryId, i64, String)> = mine
                     .iter()
                     .map(|(i, _, r)| {
-                        let text = live.iter().find(|(j, _)| j == i).map(|(_, e)| e.raw_text.as_str()).unwrap_or_default();
+                        let text = live.iter().position(|(j, _)| j == i).map(|k| indexed_text[k].as_str()).unwrap_or_default();
                         (r.entry_id, r.entry_version, crate::text::lexical::joined(text))
                     })
                     .collect();

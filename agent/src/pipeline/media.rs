@@ -8,7 +8,7 @@ use serde_json::json;
 use super::enrich::JobError;
 use crate::agent::Agent;
 use crate::domain::*;
-use crate::models::ModelError;
+use crate::models::{ChatMessage, ChatRequest, ModelError, Task};
 use crate::store::{Job, JobKind, StoreError};
 use crate::text::members;
 use crate::trace::{RunType, Span};
@@ -95,6 +95,55 @@ impl Agent {
             Err(JobError::Store(StoreError::NotFound)) => Ok("stale"),
             Err(e) => Err(e),
         }
+    }
+
+    /// Describes the entry's fetched photos with the vision model (its
+    /// description is embedded and indexed with the entry). Without a vision
+    /// model the photo keeps its caption alone, and the job is done.
+    pub(crate) async fn describe_photos(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
+        use base64::Engine as _;
+        let entry = match self.b.store.get_entry(job.family_id, job.entry_id).await {
+            Ok(e) => e,
+            Err(StoreError::NotFound) => return Ok("stale"),
+            Err(e) => return Err(e.into()),
+        };
+        if self.b.chat.vision_model().is_none() {
+            return Ok("no vision model: the caption alone is indexed");
+        }
+        let media = self.b.store.entry_media(job.family_id, entry.id).await?;
+        let photos: Vec<&Media> = media.iter().filter(|m| m.kind == "photo" && m.blob_key.is_some() && m.description.is_none()).collect();
+        if photos.is_empty() {
+            return Ok("nothing to describe");
+        }
+        let family = self.b.store.list_members(job.family_id).await?;
+        let children = family.iter().map(|m| m.names().collect::<Vec<_>>().join(" / ")).collect::<Vec<_>>().join("; ");
+        let caption = if entry.raw_text.trim().is_empty() { "(none)".to_string() } else { entry.raw_text.clone() };
+        for photo in photos {
+            let bytes = self.b.blobs.get(job.family_id, photo.blob_key.as_deref().unwrap_or_default()).await?;
+            // The photo goes inline (a data URL): no link to it leaves this process.
+            let url = format!("data:{};base64,{}", photo.content_type, base64::engine::general_purpose::STANDARD.encode(&bytes));
+            let prompt = &self.prompts.describe;
+            let (system, user) = prompt.render(&[("children", &children), ("caption", &caption)]).map_err(|e| ModelError::BadResponse(e.to_string()))?;
+            let request = ChatRequest {
+                task: Task::Describe { caption: caption.clone() },
+                messages: vec![ChatMessage::system(system), ChatMessage::user_with_image(user, url)],
+                schema: None,
+                temperature: 0.0,
+                deltas: None,
+            };
+            let done = match self.call_chat(job.family_id, root, "describe_photo", &request).await {
+                Ok(done) => done,
+                Err(ModelError::NotConfigured(_)) => return Ok("no vision model: the caption alone is indexed"),
+                Err(e) => return Err(e.into()),
+            };
+            let description = crate::text::snippet(&done.content.replace('\0', ""), 1000);
+            if description.trim().is_empty() {
+                return Err(ModelError::BadResponse("an empty photo description".into()).into());
+            }
+            self.b.store.describe_media(job.family_id, photo.id, &description).await?;
+        }
+        self.wake_workers();
+        Ok("described")
     }
 
     pub(crate) async fn transcribe(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::agent::Agent;
 use crate::domain::FamilyId;
-use crate::models::{ChatCompletion, ChatRequest, Embeddings, ModelError, Usage};
+use crate::models::{ChatCompletion, ChatRequest, EmbedRole, Embeddings, ModelError, Usage};
 use crate::trace::{RunType, Span};
 
 impl Agent {
@@ -65,21 +65,22 @@ impl Agent {
     }
 
     /// One embedding call as an `embedding` run.
-    pub(crate) async fn call_embed(&self, family_id: FamilyId, parent: &Span, texts: Vec<String>) -> Result<Embeddings, ModelError> {
+    pub(crate) async fn call_embed(&self, family_id: FamilyId, parent: &Span, texts: Vec<String>, role: EmbedRole) -> Result<Embeddings, ModelError> {
         let weights = vec![(family_id, 1)];
-        self.call_embed_shared(&weights, parent, texts).await
+        self.call_embed_shared(&weights, parent, texts, role).await
     }
 
     /// One embeddings call for several families' texts; the usage is counted
     /// to each family in proportion to its `weights` (characters sent).
-    pub(crate) async fn call_embed_shared(&self, weights: &[(FamilyId, usize)], parent: &Span, texts: Vec<String>) -> Result<Embeddings, ModelError> {
+    pub(crate) async fn call_embed_shared(&self, weights: &[(FamilyId, usize)], parent: &Span, texts: Vec<String>, role: EmbedRole) -> Result<Embeddings, ModelError> {
         let embedder = &self.b.embedder;
         let mut span = parent.child("embed", RunType::Embedding, json!({ "input": texts }));
         span.metadata("ls_provider", json!(embedder.provider()));
         span.metadata("ls_model_name", json!(embedder.model_name()));
         span.metadata("dimensions", json!(embedder.dimensions()));
         let started = std::time::Instant::now();
-        let result = embedder.embed(&texts).await;
+        span.metadata("input_type", json!(role.input_type()));
+        let result = embedder.embed(&texts, role).await;
         self.b.metrics.observe("dadly_model_call_duration_seconds", &[("capability", "embeddings"), ("model", embedder.model_name())], started.elapsed());
         self.health.record("embeddings", result.as_ref().map(|_| ()));
         match result {

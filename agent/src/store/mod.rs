@@ -50,6 +50,8 @@ pub enum JobKind {
     Transcribe,
     /// Opens a time capsule (its `entry_id` is the capsule's id).
     OpenCapsule,
+    /// Describes an entry's fetched photos with a vision model.
+    Describe,
 }
 
 impl JobKind {
@@ -61,6 +63,7 @@ impl JobKind {
             JobKind::FetchMedia => "fetch_media",
             JobKind::Transcribe => "transcribe",
             JobKind::OpenCapsule => "open_capsule",
+            JobKind::Describe => "describe_photo",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -70,6 +73,7 @@ impl JobKind {
             "unindex" => JobKind::Unindex,
             "fetch_media" => JobKind::FetchMedia,
             "transcribe" => JobKind::Transcribe,
+            "describe_photo" => JobKind::Describe,
             "open_capsule" => JobKind::OpenCapsule,
             _ => return None,
         })
@@ -102,6 +106,15 @@ pub struct Job {
     pub max_attempts: i64,
     /// Failures that did not count as attempts (the model server was down…); retries back off on them.
     pub transient_failures: i64,
+}
+
+/// An entry the lexical index matched: its score (higher is better) and the
+/// terms it is indexed under (its text and its photos' descriptions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LexicalHit {
+    pub entry_id: EntryId,
+    pub score: f32,
+    pub terms: Vec<String>,
 }
 
 /// Which jobs a worker takes: embedding has its own lane, so an entry becomes
@@ -260,7 +273,11 @@ pub trait EntryStore: Send + Sync + 'static {
     /// whether it was written.
     async fn put_insight(&self, family_id: FamilyId, insight: &Insight) -> StoreResult<bool>;
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>>;
-    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()>;
+    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()> {
+        self.add_chat_turns(family_id, user_id, std::slice::from_ref(turn)).await
+    }
+    /// Adds turns in one transaction, in order (a message and its reply).
+    async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()>;
     /// The last `limit` turns of a chat, oldest first.
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>>;
     /// Adds one model call's tokens and estimated cost to the family's daily spend.
@@ -293,7 +310,11 @@ pub trait ChannelStore: Send + Sync + 'static {
     async fn add_pending_media(&self, family_id: FamilyId, entry_id: EntryId, media: &PendingMedia, dedupe_key: Option<&str>) -> StoreResult<()>;
     async fn entry_media(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Vec<Media>>;
     /// Records where a pending media item now lives.
+    /// (A photo's description is then queued: a `Describe` job, once per photo.)
     async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()>;
+    /// Keeps what a vision model saw in a photo and queues its entry's
+    /// re-embedding at the current version, in one transaction.
+    async fn describe_media(&self, family_id: FamilyId, media_id: Uuid, description: &str) -> StoreResult<()>;
     /// Remembers that a channel message is about an entry (`source` or `transcript`).
     async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()>;
     async fn message_entry(&self, family_id: FamilyId, chat_key: &str, message_id: i64) -> StoreResult<Option<(EntryId, String)>>;
@@ -369,7 +390,7 @@ pub trait VectorStore: Send + Sync + 'static {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> StoreResult<Vec<(EntryId, f32)>>;
+    ) -> StoreResult<Vec<LexicalHit>>;
     /// A number that changes whenever any of the family's stored vectors does
     /// (0 before the first); lets the embedded index reuse what it loaded.
     async fn vector_generation(&self, family_id: FamilyId) -> StoreResult<i64>;

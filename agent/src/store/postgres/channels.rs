@@ -107,6 +107,7 @@ impl ChannelStore for PostgresStore {
                     size_bytes: r.try_get("size_bytes").map_err(map_err)?,
                     sha256: r.try_get("sha256").map_err(map_err)?,
                     source_ref: r.try_get("source_ref").map_err(map_err)?,
+                    description: r.try_get("description").map_err(map_err)?,
                 })
             })
             .collect()
@@ -123,6 +124,32 @@ impl ChannelStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        let photo: Option<(EntryId, i64)> =
+            sqlx::query_as("SELECT m.entry_id, e.version FROM media m JOIN entries e ON e.id = m.entry_id WHERE m.id = $1 AND m.family_id = $2 AND m.kind = 'photo'")
+                .bind(media_id)
+                .bind(family_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if let Some((entry_id, version)) = photo {
+            enqueue_keyed(&mut tx, family_id, JobKind::Describe, entry_id, version, &format!("describe:{media_id}")).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+    async fn describe_media(&self, family_id: FamilyId, media_id: Uuid, description: &str) -> StoreResult<()> {
+        let mut tx = self.family_tx(family_id).await?;
+        let row: Option<(EntryId, i64)> = sqlx::query_as(
+            "UPDATE media SET description = $1 FROM entries e WHERE media.id = $2 AND media.family_id = $3 AND e.id = media.entry_id \
+             RETURNING media.entry_id, e.version",
+        )
+        .bind(description)
+        .bind(media_id)
+        .bind(family_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let (entry_id, version) = row.ok_or(StoreError::NotFound)?;
+        enqueue_keyed(&mut tx, family_id, JobKind::Embed, entry_id, version, &format!("embed:{entry_id}:{version}:photo:{media_id}")).await?;
         tx.commit().await.map_err(map_err)
     }
     async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()> {

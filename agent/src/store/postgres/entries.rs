@@ -222,19 +222,21 @@ impl EntryStore for PostgresStore {
         })
         .transpose()
     }
-    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()> {
+    async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;
-        sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(Uuid::now_v7())
-            .bind(family_id)
-            .bind(user_id)
-            .bind(&turn.chat_id)
-            .bind(&turn.role)
-            .bind(&turn.content)
-            .bind(turn.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        for turn in turns {
+            sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(Uuid::now_v7())
+                .bind(family_id)
+                .bind(user_id)
+                .bind(&turn.chat_id)
+                .bind(&turn.role)
+                .bind(&turn.content)
+                .bind(turn.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
     }
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {

@@ -136,7 +136,7 @@ impl VectorStore for PostgresStore {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> StoreResult<Vec<(EntryId, f32)>> {
+    ) -> StoreResult<Vec<LexicalHit>> {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -144,7 +144,7 @@ impl VectorStore for PostgresStore {
         // Each term a quoted lexeme (quote_literal), OR-ed: nothing typed is tsquery syntax.
         let rows = sqlx::query(
             "WITH q AS (SELECT array_to_string(ARRAY(SELECT quote_literal(x) FROM unnest($1::text[]) AS x), ' | ')::tsquery AS q) \
-             SELECT t.entry_id, ts_rank(t.terms, q.q) AS score FROM entry_terms t JOIN entries e ON e.id = t.entry_id, q \
+             SELECT t.entry_id, tsvector_to_array(t.terms) AS terms, ts_rank(t.terms, q.q) AS score FROM entry_terms t JOIN entries e ON e.id = t.entry_id, q \
              WHERE t.family_id = $2 AND t.terms @@ q.q AND ($3::timestamptz IS NULL OR e.occurred_at >= $3) AND ($4::timestamptz IS NULL OR e.occurred_at < $4) \
              ORDER BY score DESC, e.occurred_at DESC LIMIT $5",
         )
@@ -157,7 +157,15 @@ impl VectorStore for PostgresStore {
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        rows.iter().map(|r| Ok((r.try_get("entry_id").map_err(map_err)?, r.try_get::<f32, _>("score").map_err(map_err)?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(LexicalHit {
+                    entry_id: r.try_get("entry_id").map_err(map_err)?,
+                    score: r.try_get::<f32, _>("score").map_err(map_err)?,
+                    terms: r.try_get("terms").map_err(map_err)?,
+                })
+            })
+            .collect()
     }
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
         let mut tx = self.family_tx(family_id).await?;

@@ -96,11 +96,13 @@ impl ChannelStore for SqliteStore {
                     size_bytes: r.try_get("size_bytes").map_err(map_err)?,
                     sha256: r.try_get("sha256").map_err(map_err)?,
                     source_ref: r.try_get("source_ref").map_err(map_err)?,
+                    description: r.try_get("description").map_err(map_err)?,
                 })
             })
             .collect()
     }
     async fn media_fetched(&self, family_id: FamilyId, media_id: Uuid, blob: &crate::blob::StoredBlob) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE media SET blob_key = $1, content_type = $2, size_bytes = $3, sha256 = $4 WHERE id = $5 AND family_id = $6")
             .bind(&blob.key)
             .bind(&blob.content_type)
@@ -108,10 +110,38 @@ impl ChannelStore for SqliteStore {
             .bind(&blob.sha256)
             .bind(media_id.to_string())
             .bind(family_id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(map_err)
-            .map(|_| ())
+            .map_err(map_err)?;
+        let photo = sqlx::query("SELECT m.entry_id, e.version FROM media m JOIN entries e ON e.id = m.entry_id WHERE m.id = $1 AND m.family_id = $2 AND m.kind = 'photo'")
+            .bind(media_id.to_string())
+            .bind(family_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if let Some(r) = photo {
+            enqueue_keyed(&mut tx, family_id, JobKind::Describe, uuid(&r, "entry_id")?, r.try_get("version").map_err(map_err)?, &format!("describe:{media_id}")).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+    async fn describe_media(&self, family_id: FamilyId, media_id: Uuid, description: &str) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "UPDATE media SET description = $1 WHERE id = $2 AND family_id = $3 \
+             RETURNING entry_id, (SELECT version FROM entries WHERE id = media.entry_id) AS version",
+        )
+        .bind(description)
+        .bind(media_id.to_string())
+        .bind(family_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(r) = row else { return Err(StoreError::NotFound) };
+        let entry_id = uuid(&r, "entry_id")?;
+        let version: Option<i64> = r.try_get("version").map_err(map_err)?;
+        let version = version.ok_or(StoreError::NotFound)?;
+        enqueue_keyed(&mut tx, family_id, JobKind::Embed, entry_id, version, &format!("embed:{entry_id}:{version}:photo:{media_id}")).await?;
+        tx.commit().await.map_err(map_err)
     }
     async fn link_message(&self, family_id: FamilyId, chat_key: &str, message_id: i64, entry_id: EntryId, kind: &str) -> StoreResult<()> {
         sqlx::query(

@@ -230,19 +230,22 @@ impl EntryStore for SqliteStore {
         })
         .transpose()
     }
-    async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()> {
-        sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(Uuid::now_v7().to_string())
-            .bind(family_id.to_string())
-            .bind(user_id.to_string())
-            .bind(&turn.chat_id)
-            .bind(&turn.role)
-            .bind(&turn.content)
-            .bind(ms(turn.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)
-            .map(|_| ())
+    async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for turn in turns {
+            sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(Uuid::now_v7().to_string())
+                .bind(family_id.to_string())
+                .bind(user_id.to_string())
+                .bind(&turn.chat_id)
+                .bind(&turn.role)
+                .bind(&turn.content)
+                .bind(ms(turn.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
     }
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {
         let rows = sqlx::query(

@@ -129,7 +129,7 @@ impl VectorStore for SqliteStore {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> StoreResult<Vec<(EntryId, f32)>> {
+    ) -> StoreResult<Vec<LexicalHit>> {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -137,7 +137,7 @@ impl VectorStore for SqliteStore {
         let any = terms.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect::<Vec<_>>().join(" OR ");
         let query = format!("family : \"{}\" AND terms : ({any})", family_token(family_id));
         let rows = sqlx::query(
-            "SELECT l.entry_id, bm25(entry_terms, 0.0, 1.0) AS rank FROM entry_terms \
+            "SELECT l.entry_id, l.terms, bm25(entry_terms, 0.0, 1.0) AS rank FROM entry_terms \
              JOIN entry_lexicon l ON l.rowid = entry_terms.rowid JOIN entries e ON e.id = l.entry_id \
              WHERE entry_terms MATCH $1 AND e.family_id = $2 AND ($3 IS NULL OR e.occurred_at >= $3) AND ($4 IS NULL OR e.occurred_at < $4) \
              ORDER BY rank LIMIT $5",
@@ -151,7 +151,16 @@ impl VectorStore for SqliteStore {
         .await
         .map_err(map_err)?;
         // bm25() is lower for better matches; turn it into higher-is-better.
-        rows.iter().map(|r| Ok((uuid(r, "entry_id")?, -r.try_get::<f64, _>("rank").map_err(map_err)? as f32))).collect()
+        rows.iter()
+            .map(|r| {
+                let terms: String = r.try_get("terms").map_err(map_err)?;
+                Ok(LexicalHit {
+                    entry_id: uuid(r, "entry_id")?,
+                    score: -r.try_get::<f64, _>("rank").map_err(map_err)? as f32,
+                    terms: terms.split(' ').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+                })
+            })
+            .collect()
     }
     async fn indexed_version(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<i64>> {
         sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2")
