@@ -155,8 +155,10 @@ impl App {
         };
         let tracer = Tracer::new(sink, &settings.trace_project, settings.trace_content);
         let mut agent_settings = AgentSettings::for_embedder(embedder.provider());
-        if let Some(min) = settings.min_score {
-            agent_settings.min_score = min;
+        match settings.min_score {
+            Some(min) => agent_settings.min_score = min,
+            // A real embedder's scores live in its own range (e5: 0.7–0.9 for anything): measure it.
+            None => agent_settings.calibrate_min_score = embedder.provider() != "offline",
         }
         agent_settings.dense_weight = settings.dense_weight;
         agent_settings.lexical_weight = settings.lexical_weight;

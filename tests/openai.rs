@@ -491,3 +491,25 @@ async fn without_a_vision_model_a_photo_keeps_its_caption_and_the_status_says_so
     let answer = app.chat(&kim, "When was Minji at the zoo?").await;
     assert!(!source_ids(&answer).is_empty(), "{answer}");
 }
+
+#[tokio::test]
+async fn without_a_configured_floor_relevance_is_measured_on_the_embedder() {
+    let fake = FakeOpenAi::start().await;
+    let mut env = fake.env();
+    env.retain(|(k, _)| *k != "DADLY_MIN_SCORE");
+    let app = app_with_env(&env).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let id = app.entry(&kim, "Minji planted sunflowers in the garden", "2026-06-01T10:00:00Z").await;
+    app.wait_ready(&kim, &id).await;
+    let before = fake.requests("/v1/embeddings").len();
+    let found = app.chat(&kim, "Which sunflowers did Minji plant in the garden?").await;
+    assert_eq!(source_ids(&found), vec![id.clone()], "{found}");
+    // The floor was measured once: the calibration texts went to the embedder, as questions and as entries.
+    let calls = fake.requests("/v1/embeddings")[before..].to_vec();
+    let calibration: Vec<_> = calls.iter().filter(|b| b["input"].to_string().contains("capital of Australia") || b["input"].to_string().contains("pillow fort")).collect();
+    assert_eq!(calibration.len(), 2, "{calls:?}");
+    let unrelated = app.chat(&kim, "What time does the hardware store close on holidays?").await;
+    assert!(source_ids(&unrelated).is_empty(), "unrelated questions find nothing: {unrelated}");
+    let again = fake.requests("/v1/embeddings")[before..].iter().filter(|b| b["input"].to_string().contains("capital of Australia")).count();
+    assert_eq!(again, 1, "measured once, not per question");
+}

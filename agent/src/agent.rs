@@ -43,6 +43,9 @@ pub struct AgentSettings {
     pub retrieve_k: usize,
     /// Cosine similarity below which a hit is not relevant (depends on the embedder).
     pub min_score: f32,
+    /// Measure the floor on the embedder instead (when no floor was configured
+    /// and the embedder is a real model): `min_score` is then the fallback.
+    pub calibrate_min_score: bool,
     /// Prices for estimating model spend.
     pub prices: crate::pricing::PriceTable,
     /// The UTC offset "today" means when a message carries none (Telegram's don't).
@@ -67,6 +70,7 @@ impl AgentSettings {
         Self {
             retrieve_k: 8,
             min_score: if provider == "offline" { 0.12 } else { 0.25 },
+            calibrate_min_score: false,
             prices: Default::default(),
             default_offset: FixedOffset::east_opt(0).expect("zero offset"),
             messages_per_minute: 30,
@@ -237,12 +241,22 @@ pub struct Agent {
     pub(crate) wake: Arc<Notify>,
     pub(crate) limiter: crate::ratelimit::RateLimiter,
     pub(crate) health: crate::health::ModelHealth,
+    /// The similarity floor measured on this embedder (see `calibrate_min_score`).
+    pub(crate) calibrated_floor: tokio::sync::OnceCell<f32>,
 }
 
 impl Agent {
     pub fn new(backends: Backends, settings: AgentSettings) -> Self {
         let limiter = crate::ratelimit::RateLimiter::new(settings.messages_per_minute);
-        Self { b: backends, prompts: Prompts::builtin(), settings, wake: Arc::new(Notify::new()), limiter, health: Default::default() }
+        Self {
+            b: backends,
+            prompts: Prompts::builtin(),
+            settings,
+            wake: Arc::new(Notify::new()),
+            limiter,
+            health: Default::default(),
+            calibrated_floor: tokio::sync::OnceCell::new(),
+        }
     }
 
     pub fn backends(&self) -> &Backends {

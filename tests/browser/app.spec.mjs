@@ -67,6 +67,17 @@ try {
   await page.locator(".entry", { hasText: "Minji lost her first tooth at the playground" }).waitFor();
   await axe(page, "timeline");
 
+  // (Indexing is asynchronous: on a busy machine the entry is searchable a moment later.)
+  await page.evaluate(async () => {
+    const token = localStorage.getItem("dadly.token");
+    for (let i = 0; i < 800; i++) {
+      const s = await (await fetch("/v1/status", { headers: { authorization: `Bearer ${token}` } })).json();
+      if (s.jobs.queued === 0 && s.jobs.running === 0) return;
+      await new Promise((done) => setTimeout(done, 25));
+    }
+    throw new Error("the entry's jobs never finished");
+  });
+
   step("ask and watch the answer stream in, with a citation card that opens the entry");
   await page.getByRole("link", { name: "Chat" }).click();
   await page.locator(".dadly-w-log").waitFor();

@@ -121,6 +121,30 @@ pub(crate) fn plan_from_model(v: &serde_json::Value, family: &[Member]) -> Optio
 /// The longest search text a planned question may have.
 const MAX_PLANNED_TEXT_CHARS: usize = 500;
 
+/// Questions about what no journal holds, and entries about everyday family
+/// life: every pair is unrelated, so the closest pair marks how similar
+/// unrelated texts look to this embedder (both languages, both roles).
+const CALIBRATION_QUESTIONS: &[&str] = &[
+    "What is the capital of Australia?",
+    "How do I reset my router password?",
+    "Which stocks did the pension fund buy?",
+    "지난 분기 회사 매출은 얼마였나요?",
+    "자동차 엔진 오일은 언제 갈아야 해?",
+    "Who won the chess tournament in Oslo?",
+];
+const CALIBRATION_ENTRIES: &[&str] = &[
+    "Minji lost her first tooth at breakfast and put it under her pillow.",
+    "We went to the zoo and Junho fed the goats.",
+    "Junho had a fever all night; we stayed home from daycare.",
+    "She painted a dragon at school and brought it home.",
+    "민지가 오늘 처음으로 자전거를 혼자 탔다.",
+    "준호가 할머니 댁에서 김치전을 만들었다.",
+    "Rainy Sunday: we built a pillow fort and read stories.",
+    "우리는 바닷가에서 모래성을 쌓았다.",
+];
+/// How far above the closest unrelated pair a hit must score.
+const CALIBRATION_MARGIN: f32 = 0.0;
+
 /// The share of a question's terms an entry must hold to count as a lexical match.
 const LEXICAL_MIN_OVERLAP: f32 = 0.67;
 
@@ -238,6 +262,39 @@ fn nothing_found(korean: bool, plan: &QueryPlan) -> String {
 }
 
 impl Agent {
+    /// The similarity below which a hit is not relevant: the configured
+    /// floor, or for a real embedder with none configured, measured once on
+    /// it — the closest pair of unrelated question and entry, plus a margin
+    /// (e5 scores everything 0.7–0.9, so a fixed floor means nothing there).
+    /// A measurement that fails is tried again on the next question.
+    pub(crate) async fn min_score(&self) -> f32 {
+        if !self.settings.calibrate_min_score {
+            return self.settings.min_score;
+        }
+        let measured = self
+            .calibrated_floor
+            .get_or_try_init(|| async {
+                let embed = |texts: &[&str], prefix: &str, role| {
+                    let texts: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
+                    async move { self.b.embedder.embed(&texts, role).await }
+                };
+                let questions = embed(CALIBRATION_QUESTIONS, &self.settings.embed_query_prefix, crate::models::EmbedRole::Query).await?;
+                let entries = embed(CALIBRATION_ENTRIES, &self.settings.embed_passage_prefix, crate::models::EmbedRole::Passage).await?;
+                let closest = questions.vectors.iter().flat_map(|q| entries.vectors.iter().map(move |e| crate::vector::cosine(q, e))).fold(f32::MIN, f32::max);
+                let floor = (closest + CALIBRATION_MARGIN).clamp(-1.0, 0.99);
+                tracing::info!(model = self.b.embedder.model_name(), closest_unrelated = closest, floor, "similarity floor measured on the embedder");
+                Ok::<f32, crate::models::ModelError>(floor)
+            })
+            .await;
+        match measured {
+            Ok(floor) => *floor,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not measure the similarity floor; using the configured default");
+                self.settings.min_score
+            }
+        }
+    }
+
     /// One structured-output call that turns the question into a search plan,
     /// traced as its own run; `None` offline, or when the model fails or
     /// answers with something that does not hold together.
@@ -341,6 +398,8 @@ impl Agent {
             }
         };
         let filtered_only = !plan.has_content && (!plan.member_ids.is_empty() || plan.range.is_some());
+        let floor = self.min_score().await;
+        retriever.metadata("min_score", json!(floor));
         // A count over a period also takes the entries whose insight shares the
         // question's topic ("sick" ↔ an entry about a fever, in either language),
         // not only those worded like the question.
@@ -348,7 +407,7 @@ impl Agent {
         let mut dense = Vec::new();
         for h in &hits {
             let keep = filtered_only
-                || h.score >= self.settings.min_score
+                || h.score >= floor
                 || (!wanted.is_empty() && self.b.store.get_insight(user.family_id, h.entry_id).await?.is_some_and(|i| i.topics.iter().any(|t| wanted.contains(t))));
             if keep {
                 dense.push(h.entry_id);
