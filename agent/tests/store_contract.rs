@@ -508,6 +508,30 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     let both = vec!["snail".to_string(), "garden".to_string(), "ladybird".to_string()];
     let ranked = store.lexical_search(fid, &both, None, None, 10).await.unwrap();
     assert_eq!(ranked.first().map(|h| h.entry_id), Some(mine[0].id), "two terms matched beat one: {ranked:?}");
+    // Insights and photo descriptions of many entries in one read each, the family's only.
+    store.put_insight(fid, &insight(&mine[0], 1, &["garden"], &[])).await.unwrap();
+    store.put_insight(b.family.id, &insight(&theirs, 1, &["bike"], &[])).await.unwrap();
+    let got = store.get_insights(fid, &[mine[0].id, mine[1].id, theirs.id]).await.unwrap();
+    assert_eq!(got.iter().map(|i| i.entry_id).collect::<Vec<_>>(), vec![mine[0].id]);
+    assert!(store.get_insights(fid, &[]).await.unwrap().is_empty());
+    let photo = PendingMedia { kind: "photo".into(), source_ref: "upload:x".into(), content_type: "image/png".into() };
+    store.add_pending_media(fid, mine[0].id, &photo, None).await.unwrap();
+    let media = store.entry_media(fid, mine[0].id).await.unwrap();
+    let blob = dadly_agent::blob::StoredBlob { key: "k".into(), content_type: "image/png".into(), size_bytes: 3, sha256: "s".into() };
+    store.media_fetched(fid, media[0].id, &blob).await.unwrap();
+    // A fetched photo queues its description, once.
+    store.media_fetched(fid, media[0].id, &blob).await.unwrap();
+    let later = now + Duration::minutes(60);
+    let described = store.claim_jobs(later, lease, JobLane::Other, 50).await.unwrap();
+    assert_eq!(described.iter().filter(|j| j.kind == JobKind::Describe && j.entry_id == mine[0].id).count(), 1, "{described:?}");
+    store.describe_media(fid, media[0].id, "a sandcastle on the beach").await.unwrap();
+    assert_eq!(store.media_descriptions(fid, &[mine[0].id, mine[1].id]).await.unwrap(), vec![(mine[0].id, "a sandcastle on the beach".to_string())]);
+    assert!(store.media_descriptions(b.family.id, &[mine[0].id]).await.unwrap().is_empty(), "not through another family");
+    assert!(matches!(store.describe_media(b.family.id, media[0].id, "x").await, Err(StoreError::NotFound)));
+    // …and re-embedding the entry at its current version.
+    let embeds = store.claim_jobs(later, lease, JobLane::Embed, 50).await.unwrap();
+    assert!(embeds.iter().any(|j| j.entry_id == mine[0].id && j.entry_version == 1), "{embeds:?}");
+
     // Gone with the entry.
     store.delete_entry(fid, mine[0].id).await.unwrap();
     assert!(store.lexical_search(fid, &snail, None, None, 10).await.unwrap().is_empty());

@@ -302,17 +302,31 @@ impl Agent {
         let mut spans = Vec::with_capacity(live.len());
         let mut weights = Vec::with_capacity(live.len());
         // An entry's text is what the parent wrote plus what a vision model saw in its photos.
+        // Read per family in one query each (so are the insights below): under
+        // load every query waits for a pooled connection, so a batch makes few.
+        let mut descriptions: Vec<(EntryId, String)> = Vec::new();
+        let mut insights: Vec<Insight> = Vec::new();
+        for &family in &families {
+            let ids: Vec<EntryId> = live.iter().filter(|(_, e)| e.family_id == family).map(|(_, e)| e.id).collect();
+            match self.b.store.media_descriptions(family, &ids).await {
+                Ok(found) => descriptions.extend(found),
+                Err(e) => tracing::warn!(error = %e, "could not read photo descriptions; indexing the text alone"),
+            }
+            match self.b.store.get_insights(family, &ids).await {
+                Ok(found) => insights.extend(found),
+                Err(e) => {
+                    let which: Vec<usize> = live.iter().filter(|(_, e)| e.family_id == family).map(|(i, _)| *i).collect();
+                    fail(&mut outcomes, &which, e.into());
+                }
+            }
+        }
         let mut indexed_text: Vec<String> = Vec::with_capacity(live.len());
         for (_, entry) in &live {
-            let described = match self.b.store.entry_media(entry.family_id, entry.id).await {
-                Ok(media) => media.into_iter().filter_map(|m| m.description).collect::<Vec<_>>(),
-                Err(e) => {
-                    tracing::warn!(error = %e, entry.id = %entry.id, "could not read photo descriptions; indexing the text alone");
-                    Vec::new()
-                }
-            };
+            let described: Vec<&str> = descriptions.iter().filter(|(id, _)| *id == entry.id).map(|(_, d)| d.as_str()).collect();
             indexed_text.push(if described.is_empty() { entry.raw_text.clone() } else { format!("{}\n{}", entry.raw_text, described.join("\n")).trim().to_string() });
         }
+        // (A family whose insights could not be read has its outcome already.)
+        let (live, indexed_text): (Vec<(usize, Entry)>, Vec<String>) = live.into_iter().zip(indexed_text).filter(|((i, _), _)| outcomes[*i].is_none()).unzip();
         for ((_, entry), text) in live.iter().zip(&indexed_text) {
             let pieces = crate::text::chunks::chunks(text, budget);
             spans.push((texts.len(), pieces.len()));
@@ -345,13 +359,7 @@ impl Agent {
                 let mut mine: Vec<Vec<f32>> = vectors.by_ref().take(*count).collect();
                 let vector = if mine.is_empty() { Vec::new() } else { mine.remove(0) };
                 // The payload from the insight if enrichment already ran for this version.
-                let insight = match self.b.store.get_insight(entry.family_id, entry.id).await {
-                    Ok(insight) => insight.filter(|x| x.entry_version == entry.version),
-                    Err(e) => {
-                        fail(&mut outcomes, &[*i], e.into());
-                        continue;
-                    }
-                };
+                let insight = insights.iter().find(|x| x.entry_id == entry.id && x.entry_version == entry.version).cloned();
                 let had_insight = insight.is_some();
                 let (member_ids, topics, emotions) = match insight {
                     Some(x) => (x.member_ids, x.topics, x.emotions),
@@ -395,18 +403,20 @@ impl Agent {
                     continue;
                 }
                 let now = Utc::now();
+                // Enrichment may have landed between reading the insights and the
+                // write: its payload update then found no point. Whichever finishes
+                // second writes the insight's payload, so the point ends equal to it.
+                let unenriched: Vec<EntryId> = mine.iter().filter(|(_, had, _)| !had).map(|(_, _, r)| r.entry_id).collect();
+                let late = self.b.store.get_insights(family, &unenriched).await;
                 for (i, had_insight, r) in &mine {
                     if let Some((_, entry)) = live.iter().find(|(j, _)| j == i) {
                         // Freshness: from this version's save to searchable.
                         self.b.metrics.observe("dadly_index_lag_seconds", &[], (now - entry.updated_at).to_std().unwrap_or_default());
                     }
-                    // Enrichment may have landed between reading the insight and the
-                    // write: its payload update then found no point. Whichever finishes
-                    // second writes the insight's payload, so the point ends equal to it.
-                    let late = if *had_insight {
-                        Ok(None)
-                    } else {
-                        self.b.store.get_insight(family, r.entry_id).await.map(|x| x.filter(|x| x.entry_version == r.entry_version))
+                    let late = match &late {
+                        _ if *had_insight => Ok(None),
+                        Ok(found) => Ok(found.iter().find(|x| x.entry_id == r.entry_id && x.entry_version == r.entry_version)),
+                        Err(e) => Err(e.to_string()),
                     };
                     outcomes[*i] = Some(match late {
                         Ok(Some(x)) => match self.b.index.set_payload(family, r.entry_id, &x.member_ids, &x.topics, &x.emotions).await {
@@ -414,7 +424,7 @@ impl Agent {
                             Err(e) => Err(Arc::new(e.into())),
                         },
                         Ok(None) => Ok("indexed"),
-                        Err(e) => Err(Arc::new(e.into())),
+                        Err(e) => Err(Arc::new(StoreError::Unavailable(e.into()).into())),
                     });
                 }
             }

@@ -273,6 +273,10 @@ pub trait EntryStore: Send + Sync + 'static {
     /// whether it was written.
     async fn put_insight(&self, family_id: FamilyId, insight: &Insight) -> StoreResult<bool>;
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>>;
+    /// The insights of many of the family's entries in one read (those that have one).
+    async fn get_insights(&self, family_id: FamilyId, entry_ids: &[EntryId]) -> StoreResult<Vec<Insight>>;
+    /// The photo descriptions of many of the family's entries in one read, in the photos' order.
+    async fn media_descriptions(&self, family_id: FamilyId, entry_ids: &[EntryId]) -> StoreResult<Vec<(EntryId, String)>>;
     async fn add_chat_turn(&self, family_id: FamilyId, user_id: UserId, turn: &ChatTurn) -> StoreResult<()> {
         self.add_chat_turns(family_id, user_id, std::slice::from_ref(turn)).await
     }

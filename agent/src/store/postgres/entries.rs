@@ -198,29 +198,52 @@ impl EntryStore for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>> {
+        Ok(self.get_insights(family_id, &[entry_id]).await?.pop())
+    }
+    async fn get_insights(&self, family_id: FamilyId, entry_ids: &[EntryId]) -> StoreResult<Vec<Insight>> {
+        if entry_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.family_tx(family_id).await?;
-        let row = sqlx::query("SELECT * FROM entry_insights WHERE entry_id = $1 AND family_id = $2")
-            .bind(entry_id)
+        let rows = sqlx::query("SELECT * FROM entry_insights WHERE family_id = $1 AND entry_id = ANY($2)")
             .bind(family_id)
-            .fetch_optional(&mut *tx)
+            .bind(entry_ids)
+            .fetch_all(&mut *tx)
             .await
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        row.map(|r| {
-            Ok(Insight {
-                entry_id: r.try_get("entry_id").map_err(map_err)?,
-                entry_version: r.try_get("entry_version").map_err(map_err)?,
-                summary: r.try_get("summary").map_err(map_err)?,
-                topics: r.try_get("topics").map_err(map_err)?,
-                emotions: r.try_get("emotions").map_err(map_err)?,
-                member_ids: r.try_get("member_ids").map_err(map_err)?,
-                model: r.try_get("model").map_err(map_err)?,
-                prompt_name: r.try_get("prompt_name").map_err(map_err)?,
-                prompt_version: r.try_get("prompt_version").map_err(map_err)?,
-                created_at: r.try_get("created_at").map_err(map_err)?,
+        rows.iter()
+            .map(|r| {
+                Ok(Insight {
+                    entry_id: r.try_get("entry_id").map_err(map_err)?,
+                    entry_version: r.try_get("entry_version").map_err(map_err)?,
+                    summary: r.try_get("summary").map_err(map_err)?,
+                    topics: r.try_get("topics").map_err(map_err)?,
+                    emotions: r.try_get("emotions").map_err(map_err)?,
+                    member_ids: r.try_get("member_ids").map_err(map_err)?,
+                    model: r.try_get("model").map_err(map_err)?,
+                    prompt_name: r.try_get("prompt_name").map_err(map_err)?,
+                    prompt_version: r.try_get("prompt_version").map_err(map_err)?,
+                    created_at: r.try_get("created_at").map_err(map_err)?,
+                })
             })
-        })
-        .transpose()
+            .collect()
+    }
+    async fn media_descriptions(&self, family_id: FamilyId, entry_ids: &[EntryId]) -> StoreResult<Vec<(EntryId, String)>> {
+        if entry_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.family_tx(family_id).await?;
+        let rows: Vec<(EntryId, String)> = sqlx::query_as(
+            "SELECT entry_id, description FROM media WHERE family_id = $1 AND entry_id = ANY($2) AND description IS NOT NULL ORDER BY created_at, id",
+        )
+        .bind(family_id)
+        .bind(entry_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(rows)
     }
     async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
         let mut tx = self.family_tx(family_id).await?;

@@ -208,27 +208,51 @@ impl EntryStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>> {
-        let row = sqlx::query("SELECT * FROM entry_insights WHERE entry_id = $1 AND family_id = $2")
-            .bind(entry_id.to_string())
+        Ok(self.get_insights(family_id, &[entry_id]).await?.pop())
+    }
+    async fn get_insights(&self, family_id: FamilyId, entry_ids: &[EntryId]) -> StoreResult<Vec<Insight>> {
+        if entry_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = entry_ids.iter().map(|id| id.to_string()).collect();
+        let rows = sqlx::query("SELECT * FROM entry_insights WHERE family_id = $1 AND entry_id IN (SELECT value FROM json_each($2))")
             .bind(family_id.to_string())
-            .fetch_optional(&self.pool)
+            .bind(to_json(&ids))
+            .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        row.map(|r| {
-            Ok(Insight {
-                entry_id: uuid(&r, "entry_id")?,
-                entry_version: r.try_get("entry_version").map_err(map_err)?,
-                summary: r.try_get("summary").map_err(map_err)?,
-                topics: json_list(&r, "topics")?,
-                emotions: json_list(&r, "emotions")?,
-                member_ids: json_list(&r, "member_ids")?,
-                model: r.try_get("model").map_err(map_err)?,
-                prompt_name: r.try_get("prompt_name").map_err(map_err)?,
-                prompt_version: r.try_get("prompt_version").map_err(map_err)?,
-                created_at: at(r.try_get("created_at").map_err(map_err)?),
+        rows.iter()
+            .map(|r| {
+                Ok(Insight {
+                    entry_id: uuid(r, "entry_id")?,
+                    entry_version: r.try_get("entry_version").map_err(map_err)?,
+                    summary: r.try_get("summary").map_err(map_err)?,
+                    topics: json_list(r, "topics")?,
+                    emotions: json_list(r, "emotions")?,
+                    member_ids: json_list(r, "member_ids")?,
+                    model: r.try_get("model").map_err(map_err)?,
+                    prompt_name: r.try_get("prompt_name").map_err(map_err)?,
+                    prompt_version: r.try_get("prompt_version").map_err(map_err)?,
+                    created_at: at(r.try_get("created_at").map_err(map_err)?),
+                })
             })
-        })
-        .transpose()
+            .collect()
+    }
+    async fn media_descriptions(&self, family_id: FamilyId, entry_ids: &[EntryId]) -> StoreResult<Vec<(EntryId, String)>> {
+        if entry_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = entry_ids.iter().map(|id| id.to_string()).collect();
+        let rows = sqlx::query(
+            "SELECT entry_id, description FROM media WHERE family_id = $1 AND entry_id IN (SELECT value FROM json_each($2)) \
+             AND description IS NOT NULL ORDER BY created_at, id",
+        )
+        .bind(family_id.to_string())
+        .bind(to_json(&ids))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|r| Ok((uuid(r, "entry_id")?, r.try_get("description").map_err(map_err)?))).collect()
     }
     async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
