@@ -88,10 +88,8 @@ async fn main() -> anyhow::Result<()> {
         let (runtime, owner) = dadly_testkit::services::postgres_database_with_owner().await.ok_or_else(|| anyhow::anyhow!("no Postgres (DADLY_TEST_POSTGRES_URL)"))?;
         vars.push(("DATABASE_URL", runtime));
         vars.push(("DADLY_DATABASE_OWNER_URL", owner));
-        for var in ["DADLY_DB_MAX_CONNECTIONS", "DADLY_DB_WORKER_CONNECTIONS"] {
-            if let Ok(n) = std::env::var(var) {
-                vars.push((var, n));
-            }
+        if let Ok(n) = std::env::var("DADLY_DB_MAX_CONNECTIONS") {
+            vars.push(("DADLY_DB_MAX_CONNECTIONS", n));
         }
     }
     let settings = Settings::from_lookup(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;

@@ -94,11 +94,11 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating {}", settings.data_dir.display()))?;
     Ok(match &settings.store {
         StoreBackend::Sqlite(url) => Arc::new(SqliteStore::connect(url).await.context("opening the SQLite database (DATABASE_URL)")?),
-        StoreBackend::Postgres { url, max_connections, worker_connections } => {
+        StoreBackend::Postgres { url, max_connections } => {
             if let Some(owner) = &settings.database_owner_url {
                 PostgresStore::migrate_as_owner(owner).await.context("migrating Postgres as the owner role (DADLY_DATABASE_OWNER_URL)")?;
             }
-            Arc::new(PostgresStore::connect_split(url, *max_connections, *worker_connections).await.context("connecting to Postgres as the runtime role (DATABASE_URL)")?)
+            Arc::new(PostgresStore::connect(url, *max_connections).await.context("connecting to Postgres as the runtime role (DATABASE_URL)")?)
         }
     })
 }

@@ -42,8 +42,7 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
 #[derive(Clone, PartialEq)]
 pub enum StoreBackend {
     Sqlite(String),
-    /// `worker_connections`: a pool of its own for background jobs.
-    Postgres { url: String, max_connections: u32, worker_connections: u32 },
+    Postgres { url: String, max_connections: u32 },
 }
 
 /// A connection URL with its password (if any) replaced by `[redacted]`.
@@ -60,12 +59,9 @@ impl std::fmt::Debug for StoreBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreBackend::Sqlite(url) => f.debug_tuple("Sqlite").field(url).finish(),
-            StoreBackend::Postgres { url, max_connections, worker_connections } => f
-                .debug_struct("Postgres")
-                .field("url", &redact_url(url))
-                .field("max_connections", max_connections)
-                .field("worker_connections", worker_connections)
-                .finish(),
+            StoreBackend::Postgres { url, max_connections } => {
+                f.debug_struct("Postgres").field("url", &redact_url(url)).field("max_connections", max_connections).finish()
+            }
         }
     }
 }
@@ -282,8 +278,7 @@ impl Settings {
         let database_url = env.get("DATABASE_URL").unwrap_or_else(|| format!("sqlite://{}", data_dir.join("dadly.db").display()));
         let store = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
             let max_connections = env.parse("DADLY_DB_MAX_CONNECTIONS", "a whole number")?.unwrap_or(10);
-            let worker_connections = env.parse("DADLY_DB_WORKER_CONNECTIONS", "a whole number")?.unwrap_or(4);
-            StoreBackend::Postgres { url: database_url.clone(), max_connections, worker_connections }
+            StoreBackend::Postgres { url: database_url.clone(), max_connections }
         } else if database_url.starts_with("sqlite:") {
             StoreBackend::Sqlite(database_url.clone())
         } else {
@@ -679,7 +674,7 @@ mod tests {
             ("R2_SECRET_KEY", "sk"),
         ])
         .unwrap();
-        assert_eq!(s.store, StoreBackend::Postgres { url: "postgres://app@db:5432/dadly?sslmode=require".into(), max_connections: 10, worker_connections: 4 });
+        assert_eq!(s.store, StoreBackend::Postgres { url: "postgres://app@db:5432/dadly?sslmode=require".into(), max_connections: 10 });
         assert!(matches!(s.index, IndexBackend::Qdrant { ref collection, .. } if collection == "entries_v1"));
         let BlobBackend::S3(s3) = s.blobs else { panic!("expected S3") };
         assert_eq!((s3.region.as_str(), s3.path_style, s3.bucket.as_str()), ("auto", false, "media"));

@@ -67,7 +67,7 @@ pub fn spawn_workers(agent: Arc<Agent>, settings: WorkerSettings, shutdown: watc
     lanes
         .map(|lane| {
             let (agent, settings, mut shutdown) = (agent.clone(), settings.clone(), shutdown.clone());
-            tokio::spawn(crate::store::background(async move {
+            tokio::spawn(async move {
                 let mut burial = Burial::default();
                 loop {
                     if *shutdown.borrow() {
@@ -86,7 +86,7 @@ pub fn spawn_workers(agent: Arc<Agent>, settings: WorkerSettings, shutdown: watc
                         }
                     }
                 }
-            }))
+            })
         })
         .collect()
 }
@@ -137,7 +137,7 @@ impl Default for Housekeeping {
 /// Runs housekeeping shortly after start and then every `every`, until
 /// `shutdown`. Every instance may run it: the deletes are idempotent.
 pub fn spawn_housekeeping(agent: Arc<Agent>, settings: Housekeeping, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(crate::store::background(async move {
+    tokio::spawn(async move {
         let mut next = tokio::time::Instant::now() + Duration::from_secs(5).min(settings.every);
         loop {
             tokio::select! {
@@ -150,13 +150,13 @@ pub fn spawn_housekeeping(agent: Arc<Agent>, settings: Housekeeping, mut shutdow
             housekeep(&agent, &settings).await;
             next = tokio::time::Instant::now() + settings.every;
         }
-    }))
+    })
 }
 
 /// Sends due daily prompts every `every` until `shutdown` (each instance may: a
 /// parent's day is claimed before their prompt goes).
 pub fn spawn_prompts(agent: Arc<Agent>, every: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(crate::store::background(async move {
+    tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -167,7 +167,7 @@ pub fn spawn_prompts(agent: Arc<Agent>, every: Duration, mut shutdown: watch::Re
             }
             agent.send_daily_prompts(Utc::now()).await;
         }
-    }))
+    })
 }
 
 /// One round of housekeeping; what it deleted is logged and counted.
@@ -314,8 +314,7 @@ where
     H: FnMut() -> HF,
     HF: Future<Output = ()>,
 {
-    // The job's own task is background work too (a task-local does not cross `spawn`).
-    let task = tokio::spawn(crate::store::background(work));
+    let task = tokio::spawn(work);
     let abort = task.abort_handle();
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(task, deadline);

@@ -640,23 +640,6 @@ mod postgres_only {
         }
     }
 
-    /// Background work has connections of its own: with every request
-    /// connection held, a job still reaches the database, and a request waits.
-    #[tokio::test]
-    async fn background_work_has_its_own_connections() {
-        let Some((runtime, _owner)) = dadly_testkit::services::postgres_database_with_owner().await else { return };
-        let store = PostgresStore::connect_split(&runtime, 1, 1).await.unwrap();
-        let held = store.pool().acquire().await.unwrap();
-        let quick = std::time::Duration::from_secs(3);
-        let from_a_job = tokio::time::timeout(quick, dadly_agent::store::background(store.job_counts(None))).await;
-        assert!(matches!(from_a_job, Ok(Ok(_))), "a job is served from its own pool: {from_a_job:?}");
-        assert!(!dadly_agent::store::in_background());
-        let from_a_request = tokio::time::timeout(std::time::Duration::from_millis(500), store.job_counts(None)).await;
-        assert!(from_a_request.is_err(), "a request waits for the request pool");
-        drop(held);
-        assert!(store.job_counts(None).await.is_ok());
-    }
-
     /// The runtime role owns nothing, so it cannot switch row-level security
     /// off, drop a policy or replace a function; and nothing it can SET makes
     /// it a worker that sees every family.

@@ -34,21 +34,6 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-tokio::task_local! {
-    static BACKGROUND: ();
-}
-
-/// Runs `work` as background work: a store with a connection pool for it
-/// (Postgres) serves it from that pool, apart from requests.
-pub async fn background<F: std::future::Future>(work: F) -> F::Output {
-    BACKGROUND.scope((), work).await
-}
-
-/// Whether the current task runs inside `background`.
-pub fn in_background() -> bool {
-    BACKGROUND.try_with(|_| ()).is_ok()
-}
-
 /// What a background job does.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]

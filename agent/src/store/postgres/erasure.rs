@@ -127,7 +127,7 @@ impl ErasureStore for PostgresStore {
 #[async_trait]
 impl RetentionStore for PostgresStore {
     async fn expired_audio(&self, before: DateTime<Utc>) -> StoreResult<Vec<(FamilyId, Uuid, String)>> {
-        let rows = sqlx::query("SELECT family_id, media_id, blob_key FROM dadly_expired_audio($1)").bind(before).fetch_all(self.conn_pool()).await.map_err(map_err)?;
+        let rows = sqlx::query("SELECT family_id, media_id, blob_key FROM dadly_expired_audio($1)").bind(before).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
             .map(|r| Ok((r.try_get("family_id").map_err(map_err)?, r.try_get("media_id").map_err(map_err)?, r.try_get("blob_key").map_err(map_err)?)))
             .collect()
@@ -138,7 +138,7 @@ impl RetentionStore for PostgresStore {
         tx.commit().await.map_err(map_err)
     }
     async fn children_of_age(&self, born_by: NaiveDate) -> StoreResult<Vec<(FamilyId, MemberId)>> {
-        let rows = sqlx::query("SELECT family_id, member_id FROM dadly_children_of_age($1)").bind(born_by).fetch_all(self.conn_pool()).await.map_err(map_err)?;
+        let rows = sqlx::query("SELECT family_id, member_id FROM dadly_children_of_age($1)").bind(born_by).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(|r| Ok((r.try_get("family_id").map_err(map_err)?, r.try_get("member_id").map_err(map_err)?))).collect()
     }
     async fn mark_age_notice(&self, family_id: FamilyId, member_id: MemberId) -> StoreResult<bool> {

@@ -8,7 +8,7 @@ impl FamilyStore for PostgresStore {
         "postgres"
     }
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(self.conn_pool()).await.map_err(map_err).map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn create_family(&self, name: &str) -> StoreResult<Family> {
         let family = Family { id: Uuid::now_v7(), name: name.to_string(), created_at: stored_now() };
@@ -43,7 +43,7 @@ impl FamilyStore for PostgresStore {
         Ok(user)
     }
     async fn get_user(&self, user_id: UserId) -> StoreResult<User> {
-        let mut tx = self.conn_pool().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
         let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after, role FROM users WHERE id = $1")
             .bind(user_id)
@@ -132,7 +132,7 @@ impl FamilyStore for PostgresStore {
         tx.commit().await.map_err(map_err)
     }
     async fn redeem_link_code(&self, code_hash: &str, telegram_user_id: i64, language: Option<&str>, now: DateTime<Utc>) -> StoreResult<User> {
-        let mut tx = self.conn_pool().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('app.link_code', $1, true), set_config('app.telegram_user_id', $2, true)")
             .bind(code_hash)
             .bind(telegram_user_id.to_string())
@@ -164,7 +164,7 @@ impl FamilyStore for PostgresStore {
         self.get_user(user_id).await
     }
     async fn telegram_link(&self, telegram_user_id: i64) -> StoreResult<Option<(User, Option<String>)>> {
-        let mut tx = self.conn_pool().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('app.telegram_user_id', $1, true)").bind(telegram_user_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
         let row = sqlx::query("SELECT user_id, language FROM telegram_links WHERE telegram_user_id = $1")
             .bind(telegram_user_id)

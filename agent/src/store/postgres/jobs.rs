@@ -37,11 +37,11 @@ fn counts_from_rows(rows: &[PgRow]) -> StoreResult<JobCounts> {
 #[async_trait]
 impl JobQueue for PostgresStore {
     async fn enqueue_reindex(&self, tag: &str) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT dadly_enqueue_reindex($1, $2)").bind(tag).bind(MAX_JOB_ATTEMPTS).fetch_one(self.conn_pool()).await.map_err(map_err)?;
+        let n: i64 = sqlx::query_scalar("SELECT dadly_enqueue_reindex($1, $2)").bind(tag).bind(MAX_JOB_ATTEMPTS).fetch_one(&self.pool).await.map_err(map_err)?;
         Ok(n.max(0) as u64)
     }
     async fn defer_job(&self, id: Uuid, run_at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query("SELECT dadly_defer_job($1, $2)").bind(id).bind(run_at).execute(self.conn_pool()).await.map_err(map_err).map(|_| ())
+        sqlx::query("SELECT dadly_defer_job($1, $2)").bind(id).bind(run_at).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn claim_jobs(&self, now: DateTime<Utc>, lease: chrono::Duration, lane: JobLane, limit: usize) -> StoreResult<Vec<Job>> {
         let lease = sqlx::postgres::types::PgInterval::try_from(lease).map_err(StoreError::Backend)?;
@@ -50,32 +50,32 @@ impl JobQueue for PostgresStore {
             .bind(lease)
             .bind(lane.as_str())
             .bind(limit.clamp(1, i32::MAX as usize) as i32)
-            .fetch_all(self.conn_pool())
+            .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
         rows.iter().map(job_from_row).collect()
     }
     async fn bury_abandoned_jobs(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT dadly_bury_abandoned_jobs($1)").bind(now).fetch_one(self.conn_pool()).await.map_err(map_err)?;
+        let n: i64 = sqlx::query_scalar("SELECT dadly_bury_abandoned_jobs($1)").bind(now).fetch_one(&self.pool).await.map_err(map_err)?;
         Ok(n.max(0) as u64)
     }
     async fn extend_lease(&self, id: Uuid, locked_until: DateTime<Utc>) -> StoreResult<bool> {
-        sqlx::query_scalar("SELECT dadly_extend_lease($1, $2)").bind(id).bind(locked_until).fetch_one(self.conn_pool()).await.map_err(map_err)
+        sqlx::query_scalar("SELECT dadly_extend_lease($1, $2)").bind(id).bind(locked_until).fetch_one(&self.pool).await.map_err(map_err)
     }
     async fn retry_job_later(&self, id: Uuid, error: &str, run_at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query("SELECT dadly_retry_job_later($1, $2, $3)").bind(id).bind(error).bind(run_at).execute(self.conn_pool()).await.map_err(map_err).map(|_| ())
+        sqlx::query("SELECT dadly_retry_job_later($1, $2, $3)").bind(id).bind(error).bind(run_at).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn complete_job(&self, id: Uuid) -> StoreResult<()> {
-        sqlx::query("SELECT dadly_complete_job($1)").bind(id).execute(self.conn_pool()).await.map_err(map_err).map(|_| ())
+        sqlx::query("SELECT dadly_complete_job($1)").bind(id).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn complete_jobs(&self, ids: &[Uuid]) -> StoreResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        sqlx::query("SELECT dadly_complete_jobs($1)").bind(ids).execute(self.conn_pool()).await.map_err(map_err).map(|_| ())
+        sqlx::query("SELECT dadly_complete_jobs($1)").bind(ids).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn fail_job(&self, id: Uuid, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
-        sqlx::query("SELECT dadly_fail_job($1, $2, $3)").bind(id).bind(error).bind(retry_at).execute(self.conn_pool()).await.map_err(map_err).map(|_| ())
+        sqlx::query("SELECT dadly_fail_job($1, $2, $3)").bind(id).bind(error).bind(retry_at).execute(&self.pool).await.map_err(map_err).map(|_| ())
     }
     async fn job_counts(&self, family_id: Option<FamilyId>) -> StoreResult<JobCounts> {
         let rows = match family_id {
@@ -89,18 +89,18 @@ impl JobQueue for PostgresStore {
                 tx.commit().await.map_err(map_err)?;
                 rows
             }
-            None => sqlx::query("SELECT status, n FROM dadly_job_counts()").fetch_all(self.conn_pool()).await.map_err(map_err)?,
+            None => sqlx::query("SELECT status, n FROM dadly_job_counts()").fetch_all(&self.pool).await.map_err(map_err)?,
         };
         counts_from_rows(&rows)
     }
     async fn prune(&self, before: DateTime<Utc>) -> StoreResult<Vec<(String, u64)>> {
-        let rows = sqlx::query("SELECT what, n FROM dadly_prune($1)").bind(before).fetch_all(self.conn_pool()).await.map_err(map_err)?;
+        let rows = sqlx::query("SELECT what, n FROM dadly_prune($1)").bind(before).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>("what").map_err(map_err)?, r.try_get::<i64, _>("n").map_err(map_err)?.max(0) as u64)))
             .collect()
     }
     async fn queue_depth(&self) -> StoreResult<QueueDepth> {
-        let rows = sqlx::query("SELECT status, n, oldest FROM dadly_queue_depth()").fetch_all(self.conn_pool()).await.map_err(map_err)?;
+        let rows = sqlx::query("SELECT status, n, oldest FROM dadly_queue_depth()").fetch_all(&self.pool).await.map_err(map_err)?;
         let mut depth = QueueDepth::default();
         for r in rows {
             let status: String = r.try_get("status").map_err(map_err)?;

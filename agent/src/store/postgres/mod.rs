@@ -18,11 +18,7 @@ use super::sqlite::MAX_JOB_ATTEMPTS;
 use super::*;
 
 pub struct PostgresStore {
-    /// Connections for requests.
     pool: PgPool,
-    /// Connections for background work (jobs, housekeeping), so workers never
-    /// queue behind a burst of requests for a connection, nor starve them.
-    workers: PgPool,
 }
 
 type Tx = Transaction<'static, Postgres>;
@@ -49,13 +45,7 @@ impl PostgresStore {
     /// owner makes it so — and the role must not own the tables: an owner
     /// could switch row-level security off.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        Self::connect_split(url, max_connections, 2).await
-    }
-
-    /// `connect`, with `worker_connections` of their own for background work
-    /// (whatever runs inside `store::background`).
-    pub async fn connect_split(url: &str, max_connections: u32, worker_connections: u32) -> StoreResult<Self> {
-        let store = Self { pool: pool(url, max_connections).await?, workers: pool(url, worker_connections.max(1)).await? };
+        let store = Self { pool: pool(url, max_connections).await? };
         store.check_schema().await?;
         let owns: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = 'jobs'::regclass")
             .fetch_one(&store.pool)
@@ -95,14 +85,9 @@ impl PostgresStore {
         }
     }
 
-    /// The pool for the work in hand: background work has its own.
-    fn conn_pool(&self) -> &PgPool {
-        if super::in_background() { &self.workers } else { &self.pool }
-    }
-
     /// A transaction confined to one family by row-level security.
     async fn family_tx(&self, family_id: FamilyId) -> StoreResult<Tx> {
-        let mut tx = self.conn_pool().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('app.family_id', $1, true)")
             .bind(family_id.to_string())
             .execute(&mut *tx)

@@ -17,7 +17,7 @@ impl ParentStore for PostgresStore {
         tx.commit().await.map_err(map_err)
     }
     async fn redeem_invite(&self, code_hash: &str, name: &str, telegram: Option<(i64, Option<&str>)>, now: DateTime<Utc>) -> StoreResult<User> {
-        let mut tx = self.conn_pool().begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query("SELECT set_config('app.invite_code', $1, true), set_config('app.telegram_user_id', $2, true)")
             .bind(code_hash)
             .bind(telegram.map(|(t, _)| t.to_string()).unwrap_or_default())

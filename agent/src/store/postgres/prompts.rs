@@ -27,7 +27,7 @@ impl PromptStore for PostgresStore {
         Ok((r.try_get("prompt_time").map_err(map_err)?, r.try_get("utc_offset").map_err(map_err)?))
     }
     async fn prompt_candidates(&self) -> StoreResult<Vec<PromptCandidate>> {
-        let rows = sqlx::query("SELECT family_id, user_id, prompt_time, prompt_last_on, utc_offset FROM dadly_prompt_candidates()").fetch_all(self.conn_pool()).await.map_err(map_err)?;
+        let rows = sqlx::query("SELECT family_id, user_id, prompt_time, prompt_last_on, utc_offset FROM dadly_prompt_candidates()").fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
             .map(|r| {
                 Ok(PromptCandidate {
