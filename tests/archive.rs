@@ -35,7 +35,7 @@ fn content(m: &Manifest, media: &std::collections::HashMap<String, Vec<u8>>) -> 
             "children": e.member_ids.iter().map(child).collect::<Vec<_>>(),
             "versions": e.versions,
             "insight": e.insight.as_ref().map(|i| json!([i.summary, i.topics, i.emotions, i.member_ids.iter().map(child).collect::<Vec<_>>()])),
-            "media": e.media.iter().map(|x| json!([x.kind, x.content_type, x.sha256, media[&x.file].len()])).collect::<Vec<_>>(),
+            "media": e.media.iter().map(|x| json!([x.kind, x.content_type, x.sha256, media[&x.file].len(), x.description])).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -56,7 +56,9 @@ async fn an_archive_round_trips_into_an_empty_instance() {
     let id: uuid::Uuid = b.parse().unwrap();
     store.add_pending_media(kim.id, id, &PendingMedia { kind: "photo".into(), source_ref: "t:p".into(), content_type: "image/jpeg".into() }, None).await.unwrap();
     let stored = app.app_state.agent.backends().blobs.put(kim.id, photo.clone(), "image/jpeg", "jpg").await.unwrap();
-    store.media_fetched(kim.id, store.entry_media(kim.id, id).await.unwrap()[0].id, &stored).await.unwrap();
+    let photo_id = store.entry_media(kim.id, id).await.unwrap()[0].id;
+    store.media_fetched(kim.id, photo_id, &stored).await.unwrap();
+    store.describe_media(kim.id, photo_id, "A girl in a pool with orange armbands").await.unwrap();
     for e in [&a, &b] {
         app.wait_ready(&kim, e).await;
     }
@@ -67,6 +69,7 @@ async fn an_archive_round_trips_into_an_empty_instance() {
     assert_eq!(manifest.entries[0].versions, vec!["Minji and Junho built a snowman", "Minji and Junho built a huge snowman"], "every version, oldest first");
     let file = &manifest.entries[1].media[0].file;
     assert_eq!(media[file], photo, "the original bytes");
+    assert_eq!(manifest.entries[1].media[0].description.as_deref(), Some("A girl in a pool with orange armbands"), "what the vision model saw");
 
     // Restored into an empty instance, then exported again: the same content.
     let empty = TestApp::spawn().await;

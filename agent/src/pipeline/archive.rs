@@ -71,6 +71,9 @@ pub struct ArchivedMedia {
     pub content_type: String,
     pub size_bytes: i64,
     pub sha256: String,
+    /// What a vision model saw in the photo, if it was described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -112,7 +115,7 @@ impl Agent {
                 let ext = key.rsplit('.').next().filter(|x| x.len() <= 5 && !x.contains('/')).unwrap_or("bin");
                 let file = format!("media/{}.{ext}", m.id);
                 blobs.push((file.clone(), key));
-                media.push(ArchivedMedia { file, kind: m.kind, content_type: m.content_type, size_bytes: m.size_bytes, sha256: m.sha256 });
+                media.push(ArchivedMedia { file, kind: m.kind, content_type: m.content_type, size_bytes: m.size_bytes, sha256: m.sha256, description: m.description });
             }
             entries.push(ArchivedEntry {
                 id: e.id,
@@ -261,6 +264,10 @@ impl Agent {
                 store.add_pending_media(family.id, created.id, &pending, None).await?;
                 let row = store.entry_media(family.id, created.id).await?.into_iter().find(|r| r.blob_key.is_none()).ok_or(AgentError::NotFound)?;
                 store.media_fetched(family.id, row.id, &stored).await?;
+                // A description comes back as it was (the photo is not described again).
+                if let Some(d) = m.description.as_deref().map(|d| crate::text::snippet(&d.replace('\0', ""), 1000)).filter(|d| !d.trim().is_empty()) {
+                    store.describe_media(family.id, row.id, &d).await?;
+                }
                 out.media += 1;
             }
             out.entries += 1;
