@@ -470,6 +470,9 @@ async fn a_photo_is_described_by_the_vision_model_and_found_by_what_is_in_it() {
     assert_eq!(source_ids(&answer), vec![id.clone()], "{answer}");
     let (_, status) = app.get(&kim.token, "/v1/status").await;
     assert_eq!(status["models"]["vision"]["model"], "fake-vision-1", "{status}");
+    // Embedded twice (before and after the description), but one parent wait: freshness counts the first.
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dadly_index_lag_seconds_count 1\n"), "{}", metrics.lines().filter(|l| l.contains("index_lag")).collect::<Vec<_>>().join("\n"));
     let (_, view) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
     assert_eq!(view["indexed"], true);
 }

@@ -488,7 +488,10 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     assert_eq!(store.vector_generation(fid).await.unwrap(), before + 2, "the generation moves by the rows written");
     assert!(store.load_vectors(b.family.id, None, None).await.unwrap().is_empty());
     assert_eq!(store.load_vectors(fid, None, None).await.unwrap().len(), 2);
-    store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into()), (mine[1].id, 4, "snail".into()), (theirs.id, 1, "snail".into())]).await.unwrap();
+    let first = store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into()), (mine[1].id, 4, "snail".into()), (theirs.id, 1, "snail".into())]).await.unwrap();
+    assert_eq!(first, vec![mine[0].id], "indexed for the first time: only the family's entry at that version");
+    let again = store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into())]).await.unwrap();
+    assert!(again.is_empty(), "a re-embedding of the same version is not a first indexing");
     assert_eq!(store.indexed_version(fid, mine[0].id).await.unwrap(), Some(1));
     assert_eq!(store.indexed_version(fid, mine[1].id).await.unwrap(), None, "a version the entry is not at");
     assert_eq!(store.indexed_version(b.family.id, theirs.id).await.unwrap(), None, "another family's entry is untouched");
@@ -501,6 +504,10 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     // A new version replaces the terms; hostile text is only ever a term.
     let v2 = store.update_entry(fid, mine[1].id, "a2", &[], &[JobKind::Embed]).await.unwrap();
     store.mark_indexed_many(fid, &[(mine[1].id, v2.version, "ladybird 민지 \" OR * NEAR( -".into())]).await.unwrap();
+    // An entry with no terms at all (only an emoji) is marked and matches nothing.
+    let bare = add(store.as_ref(), &a, "🎈", "2026-10-05T10:00:00Z", &[]).await;
+    assert_eq!(store.mark_indexed_many(fid, &[(bare.id, 1, String::new())]).await.unwrap(), vec![bare.id]);
+    assert_eq!(store.indexed_version(fid, bare.id).await.unwrap(), Some(1));
     let odd: Vec<String> = ["\"", "OR", "*", "NEAR(", "-", "민지", "'); DROP TABLE entries; --"].iter().map(|s| s.to_string()).collect();
     let hits = store.lexical_search(fid, &odd, None, None, 10).await.unwrap();
     assert_eq!(hits.iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![mine[1].id], "{hits:?}");

@@ -398,10 +398,13 @@ impl Agent {
                         (r.entry_id, r.entry_version, crate::text::lexical::joined(text))
                     })
                     .collect();
-                if let Err(e) = self.b.store.mark_indexed_many(family, &versions).await {
-                    fail(&mut outcomes, &which, e.into());
-                    continue;
-                }
+                let first = match self.b.store.mark_indexed_many(family, &versions).await {
+                    Ok(first) => first,
+                    Err(e) => {
+                        fail(&mut outcomes, &which, e.into());
+                        continue;
+                    }
+                };
                 let now = Utc::now();
                 // Enrichment may have landed between reading the insights and the
                 // write: its payload update then found no point. Whichever finishes
@@ -409,8 +412,10 @@ impl Agent {
                 let unenriched: Vec<EntryId> = mine.iter().filter(|(_, had, _)| !had).map(|(_, _, r)| r.entry_id).collect();
                 let late = self.b.store.get_insights(family, &unenriched).await;
                 for (i, had_insight, r) in &mine {
-                    if let Some((_, entry)) = live.iter().find(|(j, _)| j == i) {
-                        // Freshness: from this version's save to searchable.
+                    if let Some((_, entry)) = live.iter().find(|(j, _)| j == i).filter(|(_, e)| first.contains(&e.id)) {
+                        // Freshness: from this version's save to searchable (the first
+                        // time only: a re-embedding after a photo's description or a
+                        // reindex is not a parent waiting).
                         self.b.metrics.observe("dadly_index_lag_seconds", &[], (now - entry.updated_at).to_std().unwrap_or_default());
                     }
                     let late = match &late {

@@ -383,8 +383,9 @@ pub trait VectorStore: Send + Sync + 'static {
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()>;
     /// `mark_indexed` for many of the family's entries in one transaction,
     /// each with its lexical terms (`text::lexical::joined`), which replace
-    /// the entry's earlier ones in the lexical index.
-    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<()>;
+    /// the entry's earlier ones in the lexical index. Returns the entries whose
+    /// version is indexed for the first time (not a re-embedding of it).
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<Vec<EntryId>>;
     /// The family's entries whose terms match any of `terms`, best first, with
     /// the backend's lexical score (higher is better), `occurred_at` in `[from, to)`.
     async fn lexical_search(

@@ -108,11 +108,22 @@ impl VectorStore for PostgresStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
-    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<()> {
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<Vec<EntryId>> {
         let ids: Vec<EntryId> = versions.iter().map(|v| v.0).collect();
         let numbers: Vec<i64> = versions.iter().map(|v| v.1).collect();
         let terms: Vec<&str> = versions.iter().map(|v| v.2.as_str()).collect();
         let mut tx = self.family_tx(family_id).await?;
+        // Read under the rows' locks, so two markings cannot both count as the first.
+        let first: Vec<EntryId> = sqlx::query_scalar(
+            "SELECT e.id FROM entries e JOIN unnest($1::uuid[], $2::bigint[]) AS v(id, version) ON e.id = v.id \
+             WHERE e.family_id = $3 AND e.version = v.version AND e.indexed_version IS DISTINCT FROM v.version FOR UPDATE OF e",
+        )
+        .bind(&ids)
+        .bind(&numbers)
+        .bind(family_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query(
             "WITH marked AS (UPDATE entries SET indexed_version = v.version FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS v(id, version, terms) \
                WHERE entries.id = v.id AND entries.family_id = $4 AND entries.version = v.version RETURNING entries.id, v.terms) \
@@ -127,7 +138,8 @@ impl VectorStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        Ok(first)
     }
     async fn lexical_search(
         &self,

@@ -98,10 +98,21 @@ impl VectorStore for SqliteStore {
             .map_err(map_err)
             .map(|_| ())
     }
-    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<()> {
+    async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<Vec<EntryId>> {
         let family = family_token(family_id);
         let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut first = Vec::new();
         for (entry_id, version, terms) in versions {
+            let before: Option<Option<i64>> = sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2 AND version = $3")
+                .bind(entry_id.to_string())
+                .bind(family_id.to_string())
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if matches!(before, Some(v) if v != Some(*version)) {
+                first.push(*entry_id);
+            }
             let marked = sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
                 .bind(version)
                 .bind(entry_id.to_string())
@@ -120,7 +131,8 @@ impl VectorStore for SqliteStore {
                 .await
                 .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        Ok(first)
     }
     async fn lexical_search(
         &self,
