@@ -291,6 +291,8 @@ async fn vectors_persist_across_restarts() {
     let kim = app.family("Kim", &[("Minji", &[])]).await;
     let id = app.chat(&kim, "Minji learned to whistle today").await["entry_id"].as_str().unwrap().to_string();
     app.wait_ready(&kim, &id).await;
+    // (An entry is searchable a moment before its batch's jobs are marked done.)
+    app.settle(&kim).await;
     let token = kim.token.clone();
     let (_, before) = app.get(&token, "/v1/status").await;
     let dir = app.stop().await;
