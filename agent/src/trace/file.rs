@@ -1,18 +1,20 @@
 //! `FileTraceSink`: appends each finished run as one JSON line to
 //! `<dir>/YYYY-MM-DD.jsonl` (UTC day of the run's end, so files rotate daily).
-//! Writing happens on a background task; a full queue drops and counts.
+//! Writing happens on a background task, whatever has queued up in one write;
+//! a full queue drops and counts.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Run, TraceSink};
 
 const QUEUE_BOUND: usize = 10_000;
+/// Most runs written in one go.
+const BATCH: usize = 512;
 
 enum Message {
     Run(Box<Run>),
@@ -32,27 +34,33 @@ impl FileTraceSink {
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_BOUND);
         let writer_dir = dir.clone();
         tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                match msg {
-                    Message::Run(run) => {
-                        if let Err(e) = append(&writer_dir, &run).await {
-                            tracing::warn!(error = %e, "could not write trace run");
+            // Whatever queued up while the last batch was written goes out in
+            // one write per day file: under load that is one open and one
+            // write for hundreds of runs instead of one each.
+            let mut inbox = Vec::with_capacity(BATCH);
+            let mut pending: Vec<Run> = Vec::new();
+            while rx.recv_many(&mut inbox, BATCH).await > 0 {
+                for msg in inbox.drain(..) {
+                    match msg {
+                        Message::Run(run) => pending.push(*run),
+                        Message::Flush(done) => {
+                            write_out(&writer_dir, &mut pending).await;
+                            let _ = done.send(());
+                        }
+                        Message::Forget(needles, done) => {
+                            write_out(&writer_dir, &mut pending).await;
+                            let removed = match forget_in(&writer_dir, &needles).await {
+                                Ok(n) => n,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not erase from trace files");
+                                    0
+                                }
+                            };
+                            let _ = done.send(removed);
                         }
                     }
-                    Message::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                    Message::Forget(needles, done) => {
-                        let removed = match forget_in(&writer_dir, &needles).await {
-                            Ok(n) => n,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not erase from trace files");
-                                0
-                            }
-                        };
-                        let _ = done.send(removed);
-                    }
                 }
+                write_out(&writer_dir, &mut pending).await;
             }
         });
         Self { dir, tx, dropped: Arc::new(AtomicU64::new(0)) }
@@ -109,15 +117,46 @@ pub fn as_in_json(text: &str) -> String {
     quoted.trim_matches('"').to_string()
 }
 
-async fn append(dir: &Path, run: &Run) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    let day = run.end_time.unwrap_or(run.start_time).format("%Y-%m-%d");
-    let mut line = serde_json::to_vec(run).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{day}.jsonl"))).await?;
-    file.write_all(&line).await?;
-    // tokio's File completes writes in the background; flush before dropping it.
-    file.flush().await
+/// Appends the pending runs to their day files (one open and one write per
+/// day) on the blocking pool, and empties `pending`.
+async fn write_out(dir: &Path, pending: &mut Vec<Run>) {
+    if pending.is_empty() {
+        return;
+    }
+    let runs = std::mem::take(pending);
+    let dir = dir.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || append(&dir, &runs)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not write trace runs"),
+        Err(e) => tracing::warn!(error = %e, "the trace writer's task failed"),
+    }
+}
+
+fn append(dir: &Path, runs: &[Run]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    // Runs of one batch almost always share a day; keep their order within each.
+    let mut days: Vec<(String, Vec<u8>)> = Vec::new();
+    for run in runs {
+        let day = run.end_time.unwrap_or(run.start_time).format("%Y-%m-%d").to_string();
+        let at = match days.iter().position(|(d, _)| *d == day) {
+            Some(at) => at,
+            None => {
+                days.push((day, Vec::new()));
+                days.len() - 1
+            }
+        };
+        let buf = &mut days[at].1;
+        serde_json::to_writer(&mut *buf, run).map_err(std::io::Error::other)?;
+        buf.push(b'\n');
+    }
+    for (day, lines) in days {
+        // Opened per batch, not kept: erasure rewrites and pruning replace files under us.
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{day}.jsonl")))?;
+        file.write_all(&lines)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -208,6 +247,30 @@ mod tests {
         assert_eq!(runs[1].inputs, json!({"text": "hi"}));
         assert!(runs[0].dotted_order.starts_with(&runs[1].dotted_order));
         assert_eq!(runs[1].session_name, "dadly-test");
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_written_whole_and_writing_goes_on_after_an_erasure() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(FileTraceSink::start(dir.path().to_path_buf()));
+        let tracer = Tracer::new(sink.clone(), "dadly-test", true);
+        for i in 0..3000 {
+            tracer.root("message", RunType::Chain, json!({ "text": format!("note {i}") })).end(json!({}));
+        }
+        sink.flush().await;
+        let runs = read_runs(dir.path()).unwrap();
+        assert_eq!(runs.len(), 3000);
+        assert_eq!(sink.dropped(), 0);
+        for (i, run) in runs.iter().enumerate() {
+            assert_eq!(run.inputs, json!({ "text": format!("note {i}") }), "runs keep their order");
+        }
+        // An erasure replaces the file; later runs land in the new one.
+        assert_eq!(sink.forget(vec!["note 7".into()]).await, 1 + 10 + 100, "note 7, 70–79, 700–799");
+        tracer.root("message", RunType::Chain, json!({ "text": "after" })).end(json!({}));
+        sink.flush().await;
+        let runs = read_runs(dir.path()).unwrap();
+        assert_eq!(runs.len(), 3000 - 111 + 1);
+        assert_eq!(runs.last().unwrap().inputs, json!({ "text": "after" }));
     }
 
     #[tokio::test]
