@@ -195,8 +195,26 @@ async fn steady(url: &str, token: &str, rate: f64, seconds: f64, metrics: &str) 
         let n = value(&format!("dadly_index_lag_seconds_bucket{{le=\"{le}\"}}"));
         println!("| {le} | {n:.0} | {:.1}% |", 100.0 * n / count.max(1.0));
     }
-    let batches = value("dadly_embed_batches_total");
-    let jobs = value("dadly_embed_batch_jobs_total");
-    println!("\nembedding batches: {batches:.0}, {:.1} jobs per batch on average", jobs / batches.max(1.0));
+    // Enrichment (summary, topics, children) is not needed to be found; how long it lagged behind.
+    let enriched = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("dadly_jobs_total{") && l.contains("kind=\"enrich\"") && l.contains("outcome=\"done\""))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    loop {
+        if enriched(&read().await?) as usize >= total || settle.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("\nenriched after the run: {:.1} s", settle.elapsed().as_secs_f64());
+    let text = read().await?;
+    let value = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.split_whitespace().last()).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+    for kind in ["embed", "enrich"] {
+        let batches = value(&format!("dadly_job_batches_total{{kind=\"{kind}\"}}"));
+        let jobs = value(&format!("dadly_job_batch_jobs_total{{kind=\"{kind}\"}}"));
+        println!("{kind} batches: {batches:.0}, {:.1} jobs per batch on average", jobs / batches.max(1.0));
+    }
     Ok(())
 }

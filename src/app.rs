@@ -205,6 +205,7 @@ impl App {
             lease: self.settings.job_lease,
             embed_workers: self.settings.embed_workers,
             embed_batch: self.settings.embed_batch,
+            enrich_batch: self.settings.enrich_batch,
         }
     }
 

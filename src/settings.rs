@@ -129,6 +129,8 @@ pub struct Settings {
     /// Workers that only embed, and how many embedding jobs each takes at once.
     pub embed_workers: usize,
     pub embed_batch: usize,
+    /// Enrichment jobs a general worker takes at once when more are waiting.
+    pub enrich_batch: usize,
     pub job_backoff: Duration,
     /// The longest delay between two retries of a job.
     pub job_backoff_max: Duration,
@@ -191,6 +193,7 @@ impl std::fmt::Debug for Settings {
             .field("workers", &self.workers)
             .field("embed_workers", &self.embed_workers)
             .field("embed_batch", &self.embed_batch)
+            .field("enrich_batch", &self.enrich_batch)
             .field("job_backoff", &self.job_backoff)
             .field("job_backoff_max", &self.job_backoff_max)
             .field("job_poll", &self.job_poll)
@@ -527,6 +530,7 @@ impl Settings {
             workers: env.parse("DADLY_WORKERS", "a whole number")?.unwrap_or(2),
             embed_workers: env.parse::<usize>("DADLY_EMBED_WORKERS", "a whole number")?.unwrap_or(1).max(1),
             embed_batch: env.parse::<usize>("DADLY_EMBED_BATCH", "a whole number")?.unwrap_or(32).clamp(1, 512),
+            enrich_batch: env.parse::<usize>("DADLY_ENRICH_BATCH", "a whole number")?.unwrap_or(16).clamp(1, 256),
             job_backoff: Duration::from_millis(env.parse("DADLY_JOB_BACKOFF_MS", "a number of milliseconds")?.unwrap_or(2000)),
             job_backoff_max: Duration::from_millis(env.parse("DADLY_JOB_BACKOFF_MAX_MS", "a number of milliseconds")?.unwrap_or(600_000)),
             job_poll: Duration::from_millis(env.parse("DADLY_JOB_POLL_MS", "a number of milliseconds")?.unwrap_or(500)),

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::Agent;
 use crate::pipeline::{JobError, Retry};
-use crate::store::{Job, JobLane};
+use crate::store::{Job, JobKind, JobLane};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -34,6 +34,10 @@ pub struct WorkerSettings {
     /// searchable without waiting behind enrichment or transcription.
     pub embed_workers: usize,
     pub embed_batch: usize,
+    /// Enrichment jobs a general worker takes at once: when the job it
+    /// claims is an enrichment, it claims up to this many more-1 and runs
+    /// them as one batch (one read and one write per family).
+    pub enrich_batch: usize,
 }
 
 impl Default for WorkerSettings {
@@ -47,6 +51,7 @@ impl Default for WorkerSettings {
             backoff_max: Duration::from_secs(600),
             embed_workers: 1,
             embed_batch: 32,
+            enrich_batch: 16,
         }
     }
 }
@@ -205,6 +210,8 @@ pub async fn housekeep(agent: &Agent, settings: &Housekeeping) {
 }
 
 /// Claims and runs one job of `lane`; false when none was due (or the store failed).
+/// An enrichment job brings up to `enrich_batch - 1` more waiting ones with
+/// it, run as one batch.
 ///
 /// The job runs in its own task under a time limit while this worker renews
 /// its lease: a panic or a hang is one failed attempt, never a dead worker.
@@ -220,14 +227,22 @@ pub async fn run_one(agent: &Arc<Agent>, settings: &WorkerSettings, lane: JobLan
             return false;
         }
     };
+    if job.kind == JobKind::Enrich && settings.enrich_batch > 1 {
+        let mut jobs = vec![job];
+        match agent.b.store.claim_jobs(Utc::now(), lease, JobLane::Enrich, settings.enrich_batch - 1).await {
+            Ok(more) => jobs.extend(more),
+            Err(e) => tracing::warn!(error = %e, "could not claim more enrichment jobs; enriching one"),
+        }
+        run_claimed_batch(agent, settings, jobs).await;
+        return true;
+    }
     let result = run_isolated(agent, settings, &job).await;
     finish(agent, settings, &job, result.as_ref().map(|_| ())).await;
     true
 }
 
-/// Claims up to `embed_batch` embedding jobs and runs them as one batch, in
-/// its own task under the time limit while the worker renews every lease;
-/// the ones that succeed are completed in one write. False when none was due.
+/// Claims up to `embed_batch` embedding jobs and runs them as one batch.
+/// False when none was due.
 pub async fn run_batch(agent: &Arc<Agent>, settings: &WorkerSettings) -> bool {
     let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(15));
     let jobs = match agent.b.store.claim_jobs(Utc::now(), lease, JobLane::Embed, settings.embed_batch.max(1)).await {
@@ -238,13 +253,22 @@ pub async fn run_batch(agent: &Arc<Agent>, settings: &WorkerSettings) -> bool {
             return false;
         }
     };
-    agent.b.metrics.inc("dadly_embed_batches_total", &[]);
-    agent.b.metrics.add("dadly_embed_batch_jobs_total", &[], jobs.len() as f64);
+    run_claimed_batch(agent, settings, jobs).await;
+    true
+}
+
+/// Runs claimed jobs of one batched kind as one batch, in its own task under
+/// the time limit while the worker renews every lease; the ones that succeed
+/// are completed in one write.
+async fn run_claimed_batch(agent: &Arc<Agent>, settings: &WorkerSettings, jobs: Vec<Job>) {
+    let kind = jobs.first().map(|j| j.kind.as_str()).unwrap_or("none");
+    agent.b.metrics.inc("dadly_job_batches_total", &[("kind", kind)]);
+    agent.b.metrics.add("dadly_job_batch_jobs_total", &[("kind", kind)], jobs.len() as f64);
     let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
     let work = {
         let (agent, jobs, outcomes) = (agent.clone(), jobs.clone(), outcomes.clone());
         async move {
-            let done = agent.run_embed_batch(&jobs).await;
+            let done = agent.run_batch(&jobs).await;
             *outcomes.lock().unwrap_or_else(|p| p.into_inner()) = done;
             Ok(())
         }
@@ -285,7 +309,6 @@ pub async fn run_batch(agent: &Arc<Agent>, settings: &WorkerSettings) -> bool {
             }
         }
     }
-    true
 }
 
 /// Runs the job in its own task with a time limit, heartbeating its lease.

@@ -466,9 +466,14 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     assert!(embeds.iter().all(|j| j.kind == JobKind::Embed && j.attempts == 1));
     assert_eq!(embeds.iter().map(|j| j.entry_id).collect::<HashSet<_>>().len(), 5, "each entry's job once");
     assert!(store.claim_jobs(now, lease, JobLane::Embed, 10).await.unwrap().is_empty(), "running jobs are not handed out twice");
+    // The enrichment lane gets only enrichment jobs; the general lane the rest.
+    let enrich = store.claim_jobs(now, lease, JobLane::Enrich, 2).await.unwrap();
+    assert_eq!(enrich.len(), 2);
+    assert!(enrich.iter().all(|j| j.kind == JobKind::Enrich));
     let others = store.claim_jobs(now, lease, JobLane::Other, 10).await.unwrap();
-    assert_eq!(others.len(), 5);
+    assert_eq!(others.len(), 3);
     assert!(others.iter().all(|j| j.kind == JobKind::Enrich));
+    assert!(store.claim_jobs(now, lease, JobLane::Enrich, 10).await.unwrap().is_empty());
 
     // Completed in one write; the two left running are taken over when their lease runs out.
     store.complete_jobs(&first.iter().map(|j| j.id).collect::<Vec<_>>()).await.unwrap();
@@ -515,6 +520,27 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     let both = vec!["snail".to_string(), "garden".to_string(), "ladybird".to_string()];
     let ranked = store.lexical_search(fid, &both, None, None, 10).await.unwrap();
     assert_eq!(ranked.first().map(|h| h.entry_id), Some(mine[0].id), "two terms matched beat one: {ranked:?}");
+    // Many insights in one write: only for the family's entries at their current version.
+    let mut many = vec![insight(&mine[0], 1, &["garden", "정원"], &["joy"]), insight(&mine[1], 1, &["stale"], &[]), insight(&theirs, 1, &["not theirs"], &[])];
+    many[0].member_ids = vec![a.kids[0].id];
+    many[0].summary = "Minji's \"garden\" — 민지".into();
+    let written = store.put_insights(fid, &many).await.unwrap();
+    assert_eq!(written, vec![mine[0].id], "not an old version, not another family's entry");
+    assert!(store.put_insights(fid, &[]).await.unwrap().is_empty());
+    let stored = store.get_insight(fid, mine[0].id).await.unwrap().unwrap();
+    assert_eq!((stored.summary.as_str(), stored.topics.clone(), stored.emotions.clone(), stored.member_ids.clone()), (many[0].summary.as_str(), many[0].topics.clone(), vec!["joy".to_string()], vec![a.kids[0].id]));
+    assert_eq!(stored.created_at.timestamp_millis(), many[0].created_at.timestamp_millis());
+    assert!(store.get_insight(b.family.id, theirs.id).await.unwrap().is_none());
+    // Many payloads in one write: the rows changed are counted (an entry without a vector has none).
+    let update = |e: &Entry, topic: &str| PayloadUpdate { entry_id: e.id, member_ids: vec![a.kids[0].id], topics: vec![topic.into()], emotions: vec!["joy".into()] };
+    let before = store.vector_generation(fid).await.unwrap();
+    let changed = store.set_vector_payloads(fid, &[update(&mine[0], "garden"), update(&bare, "balloon"), update(&theirs, "x")]).await.unwrap();
+    assert_eq!(changed, 1, "only the family's entry with a vector");
+    assert_eq!(store.vector_generation(fid).await.unwrap(), before + 1);
+    let loaded = store.load_vectors(fid, None, None).await.unwrap();
+    let row = loaded.iter().find(|r| r.entry_id == mine[0].id).unwrap();
+    assert_eq!((row.member_ids.clone(), row.topics.clone(), row.emotions.clone()), (vec![a.kids[0].id], vec!["garden".to_string()], vec!["joy".to_string()]));
+    assert_eq!(store.set_vector_payloads(fid, &[]).await.unwrap(), 0);
     // Insights and photo descriptions of many entries in one read each, the family's only.
     store.put_insight(fid, &insight(&mine[0], 1, &["garden"], &[])).await.unwrap();
     store.put_insight(b.family.id, &insight(&theirs, 1, &["bike"], &[])).await.unwrap();

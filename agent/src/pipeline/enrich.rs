@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::agent::Agent;
 use crate::domain::*;
 use crate::models::{ChatMessage, ChatRequest, ModelError, OutputSchema, Task};
-use crate::store::{Job, JobKind, StoreError, VectorRecord};
+use crate::store::{Job, JobKind, PayloadUpdate, StoreError, VectorRecord};
 use crate::trace::{RunType, Span};
 
 /// Why a job attempt failed. `retry()` says what the worker does about it.
@@ -139,9 +139,9 @@ pub(crate) fn parse_enrich(content: &str) -> Result<EnrichOutput, ModelError> {
 impl Agent {
     /// Runs one claimed job as its own trace.
     pub async fn run_job(&self, job: &Job) -> Result<(), JobError> {
-        if job.kind == JobKind::Embed {
-            // Embedding always goes the batch way (here a batch of one).
-            return match self.run_embed_batch(std::slice::from_ref(job)).await.pop() {
+        if matches!(job.kind, JobKind::Embed | JobKind::Enrich) {
+            // Embedding and enrichment always go the batch way (here a batch of one).
+            return match self.run_batch(std::slice::from_ref(job)).await.pop() {
                 Some(Ok(_)) => Ok(()),
                 Some(Err(e)) => Err(std::sync::Arc::try_unwrap(e).unwrap_or_else(|shared| JobError::Panicked(shared.to_string()))),
                 None => Err(JobError::Panicked("no outcome".into())),
@@ -152,8 +152,7 @@ impl Agent {
         root.metadata("attempt", json!(job.attempts));
         root.tag("job");
         let result = match job.kind {
-            JobKind::Enrich => self.enrich(job, &root).await,
-            JobKind::Embed => unreachable!("embedding is run above"),
+            JobKind::Embed | JobKind::Enrich => unreachable!("batched kinds are run above"),
             JobKind::Unindex => self.b.index.delete(job.family_id, job.entry_id).await.map_err(JobError::from).map(|_| "unindexed"),
             JobKind::FetchMedia => self.fetch_media(job, &root).await,
             JobKind::Transcribe => self.transcribe(job, &root).await,
@@ -167,18 +166,20 @@ impl Agent {
         result.map(|_| ())
     }
 
-    /// The entry as it was queued, or `None` when it was deleted or edited since.
-    async fn current_entry(&self, job: &Job) -> Result<Option<Entry>, JobError> {
-        match self.b.store.get_entry(job.family_id, job.entry_id).await {
-            Ok(entry) if entry.version == job.entry_version => Ok(Some(entry)),
-            Ok(_) | Err(StoreError::NotFound) => Ok(None),
-            Err(e) => Err(e.into()),
+    /// Asks the model for one entry's insight (its own traced run under
+    /// `parent`) and resolves the children it names to the family's.
+    async fn enrich_one(&self, family_id: FamilyId, entry: &Entry, members: &[Member], parent: &Span) -> Result<Insight, JobError> {
+        let mut run = parent.child("enrich_entry", RunType::Chain, json!({ "entry_id": entry.id, "version": entry.version }));
+        run.metadata("entry_id", json!(entry.id));
+        let result = self.enrich_in(family_id, entry, members, &run).await;
+        match &result {
+            Ok(insight) => run.end(json!({ "topics": insight.topics, "emotions": insight.emotions, "members": insight.member_ids })),
+            Err(e) => run.fail(&e.to_string()),
         }
+        result
     }
 
-    async fn enrich(&self, job: &Job, root: &Span) -> Result<&'static str, JobError> {
-        let Some(entry) = self.current_entry(job).await? else { return Ok("stale") };
-        let members = self.b.store.list_members(job.family_id).await?;
+    async fn enrich_in(&self, family_id: FamilyId, entry: &Entry, members: &[Member], root: &Span) -> Result<Insight, JobError> {
         let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
         let prompt = &self.prompts.enrich;
         let listed = members
@@ -200,7 +201,7 @@ impl Agent {
             temperature: 0.0,
             deltas: None,
         };
-        let done = self.call_chat(job.family_id, root, "enrich", &request).await?;
+        let done = self.call_chat(family_id, root, "enrich", &request).await?;
         let parser = root.child("parse_insights", RunType::Parser, json!({ "content": done.content }));
         let out = match parse_enrich(&done.content) {
             Ok(out) => {
@@ -221,7 +222,7 @@ impl Agent {
                 member_ids.push(m.id);
             }
         }
-        let insight = Insight {
+        Ok(Insight {
             entry_id: entry.id,
             entry_version: entry.version,
             summary: out.summary,
@@ -232,12 +233,7 @@ impl Agent {
             prompt_name: prompt.name.clone(),
             prompt_version: prompt.version.clone(),
             created_at: Utc::now(),
-        };
-        if !self.b.store.put_insight(job.family_id, &insight).await? {
-            return Ok("stale");
-        }
-        self.b.index.set_payload(job.family_id, entry.id, &insight.member_ids, &insight.topics, &insight.emotions).await?;
-        Ok("enriched")
+        })
     }
 }
 
@@ -245,7 +241,143 @@ impl Agent {
 /// embeddings call or a family's write failed for all of them).
 pub type BatchOutcome = Result<&'static str, std::sync::Arc<JobError>>;
 
+/// Model calls one enrichment batch has in flight at once.
+const ENRICH_CALLS_AT_ONCE: usize = 4;
+
 impl Agent {
+    /// Runs a batch of claimed jobs of one batched kind (`Embed` or `Enrich`)
+    /// as one trace; each job's outcome, in order.
+    pub async fn run_batch(&self, jobs: &[Job]) -> Vec<BatchOutcome> {
+        match jobs.first().map(|j| j.kind) {
+            None => Vec::new(),
+            Some(JobKind::Embed) if jobs.iter().all(|j| j.kind == JobKind::Embed) => self.run_embed_batch(jobs).await,
+            Some(JobKind::Enrich) if jobs.iter().all(|j| j.kind == JobKind::Enrich) => self.run_enrich_batch(jobs).await,
+            Some(_) => {
+                let e = std::sync::Arc::new(JobError::Panicked("a batch must hold embed jobs or enrich jobs only".into()));
+                jobs.iter().map(|_| Err(e.clone())).collect()
+            }
+        }
+    }
+
+    /// Enriches a batch of claimed `Enrich` jobs as one trace: per family one
+    /// read of the entries and one of the children, the model calls (a few
+    /// at once, each its own run), then per family one write of the insights
+    /// and one of the index payloads.
+    pub async fn run_enrich_batch(&self, jobs: &[Job]) -> Vec<BatchOutcome> {
+        use futures_util::StreamExt;
+        use std::sync::Arc;
+        let mut root = self.b.tracer.root(
+            "enrich",
+            RunType::Chain,
+            json!({ "entries": jobs.iter().map(|j| json!({ "entry_id": j.entry_id, "version": j.entry_version })).collect::<Vec<_>>() }),
+        );
+        if let [job] = jobs {
+            root.metadata("entry_id", json!(job.entry_id));
+            root.metadata("attempt", json!(job.attempts));
+        }
+        root.metadata("entry_ids", json!(jobs.iter().map(|j| j.entry_id).collect::<Vec<_>>()));
+        root.metadata("batch", json!(jobs.len()));
+        root.tag("job");
+        let mut outcomes: Vec<Option<BatchOutcome>> = vec![None; jobs.len()];
+        let fail = |outcomes: &mut Vec<Option<BatchOutcome>>, which: &[usize], e: JobError| {
+            let e = Arc::new(e);
+            for &i in which {
+                outcomes[i] = Some(Err(e.clone()));
+            }
+        };
+        let mut families: Vec<FamilyId> = Vec::new();
+        for j in jobs {
+            if !families.contains(&j.family_id) {
+                families.push(j.family_id);
+            }
+        }
+
+        // The entries as queued (a deleted or edited one makes its job a no-op) and each family's children.
+        let mut live: Vec<(usize, Entry, Arc<Vec<Member>>)> = Vec::new();
+        for &family in &families {
+            let mine: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].family_id == family).collect();
+            let ids: Vec<EntryId> = mine.iter().map(|&i| jobs[i].entry_id).collect();
+            let entries = match self.b.store.get_entries(family, &ids).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    fail(&mut outcomes, &mine, e.into());
+                    continue;
+                }
+            };
+            let members = match self.b.store.list_members(family).await {
+                Ok(members) => Arc::new(members),
+                Err(e) => {
+                    fail(&mut outcomes, &mine, e.into());
+                    continue;
+                }
+            };
+            for &i in &mine {
+                match entries.iter().find(|e| e.id == jobs[i].entry_id && e.version == jobs[i].entry_version && e.family_id == family) {
+                    Some(e) => live.push((i, e.clone(), members.clone())),
+                    None => outcomes[i] = Some(Ok("stale")),
+                }
+            }
+        }
+
+        // The model calls, a few at once.
+        let root_ref = &root;
+        let mut calls = Vec::with_capacity(live.len());
+        for (i, entry, members) in &live {
+            let call = self.enrich_one(entry.family_id, entry, members, root_ref);
+            calls.push(async move { (*i, call.await) });
+        }
+        let enriched: Vec<(usize, Result<Insight, JobError>)> = futures_util::stream::iter(calls).buffered(ENRICH_CALLS_AT_ONCE).collect().await;
+        let mut insights: Vec<(usize, Insight)> = Vec::new();
+        for (i, result) in enriched {
+            match result {
+                Ok(insight) => insights.push((i, insight)),
+                Err(e) => fail(&mut outcomes, &[i], e),
+            }
+        }
+
+        // Per family: the insights in one write, then the index's payloads in one.
+        for &family in &families {
+            let mine: Vec<&(usize, Insight)> = insights.iter().filter(|(i, _)| jobs[*i].family_id == family).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let which: Vec<usize> = mine.iter().map(|(i, _)| *i).collect();
+            let batch: Vec<Insight> = mine.iter().map(|(_, x)| x.clone()).collect();
+            let written = match self.b.store.put_insights(family, &batch).await {
+                Ok(written) => written,
+                Err(e) => {
+                    fail(&mut outcomes, &which, e.into());
+                    continue;
+                }
+            };
+            let updates: Vec<PayloadUpdate> = batch
+                .iter()
+                .filter(|x| written.contains(&x.entry_id))
+                .map(|x| PayloadUpdate { entry_id: x.entry_id, member_ids: x.member_ids.clone(), topics: x.topics.clone(), emotions: x.emotions.clone() })
+                .collect();
+            // An insight refused as stale: the entry changed meanwhile and its new version has its own job.
+            let payloads = self.b.index.set_payloads(family, &updates).await.map_err(|e| Arc::new(JobError::from(e)));
+            for (i, x) in &mine {
+                outcomes[*i] = Some(match (&payloads, written.contains(&x.entry_id)) {
+                    (_, false) => Ok("stale"),
+                    (Ok(()), true) => Ok("enriched"),
+                    (Err(e), true) => Err(e.clone()),
+                });
+            }
+        }
+        let outcomes: Vec<BatchOutcome> = outcomes.into_iter().map(|o| o.unwrap_or(Ok("stale"))).collect();
+        let enriched = outcomes.iter().filter(|o| matches!(o, Ok("enriched"))).count();
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        if failed == jobs.len() && !jobs.is_empty() {
+            if let Some(Err(e)) = outcomes.first() {
+                root.fail(&e.to_string());
+            }
+        } else {
+            root.end(json!({ "enriched": enriched, "failed": failed, "stale": jobs.len() - enriched - failed }));
+        }
+        outcomes
+    }
+
     /// Embeds and indexes a batch of claimed `Embed` jobs as one trace: one
     /// embeddings call for all their pieces, then per family one vector write
     /// and one indexed-mark transaction. Returns each job's outcome, in order.

@@ -126,6 +126,9 @@ pub enum JobLane {
     Embed,
     /// Everything but `Embed`.
     Other,
+    /// `Enrich` jobs only: a general worker that claimed one takes more of them
+    /// to run as a batch.
+    Enrich,
 }
 
 impl JobLane {
@@ -134,6 +137,7 @@ impl JobLane {
             JobLane::Any => "any",
             JobLane::Embed => "embed",
             JobLane::Other => "other",
+            JobLane::Enrich => "enrich",
         }
     }
 }
@@ -156,6 +160,15 @@ pub struct QueueDepth {
     pub failed: i64,
     /// When the longest-waiting queued job became due.
     pub oldest_due: Option<DateTime<Utc>>,
+}
+
+/// New filterable attributes of an entry's vector (after enrichment).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PayloadUpdate {
+    pub entry_id: EntryId,
+    pub member_ids: Vec<MemberId>,
+    pub topics: Vec<String>,
+    pub emotions: Vec<String>,
 }
 
 /// A stored vector with the payload the index filters on.
@@ -271,7 +284,12 @@ pub trait EntryStore: Send + Sync + 'static {
     async fn entry_history(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Vec<EntryVersion>>;
     /// Writes the insight if it is for the entry's current version; returns
     /// whether it was written.
-    async fn put_insight(&self, family_id: FamilyId, insight: &Insight) -> StoreResult<bool>;
+    async fn put_insight(&self, family_id: FamilyId, insight: &Insight) -> StoreResult<bool> {
+        Ok(!self.put_insights(family_id, std::slice::from_ref(insight)).await?.is_empty())
+    }
+    /// Writes many of the family's insights in one statement, each only if it
+    /// is for its entry's current version; returns the entries written.
+    async fn put_insights(&self, family_id: FamilyId, insights: &[Insight]) -> StoreResult<Vec<EntryId>>;
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>>;
     /// The insights of many of the family's entries in one read (those that have one).
     async fn get_insights(&self, family_id: FamilyId, entry_ids: &[EntryId]) -> StoreResult<Vec<Insight>>;
@@ -370,7 +388,13 @@ pub trait VectorStore: Send + Sync + 'static {
         member_ids: &[MemberId],
         topics: &[String],
         emotions: &[String],
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        let update = PayloadUpdate { entry_id, member_ids: member_ids.to_vec(), topics: topics.to_vec(), emotions: emotions.to_vec() };
+        self.set_vector_payloads(family_id, std::slice::from_ref(&update)).await.map(|_| ())
+    }
+    /// Sets the payload of many of the family's stored vectors in one
+    /// statement; an entry without a vector is skipped. Returns the rows changed.
+    async fn set_vector_payloads(&self, family_id: FamilyId, updates: &[PayloadUpdate]) -> StoreResult<u64>;
     /// Every vector of the family whose `occurred_at` is in `[from, to)`.
     async fn load_vectors(
         &self,

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use super::quantized::FamilyVectors;
 use super::{Hit, IndexError, SearchFilter, VectorIndex};
 use crate::domain::{EntryId, FamilyId, MemberId};
-use crate::store::{Store, StoreError, VectorRecord};
+use crate::store::{PayloadUpdate, Store, StoreError, VectorRecord};
 
 /// The default bound of the in-memory copies.
 pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
@@ -225,12 +225,24 @@ impl VectorIndex for EmbeddedIndex {
         topics: &[String],
         emotions: &[String],
     ) -> Result<(), IndexError> {
+        let update = PayloadUpdate { entry_id, member_ids: member_ids.to_vec(), topics: topics.to_vec(), emotions: emotions.to_vec() };
+        self.set_payloads(family_id, std::slice::from_ref(&update)).await
+    }
+
+    async fn set_payloads(&self, family_id: FamilyId, updates: &[PayloadUpdate]) -> Result<(), IndexError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
         let gate = self.write_gate(family_id);
         let _one_at_a_time = gate.lock().await;
         let before = self.generation(family_id).await?;
-        self.store.set_vector_payload(family_id, entry_id, member_ids, topics, emotions).await.map_err(index_err)?;
+        let rows = self.store.set_vector_payloads(family_id, updates).await.map_err(index_err)?;
         let after = self.generation(family_id).await?;
-        self.after_write(family_id, before, after, |f| f.set_payload(entry_id, member_ids, None));
+        self.after_writes(family_id, before, after, rows as i64, |f| {
+            for u in updates {
+                f.set_payload(u.entry_id, &u.member_ids, None);
+            }
+        });
         Ok(())
     }
 

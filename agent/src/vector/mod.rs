@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{EntryId, FamilyId, MemberId};
-use crate::store::VectorRecord;
+use crate::store::{PayloadUpdate, VectorRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -74,6 +74,13 @@ pub trait VectorIndex: Send + Sync + 'static {
         topics: &[String],
         emotions: &[String],
     ) -> Result<(), IndexError>;
+    /// Updates many of the family's payloads; a backend that can writes them at once.
+    async fn set_payloads(&self, family_id: FamilyId, updates: &[PayloadUpdate]) -> Result<(), IndexError> {
+        for u in updates {
+            self.set_payload(family_id, u.entry_id, &u.member_ids, &u.topics, &u.emotions).await?;
+        }
+        Ok(())
+    }
     /// Removes the entry's point; removing a missing point is not an error.
     async fn delete(&self, family_id: FamilyId, entry_id: EntryId) -> Result<(), IndexError>;
     /// The `limit` closest entries of the family that pass the filter, best first.

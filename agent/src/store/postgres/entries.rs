@@ -171,31 +171,42 @@ impl EntryStore for PostgresStore {
             })
             .collect()
     }
-    async fn put_insight(&self, family_id: FamilyId, i: &Insight) -> StoreResult<bool> {
+    async fn put_insights(&self, family_id: FamilyId, insights: &[Insight]) -> StoreResult<Vec<EntryId>> {
+        if insights.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the whole batch: the insights go in as a JSON
+        // array, and only those for their entry's current version are written.
+        let rows: Vec<serde_json::Value> = insights
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "entry_id": i.entry_id, "entry_version": i.entry_version, "summary": i.summary,
+                    "topics": i.topics, "emotions": i.emotions, "member_ids": i.member_ids, "model": i.model,
+                    "prompt_name": i.prompt_name, "prompt_version": i.prompt_version, "created_at": i.created_at,
+                })
+            })
+            .collect();
         let mut tx = self.family_tx(family_id).await?;
-        let done = sqlx::query(
+        let written: Vec<EntryId> = sqlx::query_scalar(
             "INSERT INTO entry_insights (entry_id, family_id, entry_version, summary, topics, emotions, member_ids, model, prompt_name, prompt_version, created_at) \
-             SELECT id, family_id, version, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 AND version = $11 \
+             SELECT e.id, e.family_id, e.version, x.summary, x.topics, x.emotions, x.member_ids, x.model, x.prompt_name, x.prompt_version, x.created_at \
+             FROM jsonb_to_recordset($2) AS x(entry_id uuid, entry_version bigint, summary text, topics text[], emotions text[], member_ids uuid[], \
+                                               model text, prompt_name text, prompt_version text, created_at timestamptz) \
+             JOIN entries e ON e.id = x.entry_id AND e.version = x.entry_version \
+             WHERE e.family_id = $1 \
              ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, summary = excluded.summary, \
                topics = excluded.topics, emotions = excluded.emotions, member_ids = excluded.member_ids, model = excluded.model, \
-               prompt_name = excluded.prompt_name, prompt_version = excluded.prompt_version, created_at = excluded.created_at",
+               prompt_name = excluded.prompt_name, prompt_version = excluded.prompt_version, created_at = excluded.created_at \
+             RETURNING entry_id",
         )
-        .bind(i.entry_id)
         .bind(family_id)
-        .bind(&i.summary)
-        .bind(&i.topics)
-        .bind(&i.emotions)
-        .bind(&i.member_ids)
-        .bind(&i.model)
-        .bind(&i.prompt_name)
-        .bind(&i.prompt_version)
-        .bind(i.created_at)
-        .bind(i.entry_version)
-        .execute(&mut *tx)
+        .bind(serde_json::Value::Array(rows))
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        Ok(written)
     }
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>> {
         Ok(self.get_insights(family_id, &[entry_id]).await?.pop())

@@ -30,25 +30,24 @@ impl VectorStore for PostgresStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
-    async fn set_vector_payload(
-        &self,
-        family_id: FamilyId,
-        entry_id: EntryId,
-        member_ids: &[MemberId],
-        topics: &[String],
-        emotions: &[String],
-    ) -> StoreResult<()> {
+    async fn set_vector_payloads(&self, family_id: FamilyId, updates: &[PayloadUpdate]) -> StoreResult<u64> {
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        let json = serde_json::to_value(updates).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let mut tx = self.family_tx(family_id).await?;
-        sqlx::query("UPDATE entry_vectors SET member_ids = $1, topics = $2, emotions = $3 WHERE entry_id = $4 AND family_id = $5")
-            .bind(member_ids)
-            .bind(topics)
-            .bind(emotions)
-            .bind(entry_id)
-            .bind(family_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        let done = sqlx::query(
+            "UPDATE entry_vectors v SET member_ids = x.member_ids, topics = x.topics, emotions = x.emotions \
+             FROM jsonb_to_recordset($1) AS x(entry_id uuid, member_ids uuid[], topics text[], emotions text[]) \
+             WHERE v.entry_id = x.entry_id AND v.family_id = $2",
+        )
+        .bind(json)
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
     }
     async fn load_vectors(
         &self,

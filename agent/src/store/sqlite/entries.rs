@@ -183,29 +183,39 @@ impl EntryStore for SqliteStore {
             })
             .collect()
     }
-    async fn put_insight(&self, family_id: FamilyId, i: &Insight) -> StoreResult<bool> {
-        let done = sqlx::query(
+    async fn put_insights(&self, family_id: FamilyId, insights: &[Insight]) -> StoreResult<Vec<EntryId>> {
+        if insights.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the whole batch: the insights go in as a JSON
+        // array, and only those for their entry's current version are written.
+        let rows: Vec<serde_json::Value> = insights
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "entry_id": i.entry_id.to_string(), "entry_version": i.entry_version, "summary": i.summary,
+                    "topics": i.topics, "emotions": i.emotions, "member_ids": i.member_ids, "model": i.model,
+                    "prompt_name": i.prompt_name, "prompt_version": i.prompt_version, "created_at": ms(i.created_at),
+                })
+            })
+            .collect();
+        let written: Vec<String> = sqlx::query_scalar(
             "INSERT INTO entry_insights (entry_id, family_id, entry_version, summary, topics, emotions, member_ids, model, prompt_name, prompt_version, created_at) \
-             SELECT id, family_id, version, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 AND version = $11 \
+             SELECT e.id, e.family_id, e.version, x.value ->> '$.summary', x.value -> '$.topics', x.value -> '$.emotions', x.value -> '$.member_ids', \
+               x.value ->> '$.model', x.value ->> '$.prompt_name', x.value ->> '$.prompt_version', x.value ->> '$.created_at' \
+             FROM json_each($2) AS x JOIN entries e ON e.id = x.value ->> '$.entry_id' AND e.version = x.value ->> '$.entry_version' \
+             WHERE e.family_id = $1 \
              ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, summary = excluded.summary, \
                topics = excluded.topics, emotions = excluded.emotions, member_ids = excluded.member_ids, model = excluded.model, \
-               prompt_name = excluded.prompt_name, prompt_version = excluded.prompt_version, created_at = excluded.created_at",
+               prompt_name = excluded.prompt_name, prompt_version = excluded.prompt_version, created_at = excluded.created_at \
+             RETURNING entry_id",
         )
-        .bind(i.entry_id.to_string())
         .bind(family_id.to_string())
-        .bind(&i.summary)
-        .bind(to_json(&i.topics))
-        .bind(to_json(&i.emotions))
-        .bind(to_json(&i.member_ids))
-        .bind(&i.model)
-        .bind(&i.prompt_name)
-        .bind(&i.prompt_version)
-        .bind(ms(i.created_at))
-        .bind(i.entry_version)
-        .execute(&self.pool)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        written.iter().map(|id| id.parse().map_err(|e| StoreError::Backend(Box::new(e)))).collect()
     }
     async fn get_insight(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<Option<Insight>> {
         Ok(self.get_insights(family_id, &[entry_id]).await?.pop())

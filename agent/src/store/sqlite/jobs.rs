@@ -40,6 +40,7 @@ impl JobQueue for SqliteStore {
             JobLane::Any => "",
             JobLane::Embed => "AND kind = 'embed'",
             JobLane::Other => "AND kind <> 'embed'",
+            JobLane::Enrich => "AND kind = 'enrich'",
         };
         let mut rows = Vec::new();
         for due in [

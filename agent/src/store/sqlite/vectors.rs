@@ -27,24 +27,21 @@ impl VectorStore for SqliteStore {
             .map_err(map_err)
             .map(|_| ())
     }
-    async fn set_vector_payload(
-        &self,
-        family_id: FamilyId,
-        entry_id: EntryId,
-        member_ids: &[MemberId],
-        topics: &[String],
-        emotions: &[String],
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE entry_vectors SET member_ids = $1, topics = $2, emotions = $3 WHERE entry_id = $4 AND family_id = $5")
-            .bind(to_json(&member_ids))
-            .bind(to_json(&topics))
-            .bind(to_json(&emotions))
-            .bind(entry_id.to_string())
-            .bind(family_id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)
-            .map(|_| ())
+    async fn set_vector_payloads(&self, family_id: FamilyId, updates: &[PayloadUpdate]) -> StoreResult<u64> {
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        let json = serde_json::to_string(updates).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        sqlx::query(
+            "UPDATE entry_vectors SET member_ids = x.value -> '$.member_ids', topics = x.value -> '$.topics', emotions = x.value -> '$.emotions' \
+             FROM json_each($1) AS x WHERE entry_vectors.entry_id = x.value ->> '$.entry_id' AND entry_vectors.family_id = $2",
+        )
+        .bind(json)
+        .bind(family_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)
+        .map(|done| done.rows_affected())
     }
     async fn load_vectors(
         &self,
