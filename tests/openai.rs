@@ -521,3 +521,45 @@ async fn without_a_configured_floor_relevance_is_measured_on_the_embedder() {
     let again = fake.requests("/v1/embeddings")[before..].iter().filter(|b| b["input"].to_string().contains("capital of Australia")).count();
     assert_eq!(again, 1, "measured once, not per question");
 }
+
+#[tokio::test]
+async fn enrichment_waiting_behind_a_slow_call_is_taken_as_one_batch() {
+    let fake = FakeOpenAi::start().await;
+    let mut env = fake.env();
+    env.retain(|(k, _)| *k != "DADLY_MODEL_TIMEOUT_SECS");
+    env.push(("DADLY_MODEL_TIMEOUT_SECS", "5".into()));
+    env.push(("DADLY_WORKERS", "1".into()));
+    let app = app_with_env(&env).await;
+    let kim = app.family("Kim", &[("Minji", &[]), ("Junho", &[])]).await;
+    // The one general worker is held by a slow first enrichment while ten more entries arrive.
+    fake.fail_next_enrich(&[Fault::Hang(Duration::from_millis(1500))]);
+    let first = app.entry(&kim, "Minji found a snail in the garden", "2026-10-01T10:00:00Z").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids = vec![first];
+    for i in 0..10 {
+        let who = if i % 2 == 0 { "Minji" } else { "Junho" };
+        ids.push(app.entry(&kim, &format!("{who} counted {i} ladybirds on the fence"), "2026-10-02T10:00:00Z").await);
+    }
+    for id in &ids {
+        let mut enriched = false;
+        for _ in 0..400 {
+            let (_, v) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
+            if !v["insights"].is_null() {
+                assert!(!v["insights"]["summary"].as_str().unwrap_or("").is_empty(), "{v}");
+                enriched = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(enriched, "entry {id} was never enriched");
+    }
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dadly_job_batches_total{kind=\"enrich\"} 2"), "the first alone, then the ten that came meanwhile:\n{metrics}");
+    assert!(metrics.contains("dadly_job_batch_jobs_total{kind=\"enrich\"} 11"), "{metrics}");
+    // Each entry was asked about once, with its own text.
+    let asked: Vec<String> = fake.chat_requests(Some("entry_insights")).iter().map(|r| r["messages"][1]["content"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(asked.len(), 11, "{asked:?}");
+    for i in 0..10 {
+        assert_eq!(asked.iter().filter(|text| text.contains(&format!("counted {i} ladybirds"))).count(), 1, "{asked:?}");
+    }
+}

@@ -59,7 +59,7 @@ impl EntryStore for SqliteStore {
         }
         let ids_json = to_json(&ids.iter().map(|i| i.to_string()).collect::<Vec<_>>());
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.family_id = $1 AND e.id IN (SELECT value FROM json_each($2))"
+            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE +e.family_id = $1 AND e.id IN (SELECT value FROM json_each($2))"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(family_id.to_string())
@@ -203,7 +203,7 @@ impl EntryStore for SqliteStore {
             "INSERT INTO entry_insights (entry_id, family_id, entry_version, summary, topics, emotions, member_ids, model, prompt_name, prompt_version, created_at) \
              SELECT e.id, e.family_id, e.version, x.value ->> '$.summary', x.value -> '$.topics', x.value -> '$.emotions', x.value -> '$.member_ids', \
                x.value ->> '$.model', x.value ->> '$.prompt_name', x.value ->> '$.prompt_version', x.value ->> '$.created_at' \
-             FROM json_each($2) AS x JOIN entries e ON e.id = x.value ->> '$.entry_id' AND e.version = x.value ->> '$.entry_version' \
+             FROM json_each($2) AS x CROSS JOIN entries e ON e.id = x.value ->> '$.entry_id' AND e.version = x.value ->> '$.entry_version' \
              WHERE e.family_id = $1 \
              ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, summary = excluded.summary, \
                topics = excluded.topics, emotions = excluded.emotions, member_ids = excluded.member_ids, model = excluded.model, \
@@ -225,7 +225,7 @@ impl EntryStore for SqliteStore {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = entry_ids.iter().map(|id| id.to_string()).collect();
-        let rows = sqlx::query("SELECT * FROM entry_insights WHERE family_id = $1 AND entry_id IN (SELECT value FROM json_each($2))")
+        let rows = sqlx::query("SELECT * FROM entry_insights WHERE +family_id = $1 AND entry_id IN (SELECT value FROM json_each($2))")
             .bind(family_id.to_string())
             .bind(to_json(&ids))
             .fetch_all(&self.pool)

@@ -33,8 +33,9 @@ impl VectorStore for SqliteStore {
         }
         let json = serde_json::to_string(updates).map_err(|e| StoreError::Backend(Box::new(e)))?;
         sqlx::query(
-            "UPDATE entry_vectors SET member_ids = x.value -> '$.member_ids', topics = x.value -> '$.topics', emotions = x.value -> '$.emotions' \
-             FROM json_each($1) AS x WHERE entry_vectors.entry_id = x.value ->> '$.entry_id' AND entry_vectors.family_id = $2",
+            "UPDATE entry_vectors SET (member_ids, topics, emotions) = \
+               (SELECT x.value -> '$.member_ids', x.value -> '$.topics', x.value -> '$.emotions' FROM json_each($1) AS x WHERE x.value ->> '$.entry_id' = entry_vectors.entry_id) \
+             WHERE entry_id IN (SELECT x.value ->> '$.entry_id' FROM json_each($1) AS x) AND +family_id = $2",
         )
         .bind(json)
         .bind(family_id.to_string())
