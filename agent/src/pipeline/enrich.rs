@@ -241,10 +241,46 @@ impl Agent {
 /// embeddings call or a family's write failed for all of them).
 pub type BatchOutcome = Result<&'static str, std::sync::Arc<JobError>>;
 
+/// The families of a batch's jobs, each once, in order of first appearance.
+fn families_of(jobs: &[Job]) -> Vec<FamilyId> {
+    let mut families: Vec<FamilyId> = Vec::new();
+    for j in jobs {
+        if !families.contains(&j.family_id) {
+            families.push(j.family_id);
+        }
+    }
+    families
+}
+
+/// Gives the jobs at `which` one shared error as their outcome.
+fn fail_all(outcomes: &mut [Option<BatchOutcome>], which: &[usize], e: JobError) {
+    let e = std::sync::Arc::new(e);
+    for &i in which {
+        outcomes[i] = Some(Err(e.clone()));
+    }
+}
+
 /// Model calls one enrichment batch has in flight at once.
 const ENRICH_CALLS_AT_ONCE: usize = 4;
 
 impl Agent {
+    /// A batch's trace: the entries it holds, and for a batch of one its entry and attempt.
+    fn batch_root(&self, name: &str, jobs: &[Job]) -> Span {
+        let mut root = self.b.tracer.root(
+            name,
+            RunType::Chain,
+            json!({ "entries": jobs.iter().map(|j| json!({ "entry_id": j.entry_id, "version": j.entry_version })).collect::<Vec<_>>() }),
+        );
+        if let [job] = jobs {
+            root.metadata("entry_id", json!(job.entry_id));
+            root.metadata("attempt", json!(job.attempts));
+        }
+        root.metadata("entry_ids", json!(jobs.iter().map(|j| j.entry_id).collect::<Vec<_>>()));
+        root.metadata("batch", json!(jobs.len()));
+        root.tag("job");
+        root
+    }
+
     /// Runs a batch of claimed jobs of one batched kind (`Embed` or `Enrich`)
     /// as one trace; each job's outcome, in order.
     pub async fn run_batch(&self, jobs: &[Job]) -> Vec<BatchOutcome> {
@@ -266,31 +302,9 @@ impl Agent {
     pub async fn run_enrich_batch(&self, jobs: &[Job]) -> Vec<BatchOutcome> {
         use futures_util::StreamExt;
         use std::sync::Arc;
-        let mut root = self.b.tracer.root(
-            "enrich",
-            RunType::Chain,
-            json!({ "entries": jobs.iter().map(|j| json!({ "entry_id": j.entry_id, "version": j.entry_version })).collect::<Vec<_>>() }),
-        );
-        if let [job] = jobs {
-            root.metadata("entry_id", json!(job.entry_id));
-            root.metadata("attempt", json!(job.attempts));
-        }
-        root.metadata("entry_ids", json!(jobs.iter().map(|j| j.entry_id).collect::<Vec<_>>()));
-        root.metadata("batch", json!(jobs.len()));
-        root.tag("job");
+        let root = self.batch_root("enrich", jobs);
         let mut outcomes: Vec<Option<BatchOutcome>> = vec![None; jobs.len()];
-        let fail = |outcomes: &mut Vec<Option<BatchOutcome>>, which: &[usize], e: JobError| {
-            let e = Arc::new(e);
-            for &i in which {
-                outcomes[i] = Some(Err(e.clone()));
-            }
-        };
-        let mut families: Vec<FamilyId> = Vec::new();
-        for j in jobs {
-            if !families.contains(&j.family_id) {
-                families.push(j.family_id);
-            }
-        }
+        let families = families_of(jobs);
 
         // The entries as queued (a deleted or edited one makes its job a no-op) and each family's children.
         let mut live: Vec<(usize, Entry, Arc<Vec<Member>>)> = Vec::new();
@@ -300,14 +314,14 @@ impl Agent {
             let entries = match self.b.store.get_entries(family, &ids).await {
                 Ok(entries) => entries,
                 Err(e) => {
-                    fail(&mut outcomes, &mine, e.into());
+                    fail_all(&mut outcomes, &mine, e.into());
                     continue;
                 }
             };
             let members = match self.b.store.list_members(family).await {
                 Ok(members) => Arc::new(members),
                 Err(e) => {
-                    fail(&mut outcomes, &mine, e.into());
+                    fail_all(&mut outcomes, &mine, e.into());
                     continue;
                 }
             };
@@ -331,7 +345,7 @@ impl Agent {
         for (i, result) in enriched {
             match result {
                 Ok(insight) => insights.push((i, insight)),
-                Err(e) => fail(&mut outcomes, &[i], e),
+                Err(e) => fail_all(&mut outcomes, &[i], e),
             }
         }
 
@@ -346,7 +360,7 @@ impl Agent {
             let written = match self.b.store.put_insights(family, &batch).await {
                 Ok(written) => written,
                 Err(e) => {
-                    fail(&mut outcomes, &which, e.into());
+                    fail_all(&mut outcomes, &which, e.into());
                     continue;
                 }
             };
@@ -383,33 +397,11 @@ impl Agent {
     /// and one indexed-mark transaction. Returns each job's outcome, in order.
     pub async fn run_embed_batch(&self, jobs: &[Job]) -> Vec<BatchOutcome> {
         use std::sync::Arc;
-        let mut root = self.b.tracer.root(
-            "embed",
-            RunType::Chain,
-            json!({ "entries": jobs.iter().map(|j| json!({ "entry_id": j.entry_id, "version": j.entry_version })).collect::<Vec<_>>() }),
-        );
-        if let [job] = jobs {
-            root.metadata("entry_id", json!(job.entry_id));
-            root.metadata("attempt", json!(job.attempts));
-        }
-        root.metadata("entry_ids", json!(jobs.iter().map(|j| j.entry_id).collect::<Vec<_>>()));
-        root.metadata("batch", json!(jobs.len()));
-        root.tag("job");
+        let root = self.batch_root("embed", jobs);
         let mut outcomes: Vec<Option<BatchOutcome>> = vec![None; jobs.len()];
-        let fail = |outcomes: &mut Vec<Option<BatchOutcome>>, which: &[usize], e: JobError| {
-            let e = Arc::new(e);
-            for &i in which {
-                outcomes[i] = Some(Err(e.clone()));
-            }
-        };
 
         // The entries, read per family; a deleted or edited one makes its job a no-op.
-        let mut families: Vec<FamilyId> = Vec::new();
-        for j in jobs {
-            if !families.contains(&j.family_id) {
-                families.push(j.family_id);
-            }
-        }
+        let families = families_of(jobs);
         let mut live: Vec<(usize, Entry)> = Vec::new();
         for &family in &families {
             let mine: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].family_id == family).collect();
@@ -423,7 +415,7 @@ impl Agent {
                         }
                     }
                 }
-                Err(e) => fail(&mut outcomes, &mine, e.into()),
+                Err(e) => fail_all(&mut outcomes, &mine, e.into()),
             }
         }
 
@@ -448,7 +440,7 @@ impl Agent {
                 Ok(found) => insights.extend(found),
                 Err(e) => {
                     let which: Vec<usize> = live.iter().filter(|(_, e)| e.family_id == family).map(|(i, _)| *i).collect();
-                    fail(&mut outcomes, &which, e.into());
+                    fail_all(&mut outcomes, &which, e.into());
                 }
             }
         }
@@ -473,12 +465,12 @@ impl Agent {
                 Ok(done) if done.vectors.len() == count => Some(done),
                 Ok(done) => {
                     let which: Vec<usize> = live.iter().map(|(i, _)| *i).collect();
-                    fail(&mut outcomes, &which, ModelError::BadResponse(format!("{} embeddings for {count} pieces", done.vectors.len())).into());
+                    fail_all(&mut outcomes, &which, ModelError::BadResponse(format!("{} embeddings for {count} pieces", done.vectors.len())).into());
                     None
                 }
                 Err(e) => {
                     let which: Vec<usize> = live.iter().map(|(i, _)| *i).collect();
-                    fail(&mut outcomes, &which, e.into());
+                    fail_all(&mut outcomes, &which, e.into());
                     None
                 }
             }
@@ -519,7 +511,7 @@ impl Agent {
                 let span = root.child("upsert_vectors", RunType::Tool, json!({ "family_id": family, "count": mine.len(), "backend": self.b.index.backend() }));
                 if let Err(e) = self.b.index.upsert_many(family, mine.iter().map(|(_, _, r)| r.clone()).collect()).await {
                     span.fail(&e.to_string());
-                    fail(&mut outcomes, &which, e.into());
+                    fail_all(&mut outcomes, &which, e.into());
                     continue;
                 }
                 span.end(json!({ "ok": true }));
@@ -533,7 +525,7 @@ impl Agent {
                 let first = match self.b.store.mark_indexed_many(family, &versions).await {
                     Ok(first) => first,
                     Err(e) => {
-                        fail(&mut outcomes, &which, e.into());
+                        fail_all(&mut outcomes, &which, e.into());
                         continue;
                     }
                 };
