@@ -493,6 +493,16 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     assert_eq!(store.vector_generation(fid).await.unwrap(), before + 2, "the generation moves by the rows written");
     assert!(store.load_vectors(b.family.id, None, None).await.unwrap().is_empty());
     assert_eq!(store.load_vectors(fid, None, None).await.unwrap().len(), 2);
+    // The same entry twice in a batch: written once, the last record wins; an odd value is kept.
+    let mut again = rec(&mine[0]);
+    again.vector = vec![0.0, 1.0, -0.25];
+    let mut odd = rec(&mine[1]);
+    odd.vector = vec![f32::NAN, 1.0, 0.0];
+    assert_eq!(store.put_vectors(fid, &[rec(&mine[0]), odd, again.clone()]).await.unwrap(), vec![mine[0].id, mine[1].id]);
+    let loaded = store.load_vectors(fid, None, None).await.unwrap();
+    assert_eq!(loaded.iter().find(|r| r.entry_id == mine[0].id).unwrap().vector, again.vector);
+    assert!(loaded.iter().find(|r| r.entry_id == mine[1].id).unwrap().vector[0].is_nan());
+    store.put_vectors(fid, &[rec(&mine[0]), rec(&mine[1])]).await.unwrap();
     let first = store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into()), (mine[1].id, 4, "snail".into()), (theirs.id, 1, "snail".into())]).await.unwrap();
     assert_eq!(first, vec![mine[0].id], "indexed for the first time: only the family's entry at that version");
     let again = store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into())]).await.unwrap();
@@ -527,6 +537,8 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     let written = store.put_insights(fid, &many).await.unwrap();
     assert_eq!(written, vec![mine[0].id], "not an old version, not another family's entry");
     assert!(store.put_insights(fid, &[]).await.unwrap().is_empty());
+    let twice = store.put_insights(fid, &[insight(&mine[0], 1, &["first"], &[]), many[0].clone()]).await.unwrap();
+    assert_eq!(twice, vec![mine[0].id], "the same entry twice: written once, the last wins");
     let stored = store.get_insight(fid, mine[0].id).await.unwrap().unwrap();
     assert_eq!((stored.summary.as_str(), stored.topics.clone(), stored.emotions.clone(), stored.member_ids.clone()), (many[0].summary.as_str(), many[0].topics.clone(), vec!["joy".to_string()], vec![a.kids[0].id]));
     assert_eq!(stored.created_at.timestamp_millis(), many[0].created_at.timestamp_millis());

@@ -177,9 +177,12 @@ impl EntryStore for PostgresStore {
         }
         // One statement for the whole batch: the insights go in as a JSON
         // array, and only those for their entry's current version are written.
+        // One row per entry, the last insight winning (ON CONFLICT may touch a row only once).
         let rows: Vec<serde_json::Value> = insights
             .iter()
-            .map(|i| {
+            .enumerate()
+            .filter(|(n, i)| !insights[n + 1..].iter().any(|later| later.entry_id == i.entry_id))
+            .map(|(_, i)| {
                 serde_json::json!({
                     "entry_id": i.entry_id, "entry_version": i.entry_version, "summary": i.summary,
                     "topics": i.topics, "emotions": i.emotions, "member_ids": i.member_ids, "model": i.model,

@@ -5,18 +5,47 @@ use super::*;
 #[async_trait]
 impl VectorStore for SqliteStore {
     async fn put_vector(&self, family_id: FamilyId, v: &VectorRecord) -> StoreResult<()> {
-        put_vector_in(&mut *self.pool.acquire().await.map_err(map_err)?, family_id, v).await.map(|_| ())
+        self.put_vectors(family_id, std::slice::from_ref(v)).await.map(|_| ())
     }
     async fn put_vectors(&self, family_id: FamilyId, records: &[VectorRecord]) -> StoreResult<Vec<EntryId>> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut written = Vec::with_capacity(records.len());
-        for v in records {
-            if put_vector_in(&mut tx, family_id, v).await? {
-                written.push(v.entry_id);
-            }
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
-        tx.commit().await.map_err(map_err)?;
-        Ok(written)
+        // One statement for the batch: the records go in as a JSON array (the
+        // vector bytes as hex), joined from the list to each entry by id.
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "id": v.entry_id.to_string(), "version": v.entry_version, "model": v.model, "dims": v.vector.len(),
+                    "vector": hex(&vector_to_bytes(&v.flattened())), "member_ids": v.member_ids, "topics": v.topics,
+                    "emotions": v.emotions, "occurred_at": ms(v.occurred_at),
+                })
+            })
+            .collect();
+        let written: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, dims, vector, member_ids, topics, emotions, occurred_at) \
+             SELECT e.id, e.family_id, x.value ->> '$.version', x.value ->> '$.model', x.value ->> '$.dims', unhex(x.value ->> '$.vector'), \
+               x.value -> '$.member_ids', x.value -> '$.topics', x.value -> '$.emotions', x.value ->> '$.occurred_at' \
+             FROM json_each($1) AS x CROSS JOIN entries e ON e.id = x.value ->> '$.id' \
+             WHERE +e.family_id = $2 \
+             ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
+               dims = excluded.dims, vector = excluded.vector, member_ids = excluded.member_ids, topics = excluded.topics, \
+               emotions = excluded.emotions, occurred_at = excluded.occurred_at \
+             RETURNING entry_id",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(family_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        // In the records' order, each once.
+        Ok(records.iter().map(|r| r.entry_id).filter(|id| written.contains(&id.to_string())).fold(Vec::new(), |mut out, id| {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+            out
+        }))
     }
     async fn delete_vector(&self, family_id: FamilyId, entry_id: EntryId) -> StoreResult<()> {
         sqlx::query("DELETE FROM entry_vectors WHERE entry_id = $1 AND family_id = $2")
@@ -97,40 +126,55 @@ impl VectorStore for SqliteStore {
             .map(|_| ())
     }
     async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<Vec<EntryId>> {
-        let family = family_token(family_id);
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let mut first = Vec::new();
-        for (entry_id, version, terms) in versions {
-            let before: Option<Option<i64>> = sqlx::query_scalar("SELECT indexed_version FROM entries WHERE id = $1 AND family_id = $2 AND version = $3")
-                .bind(entry_id.to_string())
-                .bind(family_id.to_string())
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if matches!(before, Some(v) if v != Some(*version)) {
-                first.push(*entry_id);
-            }
-            let marked = sqlx::query("UPDATE entries SET indexed_version = $1 WHERE id = $2 AND family_id = $3 AND version = $1")
-                .bind(version)
-                .bind(entry_id.to_string())
-                .bind(family_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if marked.rows_affected() == 0 {
-                continue;
-            }
-            sqlx::query("INSERT INTO entry_lexicon (entry_id, family, terms) VALUES ($1, $2, $3) ON CONFLICT (entry_id) DO UPDATE SET terms = excluded.terms")
-                .bind(entry_id.to_string())
-                .bind(&family)
-                .bind(terms)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        if versions.is_empty() {
+            return Ok(Vec::new());
         }
+        // Three statements for the batch, whatever its size, in one transaction.
+        let list = serde_json::Value::Array(
+            versions.iter().map(|(id, version, terms)| serde_json::json!({ "id": id.to_string(), "version": version, "terms": terms })).collect(),
+        )
+        .to_string();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Indexed for the first time: at that version now, and not marked at it before.
+        let first: Vec<String> = sqlx::query_scalar(
+            "SELECT e.id FROM json_each($1) AS x CROSS JOIN entries e ON e.id = x.value ->> '$.id' \
+             WHERE +e.family_id = $2 AND e.version = x.value ->> '$.version' AND e.indexed_version IS NOT e.version",
+        )
+        .bind(&list)
+        .bind(family_id.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let marked: Vec<String> = sqlx::query_scalar(
+            "UPDATE entries SET indexed_version = version \
+             WHERE id IN (SELECT x.value ->> '$.id' FROM json_each($1) AS x) AND +family_id = $2 \
+               AND version IN (SELECT x.value ->> '$.version' FROM json_each($1) AS x WHERE x.value ->> '$.id' = entries.id) \
+             RETURNING id",
+        )
+        .bind(&list)
+        .bind(family_id.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO entry_lexicon (entry_id, family, terms) \
+             SELECT x.value ->> '$.id', $2, x.value ->> '$.terms' FROM json_each($1) AS x \
+             WHERE x.value ->> '$.id' IN (SELECT value FROM json_each($3)) \
+             ON CONFLICT (entry_id) DO UPDATE SET terms = excluded.terms",
+        )
+        .bind(&list)
+        .bind(family_token(family_id))
+        .bind(to_json(&marked))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(first)
+        Ok(versions.iter().map(|(id, _, _)| *id).filter(|id| first.contains(&id.to_string())).fold(Vec::new(), |mut out, id| {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+            out
+        }))
     }
     async fn lexical_search(
         &self,
@@ -182,30 +226,15 @@ impl VectorStore for SqliteStore {
     }
 }
 
-/// Writes one vector on `conn`; false when the entry is gone (nothing written).
-async fn put_vector_in(conn: &mut sqlx::SqliteConnection, family_id: FamilyId, v: &VectorRecord) -> StoreResult<bool> {
-    // Written only while the entry exists in this family (a deleted entry stays deleted).
-    let done = sqlx::query(
-        "INSERT INTO entry_vectors (entry_id, family_id, entry_version, model, dims, vector, member_ids, topics, emotions, occurred_at) \
-         SELECT id, family_id, $3, $4, $5, $6, $7, $8, $9, $10 FROM entries WHERE id = $1 AND family_id = $2 \
-         ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
-           dims = excluded.dims, vector = excluded.vector, member_ids = excluded.member_ids, topics = excluded.topics, \
-           emotions = excluded.emotions, occurred_at = excluded.occurred_at",
-    )
-    .bind(v.entry_id.to_string())
-    .bind(family_id.to_string())
-    .bind(v.entry_version)
-    .bind(&v.model)
-    .bind(v.vector.len() as i64)
-    .bind(vector_to_bytes(&v.flattened()))
-    .bind(to_json(&v.member_ids))
-    .bind(to_json(&v.topics))
-    .bind(to_json(&v.emotions))
-    .bind(ms(v.occurred_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    Ok(done.rows_affected() > 0)
+/// Bytes as lowercase hex (for `unhex()` in a JSON batch).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
 }
 
 /// The family as one FTS token (no hyphens for the tokenizer to split on).
