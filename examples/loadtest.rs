@@ -75,6 +75,10 @@ async fn run(label: &str, bodies: Vec<serde_json::Value>, url: &str, token: &str
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // LOADTEST_LOG=1: the server's warnings and errors on stderr (why a job retried, say).
+    if std::env::var("LOADTEST_LOG").is_ok_and(|v| v == "1") {
+        tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(std::io::stderr).init();
+    }
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (entries, questions, concurrency) = (*args.first().unwrap_or(&1000), *args.get(1).unwrap_or(&300), *args.get(2).unwrap_or(&16));
     let dir = tempfile::tempdir()?;
@@ -211,6 +215,10 @@ async fn steady(url: &str, token: &str, rate: f64, seconds: f64, metrics: &str) 
     println!("\nenriched after the run: {:.1} s", settle.elapsed().as_secs_f64());
     let text = read().await?;
     let value = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.split_whitespace().last()).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+    // Attempts that did not succeed at once (a retry costs an entry seconds of freshness).
+    for line in text.lines().filter(|l| l.starts_with("dadly_jobs_total{") && !l.contains("outcome=\"done\"")) {
+        println!("{line}");
+    }
     for kind in ["embed", "enrich"] {
         let batches = value(&format!("dadly_job_batches_total{{kind=\"{kind}\"}}"));
         let jobs = value(&format!("dadly_job_batch_jobs_total{{kind=\"{kind}\"}}"));

@@ -12,6 +12,7 @@ use dadly_agent::domain::*;
 use dadly_agent::store::*;
 use uuid::Uuid;
 
+#[derive(Clone)]
 struct Fam {
     family: Family,
     user: User,
@@ -582,6 +583,37 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     assert!(store.lexical_search(fid, &snail, None, None, 10).await.unwrap().is_empty());
 }
 
+/// Marking a batch indexed reads before it writes; it must not fail because
+/// other connections write meanwhile (on SQLite a deferred transaction would
+/// fail with SQLITE_BUSY_SNAPSHOT, and every embedding batch would retry).
+async fn indexed_marks_hold_under_concurrent_writes(store: Arc<dyn Store>) {
+    let f = fam(store.as_ref(), "Kim").await;
+    let fid = f.family.id;
+    let mut entries = Vec::new();
+    for i in 0..40 {
+        entries.push(add(store.as_ref(), &f, &format!("note {i}"), "2026-10-05T10:00:00Z", &[]).await);
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (store, f) = (store.clone(), f.clone());
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    add(store.as_ref(), &f, &format!("writer {w} note {i}"), "2026-10-06T10:00:00Z", &[]).await;
+                }
+            })
+        })
+        .collect();
+    let mut marked = 0;
+    for chunk in entries.chunks(4) {
+        let batch: Vec<(EntryId, i64, String)> = chunk.iter().map(|e| (e.id, 1, e.raw_text.clone())).collect();
+        marked += store.mark_indexed_many(fid, &batch).await.expect("marking while others write").len();
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(marked, 40);
+}
+
 macro_rules! contract {
     ($($name:ident),*) => {
         mod sqlite {
@@ -593,7 +625,7 @@ macro_rules! contract {
     };
 }
 
-contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, housekeeping_prunes_only_what_is_old, retention_finds_old_audio_and_children_of_age_in_every_family, chat_turns_and_usage, channel_records, batched_jobs_and_vectors);
+contract!(families_users_and_members, entries_lifecycle, families_are_isolated, vectors_and_index_marks, job_queue, jobs_survive_outages_heartbeats_and_dead_workers, housekeeping_prunes_only_what_is_old, retention_finds_old_audio_and_children_of_age_in_every_family, chat_turns_and_usage, channel_records, batched_jobs_and_vectors, indexed_marks_hold_under_concurrent_writes);
 
 mod postgres_only {
     use super::*;

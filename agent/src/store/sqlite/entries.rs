@@ -268,7 +268,7 @@ impl EntryStore for SqliteStore {
         rows.iter().map(|r| Ok((uuid(r, "entry_id")?, r.try_get("description").map_err(map_err)?))).collect()
     }
     async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.write_tx().await?;
         for turn in turns {
             sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                 .bind(Uuid::now_v7().to_string())

@@ -134,7 +134,8 @@ impl VectorStore for SqliteStore {
             versions.iter().map(|(id, version, terms)| serde_json::json!({ "id": id.to_string(), "version": version, "terms": terms })).collect(),
         )
         .to_string();
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // It reads before it writes: it must hold the write lock from the start.
+        let mut tx = self.write_tx().await?;
         // Indexed for the first time: at that version now, and not marked at it before.
         let first: Vec<String> = sqlx::query_scalar(
             "SELECT e.id FROM json_each($1) AS x CROSS JOIN entries e ON e.id = x.value ->> '$.id' \
