@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// Many of a family's entries by id (`$1` the family, `$2` a JSON list of
+/// ids), looked up by id: `+` keeps the planner off the family index, which
+/// would scan every entry of the family for each batch.
+pub(super) fn entries_by_id_sql() -> String {
+    format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE +e.family_id = $1 AND e.id IN (SELECT value FROM json_each($2))")
+}
+
 /// Inserts an entry (members, pending media, jobs) inside a caller's transaction.
 pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<()> {
     sqlx::query(
@@ -58,9 +65,7 @@ impl EntryStore for SqliteStore {
             return Ok(Vec::new());
         }
         let ids_json = to_json(&ids.iter().map(|i| i.to_string()).collect::<Vec<_>>());
-        let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e WHERE +e.family_id = $1 AND e.id IN (SELECT value FROM json_each($2))"
-        );
+        let sql = entries_by_id_sql();
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(family_id.to_string())
             .bind(ids_json)
