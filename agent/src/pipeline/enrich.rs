@@ -535,8 +535,12 @@ impl Agent {
                 // second writes the insight's payload, so the point ends equal to it.
                 let unenriched: Vec<EntryId> = mine.iter().filter(|(_, had, _)| !had).map(|(_, _, r)| r.entry_id).collect();
                 let late = self.b.store.get_insights(family, &unenriched).await;
+                // (Two jobs of one entry in a batch — its first embedding and the one after its
+                // photo's description, say — are one parent wait.)
+                let mut observed: Vec<EntryId> = Vec::new();
                 for (i, had_insight, r) in &mine {
-                    if let Some((_, entry)) = live.iter().find(|(j, _)| j == i).filter(|(_, e)| first.contains(&e.id)) {
+                    if let Some((_, entry)) = live.iter().find(|(j, _)| j == i).filter(|(_, e)| first.contains(&e.id) && !observed.contains(&e.id)) {
+                        observed.push(entry.id);
                         // Freshness: from this version's save to searchable (the first
                         // time only: a re-embedding after a photo's description or a
                         // reindex is not a parent waiting).
