@@ -632,6 +632,28 @@ mod postgres_only {
     use dadly_agent::store::PostgresStore;
     use sqlx::Row;
 
+    /// A long chat's history is read in index order, stopping after the
+    /// limit, even before the table has statistics (a new instance): a sort
+    /// over the whole chat cost ~260 ms a question under load.
+    #[tokio::test]
+    async fn chat_history_is_read_in_index_order_without_statistics() {
+        let Some(store) = crate::support::postgres().await else { return };
+        let kim = fam(store.as_ref(), "Kim").await;
+        let turns: Vec<ChatTurn> = (0..500)
+            .map(|i| ChatTurn { chat_id: "web:1".into(), role: if i % 2 == 0 { "user".into() } else { "assistant".into() }, content: format!("turn {i}"), created_at: Utc::now() })
+            .collect();
+        store.add_chat_turns(kim.family.id, kim.user.id, &turns).await.unwrap();
+        let pool = store.pool();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.family_id', $1, true)").bind(kim.family.id.to_string()).execute(&mut *tx).await.unwrap();
+        let sql = format!("EXPLAIN (ANALYZE, FORMAT TEXT) {}", dadly_agent::store::RECENT_CHAT_TURNS_SQL);
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(kim.family.id).bind("web:1").bind(8i64).fetch_all(&mut *tx).await.unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("Index Scan Backward using chat_turns_chat") && !plan.contains("Sort"), "{plan}");
+        let recent = store.recent_chat_turns(kim.family.id, "web:1", 8).await.unwrap();
+        assert_eq!(recent.len(), 8);
+    }
+
     #[tokio::test]
     async fn row_level_security_hides_other_families_even_without_a_where() {
         let Some(store) = crate::support::postgres().await else { return };

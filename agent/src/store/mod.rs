@@ -7,6 +7,8 @@ mod postgres;
 mod sqlite;
 
 pub use postgres::PostgresStore;
+#[doc(hidden)]
+pub use postgres::RECENT_CHAT_TURNS_SQL;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

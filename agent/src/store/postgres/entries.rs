@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// A chat's latest turns, newest first: served in the order of the
+/// `chat_turns_chat` index, so it reads `$3` rows however long the chat is.
+#[doc(hidden)]
+pub const RECENT_CHAT_TURNS_SQL: &str = "SELECT chat_id, role, content, created_at FROM chat_turns WHERE family_id = $1 AND chat_id = $2 \
+     ORDER BY created_at DESC, id DESC LIMIT $3";
+
 /// Inserts an entry (members, pending media, jobs) inside a caller's transaction; returns it.
 pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
     let inserted = sqlx::query(
@@ -278,10 +284,7 @@ impl EntryStore for PostgresStore {
     }
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {
         let mut tx = self.family_tx(family_id).await?;
-        let rows = sqlx::query(
-            "SELECT chat_id, role, content, created_at FROM chat_turns WHERE family_id = $1 AND chat_id = $2 \
-             ORDER BY created_at DESC, id DESC LIMIT $3",
-        )
+        let rows = sqlx::query(RECENT_CHAT_TURNS_SQL)
         .bind(family_id)
         .bind(chat_id)
         .bind(i64::from(limit))

@@ -233,6 +233,8 @@ fn stored_now() -> DateTime<Utc> {
 mod capsules;
 mod channels;
 mod entries;
+#[doc(hidden)]
+pub use entries::RECENT_CHAT_TURNS_SQL;
 mod erasure;
 mod families;
 mod jobs;
