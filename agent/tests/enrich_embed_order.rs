@@ -43,6 +43,10 @@ impl Payloads {
 }
 
 fn agent(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>, dir: &std::path::Path) -> Agent {
+    agent_with(store, index, dir, Arc::new(Metrics::default()))
+}
+
+fn agent_with(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>, dir: &std::path::Path, metrics: Arc<Metrics>) -> Agent {
     let backends = Backends {
         store,
         index,
@@ -51,7 +55,7 @@ fn agent(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>, dir: &std::path::Pa
         embedder: Arc::new(OfflineModels::embedder()),
         transcriber: Arc::new(OfflineModels::transcriber()),
         tracer: Tracer::new(Arc::new(FileTraceSink::start(dir.join("traces"))), "test", true),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         channels: Vec::new(),
         capsule_key: None,
     };
@@ -115,4 +119,47 @@ async fn payload_equals_insight_in_either_order_on_qdrant() {
     let standin = QdrantStandIn::start(None).await;
     let index = QdrantIndex::connect(&standin.url, None, "entries_v1", dadly_agent::models::OFFLINE_DIMENSIONS).await.unwrap();
     both_orders(store, Arc::new(index), Payloads::Qdrant(standin)).await;
+}
+
+fn job(kind: JobKind, entry: &Entry) -> Job {
+    Job { id: uuid::Uuid::now_v7(), family_id: entry.family_id, kind, entry_id: entry.id, entry_version: entry.version, attempts: 1, max_attempts: 8, transient_failures: 0 }
+}
+
+/// Two embedding jobs of one entry in a batch (its first embedding and the
+/// one after its photo's description) are one parent wait; an enrichment
+/// batch writes each live entry's insight once and leaves an edited one's
+/// old job a no-op.
+#[tokio::test]
+async fn batches_count_an_entry_once_and_skip_stale_versions() {
+    let (store, _dir) = support::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let agent = agent_with(store.clone(), Arc::new(EmbeddedIndex::new(store.clone())), dir.path(), metrics.clone());
+    let family = store.create_family("Kim").await.unwrap();
+    let user = store.create_user(family.id, "Parent").await.unwrap();
+    store.create_member(family.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await.unwrap();
+    let record = |text: &str| RecordInput {
+        text: text.into(),
+        source: Source::Web,
+        occurred_at: None,
+        member_ids: None,
+        sent_at: chrono::Utc::now().fixed_offset(),
+        dedupe_key: None,
+        reply_to: None,
+    };
+    let a = agent.record(&user, record("Minji built a sandcastle at the beach")).await.unwrap();
+    let b = agent.record(&user, record("민지가 이를 닦았다。🦷")).await.unwrap();
+
+    let outcomes = agent.run_batch(&[job(JobKind::Embed, &a), job(JobKind::Embed, &a), job(JobKind::Embed, &b)]).await;
+    assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
+    let lag = metrics.render();
+    assert!(lag.contains("dadly_index_lag_seconds_count 2\n"), "two entries, two waits:\n{lag}");
+
+    let old = job(JobKind::Enrich, &b);
+    let edited = store.update_entry(family.id, b.id, "민지가 이를 닦고 웃었다", &[], &[]).await.unwrap();
+    let outcomes = agent.run_batch(&[job(JobKind::Enrich, &a), old, job(JobKind::Enrich, &edited)]).await;
+    let outcomes: Vec<&str> = outcomes.iter().map(|o| *o.as_ref().unwrap()).collect();
+    assert_eq!(outcomes, vec!["enriched", "stale", "enriched"]);
+    assert_eq!(store.get_insight(family.id, b.id).await.unwrap().unwrap().entry_version, edited.version);
+    assert!(store.get_insight(family.id, a.id).await.unwrap().is_some());
 }

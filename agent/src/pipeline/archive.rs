@@ -265,7 +265,7 @@ impl Agent {
                 let row = store.entry_media(family.id, created.id).await?.into_iter().find(|r| r.blob_key.is_none()).ok_or(AgentError::NotFound)?;
                 store.media_fetched(family.id, row.id, &stored).await?;
                 // A description comes back as it was (the photo is not described again).
-                if let Some(d) = m.description.as_deref().map(|d| crate::text::snippet(&d.replace('\0', ""), 1000)).filter(|d| !d.trim().is_empty()) {
+                if let Some(d) = m.description.as_deref().map(|d| crate::text::model_snippet(d, 1000)).filter(|d| !d.trim().is_empty()) {
                     store.describe_media(family.id, row.id, &d).await?;
                 }
                 out.media += 1;

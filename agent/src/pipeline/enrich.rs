@@ -104,7 +104,7 @@ fn string_list(v: &Value, key: &str, max: usize) -> Result<Vec<String>, ModelErr
     let mut out: Vec<String> = Vec::new();
     for item in items {
         let s = item.as_str().ok_or_else(|| ModelError::BadResponse(format!("`{key}` has a non-string item")))?;
-        let s = s.trim().to_lowercase();
+        let s = s.replace('\0', "").trim().to_lowercase();
         if !s.is_empty() && s.chars().count() <= 40 && !out.contains(&s) {
             out.push(s);
         }
@@ -129,7 +129,7 @@ pub(crate) fn parse_enrich(content: &str) -> Result<EnrichOutput, ModelError> {
         .filter_map(|m| m.as_str().map(|s| s.trim().to_string()))
         .collect();
     Ok(EnrichOutput {
-        summary: crate::text::snippet(summary, 500),
+        summary: crate::text::model_snippet(summary, 500),
         topics: string_list(&v, "topics", 6)?,
         emotions: string_list(&v, "emotions", 4)?,
         members,
@@ -583,6 +583,9 @@ mod tests {
         let out = parse_enrich(r#"{"summary":" Lost a tooth ","topics":["Milestone","milestone",""],"emotions":["Joy"],"members":["Minji"]}"#).unwrap();
         assert_eq!(out, EnrichOutput { summary: "Lost a tooth".into(), topics: vec!["milestone".into()], emotions: vec!["joy".into()], members: vec!["Minji".into()] });
         assert!(parse_enrich("```json\n{\"summary\":\"x\",\"topics\":[],\"emotions\":[],\"members\":[]}\n```").is_ok());
+        // NUL from a model never reaches the store (Postgres refuses it, failing the whole batch's write).
+        let nul = parse_enrich(r#"{"summary":"민지\u0000가 웃었다。🦷","topics":["\u0000","이\u0000빨"],"emotions":["joy\u0000"],"members":[]}"#).unwrap();
+        assert_eq!((nul.summary.as_str(), nul.topics.clone(), nul.emotions.clone()), ("민지가 웃었다。🦷", vec!["이빨".to_string()], vec!["joy".to_string()]));
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Agent {
                 Err(ModelError::NotConfigured(_)) => return Ok("no vision model: the caption alone is indexed"),
                 Err(e) => return Err(e.into()),
             };
-            let description = crate::text::snippet(&done.content.replace('\0', ""), 1000);
+            let description = crate::text::model_snippet(&done.content, 1000);
             if description.trim().is_empty() {
                 return Err(ModelError::BadResponse("an empty photo description".into()).into());
             }

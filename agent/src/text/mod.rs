@@ -16,6 +16,12 @@ pub fn is_korean(text: &str) -> bool {
     hangul > 0 && hangul >= latin
 }
 
+/// A model's text for storage: without NUL (never text; Postgres refuses it,
+/// and one refused row fails a whole batch's write), then cut like `snippet`.
+pub fn model_snippet(text: &str, max: usize) -> String {
+    snippet(&text.replace('\0', ""), max)
+}
+
 /// At most `max` characters of `text`, ending with `…` when cut.
 pub fn snippet(text: &str, max: usize) -> String {
     let text = text.trim();
