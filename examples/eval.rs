@@ -10,6 +10,7 @@
 //! Models come from the environment like the server's (`OPENAI_*`,
 //! `DADLY_*`); with none set, the offline models. recall@5 counts the expected
 //! entries among the first five sources, out of min(expected, 5).
+//! `EVAL_MISSES=1` lists every question that missed, with the sources' scores.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -188,6 +189,9 @@ async fn main() -> anyhow::Result<()> {
     let (mut ours, mut base_line) = (Score::default(), Score::default());
     let (mut ours_by, mut bm25_by): (BTreeMap<String, Score>, BTreeMap<String, Score>) = Default::default();
     let today = set["today"].as_str().unwrap();
+    // EVAL_MISSES=1 lists each question whose expected entries are not all in
+    // the first five sources (and each unanswerable one that got sources).
+    let show_misses = std::env::var("EVAL_MISSES").is_ok_and(|v| v == "1");
     for q in set["questions"].as_array().unwrap() {
         let expected: Vec<String> = q["expect"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
         let text = q["question"].as_str().unwrap();
@@ -195,6 +199,10 @@ async fn main() -> anyhow::Result<()> {
         let r: Value = http.post(format!("{base}/v1/chat")).bearer_auth(&token).json(&body).send().await?.error_for_status()?.json().await?;
         let got: Vec<String> = r["sources"].as_array().map(|s| s.iter().filter_map(|x| ids.get(x["entry_id"].as_str().unwrap()).cloned()).collect()).unwrap_or_default();
         let keys = [format!("type: {}", q["type"].as_str().unwrap()), format!("language: {}", q["lang"].as_str().unwrap())];
+        if show_misses && !expected.iter().take(5).all(|e| got.iter().take(5).any(|g| g == e)) || show_misses && expected.is_empty() && !got.is_empty() {
+            let scores: Vec<String> = r["sources"].as_array().into_iter().flatten().map(|s| format!("{}:{:.3}", ids.get(s["entry_id"].as_str().unwrap_or_default()).map(String::as_str).unwrap_or("?"), s["score"].as_f64().unwrap_or_default())).collect();
+            eprintln!("miss {} [{}] {text}\n  expected {expected:?}\n  got      {}", q["id"].as_str().unwrap(), q["type"].as_str().unwrap(), scores.join(" "));
+        }
         ours.add(&expected, &got);
         let lexical = bm25.search(text, 10);
         base_line.add(&expected, &lexical);

@@ -257,10 +257,22 @@ pub async fn run_batch(agent: &Arc<Agent>, settings: &WorkerSettings) -> bool {
     true
 }
 
-/// Runs claimed jobs of one batched kind as one batch, in its own task under
-/// the time limit while the worker renews every lease; the ones that succeed
-/// are completed in one write.
+/// Runs claimed jobs of one batched kind: those on their first attempt as one
+/// batch, and beside it each retried job as a batch of its own. Jobs in a
+/// batch share its writes, so one row a write refuses fails all of them; on
+/// their next attempt each runs alone, and only that row's job keeps failing.
 async fn run_claimed_batch(agent: &Arc<Agent>, settings: &WorkerSettings, jobs: Vec<Job>) {
+    let (first, retried): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.attempts <= 1);
+    let mut batches: Vec<Vec<Job>> = retried.into_iter().map(|j| vec![j]).collect();
+    if !first.is_empty() {
+        batches.insert(0, first);
+    }
+    futures_util::future::join_all(batches.into_iter().map(|batch| run_one_batch(agent, settings, batch))).await;
+}
+
+/// Runs claimed jobs as one batch, in its own task under the time limit while
+/// the worker renews every lease; the ones that succeed are completed in one write.
+async fn run_one_batch(agent: &Arc<Agent>, settings: &WorkerSettings, jobs: Vec<Job>) {
     let kind = jobs.first().map(|j| j.kind.as_str()).unwrap_or("none");
     agent.b.metrics.inc("dadly_job_batches_total", &[("kind", kind)]);
     agent.b.metrics.add("dadly_job_batch_jobs_total", &[("kind", kind)], jobs.len() as f64);

@@ -163,3 +163,56 @@ async fn batches_count_an_entry_once_and_skip_stale_versions() {
     assert_eq!(store.get_insight(family.id, b.id).await.unwrap().unwrap().entry_version, edited.version);
     assert!(store.get_insight(family.id, a.id).await.unwrap().is_some());
 }
+
+/// A row that a batch's write refuses fails only its own job: the jobs that
+/// shared its first batch are retried each on its own and land, and it
+/// alone runs out of attempts.
+#[tokio::test]
+async fn a_write_refusing_one_entry_does_not_hold_back_its_batch_mates() {
+    let (store, _dir) = support::sqlite().await;
+    let standin = QdrantStandIn::start(None).await;
+    let index = QdrantIndex::connect(&standin.url, None, "entries_v1", dadly_agent::models::OFFLINE_DIMENSIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Arc::new(agent(store.clone(), Arc::new(index), dir.path()));
+    let family = store.create_family("Kim").await.unwrap();
+    let user = store.create_user(family.id, "Parent").await.unwrap();
+    let mut entries = Vec::new();
+    for text in ["We baked bread", "Minji read a book", "Junho fell asleep on the bus", "Rain all day, puzzles inside"] {
+        let input = RecordInput {
+            text: text.into(),
+            source: Source::Web,
+            occurred_at: None,
+            member_ids: None,
+            sent_at: chrono::Utc::now().fixed_offset(),
+            dedupe_key: None,
+            reply_to: None,
+        };
+        entries.push(agent.record(&user, input).await.unwrap());
+    }
+    // The third of the four sits between its mates in the batch.
+    let refused = entries[2].id;
+    standin.refuse_upserts_of(&refused.to_string());
+    let settings = dadly_agent::jobs::WorkerSettings {
+        backoff_base: std::time::Duration::from_millis(1),
+        backoff_max: std::time::Duration::from_millis(2),
+        embed_batch: 8,
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let counts = store.job_counts(Some(family.id)).await.unwrap();
+        // Four enrichment jobs stay queued: this test runs the embedding lane only.
+        if counts.done + counts.failed == 4 || std::time::Instant::now() > deadline {
+            break;
+        }
+        // Every retry is due by the next claim, so a claim takes all that are waiting.
+        dadly_agent::jobs::run_batch(&agent, &settings).await;
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let counts = store.job_counts(Some(family.id)).await.unwrap();
+    assert_eq!((counts.done, counts.failed), (3, 1), "three embeddings landed, the refused one failed for good: {counts:?}");
+    for e in entries.iter().filter(|e| e.id != refused) {
+        assert!(standin.payload("entries_v1", &e.id.to_string()).is_some(), "{} is indexed", e.raw_text);
+    }
+    assert!(standin.payload("entries_v1", &refused.to_string()).is_none());
+}

@@ -35,6 +35,8 @@ struct State {
     collections: HashMap<String, Collection>,
     /// Every point read or write that selects by filter, in order (for isolation tests).
     calls: Vec<Call>,
+    /// Points whose upserts are refused (see `refuse_upserts_of`).
+    refused: std::collections::HashSet<String>,
 }
 
 /// One search, scroll, set-payload or delete the stand-in received.
@@ -126,6 +128,13 @@ impl QdrantStandIn {
         let state = self.state.lock().unwrap();
         let point = state.collections.get(collection)?.points.get(&point_id.to_lowercase())?;
         Some(serde_json::Value::Object(point.payload.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()))
+    }
+
+    /// Makes every upsert that holds this point fail with `INVALID_ARGUMENT`,
+    /// whole, as a real server refuses a request with one point it will not
+    /// take (a payload past its limit, say).
+    pub fn refuse_upserts_of(&self, point_id: &str) {
+        self.state.lock().unwrap().refused.insert(point_id.to_lowercase());
     }
 
     /// The payload indexes of a collection: field → `FieldType` as i32.
@@ -372,9 +381,15 @@ impl Collections for Service {
 impl Points for Service {
     async fn upsert(&self, r: Request<UpsertPoints>) -> Result<Response<PointsOperationResponse>, Status> {
         let req = r.into_inner();
+        let refused = self.state.lock().unwrap().refused.clone();
         self.with(&req.collection_name, |c| {
+            // Every point is checked before any is written: a refused request changes nothing.
+            let mut points = Vec::with_capacity(req.points.len());
             for p in req.points {
                 let key = id_key(p.id.as_ref().ok_or_else(|| Status::invalid_argument("point without id"))?)?;
+                if refused.contains(&key) {
+                    return Err(Status::invalid_argument(format!("Wrong input: payload of point {key} is too large")));
+                }
                 let mut vector = match p.vectors.and_then(|v| v.vectors_options) {
                     Some(vectors::VectorsOptions::Vector(v)) => dense(&v)?,
                     _ => return Err(Status::unimplemented("the stand-in supports one unnamed dense vector per point")),
@@ -387,8 +402,9 @@ impl Points for Service {
                     )));
                 }
                 normalise(&mut vector);
-                c.points.insert(key, Point { vector, payload: p.payload });
+                points.push((key, Point { vector, payload: p.payload }));
             }
+            c.points.extend(points);
             Ok(ok_update())
         })
     }

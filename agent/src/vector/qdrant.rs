@@ -25,8 +25,19 @@ pub struct QdrantIndex {
     dimensions: usize,
 }
 
+/// An outage (no connection, the server down, overloaded or timing out) is
+/// waited out; a request the server refuses (a point it will not take, a
+/// missing collection) is an error of the request, counted against its job.
 fn unavailable(e: QdrantError) -> IndexError {
-    IndexError::Unavailable(Box::new(e))
+    use tonic::Code;
+    match &e {
+        QdrantError::ResponseError { status }
+            if matches!(status.code(), Code::InvalidArgument | Code::NotFound | Code::AlreadyExists | Code::FailedPrecondition | Code::OutOfRange | Code::Unimplemented) =>
+        {
+            IndexError::Backend(Box::new(e))
+        }
+        _ => IndexError::Unavailable(Box::new(e)),
+    }
 }
 
 fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
