@@ -162,6 +162,7 @@ impl App {
         }
         agent_settings.dense_weight = settings.dense_weight;
         agent_settings.lexical_weight = settings.lexical_weight;
+        agent_settings.cross_language = settings.cross_language.unwrap_or(embedder.provider() != "offline");
         agent_settings.prices = settings.prices.clone();
         agent_settings.default_offset = settings.utc_offset;
         agent_settings.messages_per_minute = settings.messages_per_minute;

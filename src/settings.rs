@@ -143,6 +143,9 @@ pub struct Settings {
     /// Reciprocal-rank-fusion weights of the vector and the lexical ranking.
     pub dense_weight: f32,
     pub lexical_weight: f32,
+    /// `DADLY_CROSS_LANGUAGE`: search the other language on its own too
+    /// (unset: on for a real embedding model, off for the offline one).
+    pub cross_language: Option<bool>,
     /// `DADLY_UTC_OFFSET` (e.g. `+09:00`): what "today" means for messages without a time zone.
     pub utc_offset: chrono::FixedOffset,
     /// `DADLY_HOUSEKEEPING_DAYS`: processed update ids, finished jobs, chat turns
@@ -202,6 +205,7 @@ impl std::fmt::Debug for Settings {
             .field("min_score", &self.min_score)
             .field("dense_weight", &self.dense_weight)
             .field("lexical_weight", &self.lexical_weight)
+            .field("cross_language", &self.cross_language)
             .field("utc_offset", &self.utc_offset)
             .field("messages_per_minute", &self.messages_per_minute)
             .field("metrics_token", &self.metrics_token)
@@ -539,6 +543,7 @@ impl Settings {
             min_score,
             dense_weight,
             lexical_weight,
+            cross_language: env.bool("DADLY_CROSS_LANGUAGE")?,
             json_logs: env.get("DADLY_LOG_FORMAT").is_some_and(|f| f == "json"),
         })
     }

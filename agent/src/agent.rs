@@ -62,6 +62,12 @@ pub struct AgentSettings {
     /// fusion; a lexical weight of 0 searches by vectors alone.
     pub dense_weight: f32,
     pub lexical_weight: f32,
+    /// Search a second time for entries in the other language (Korean ↔
+    /// English), with the question moved along the embedder's measured
+    /// language direction, and fuse the two: a multilingual embedder scores
+    /// any entry in the question's own language above a matching one in the
+    /// other. For real embedders only (the offline one does not cross languages).
+    pub cross_language: bool,
 }
 
 impl AgentSettings {
@@ -78,6 +84,7 @@ impl AgentSettings {
             embed_query_prefix: String::new(),
             embed_passage_prefix: String::new(),
             dense_weight: 1.0,
+            cross_language: false,
             lexical_weight: 1.0,
         }
     }
@@ -241,8 +248,9 @@ pub struct Agent {
     pub(crate) wake: Arc<Notify>,
     pub(crate) limiter: crate::ratelimit::RateLimiter,
     pub(crate) health: crate::health::ModelHealth,
-    /// The similarity floor measured on this embedder (see `calibrate_min_score`).
-    pub(crate) calibrated_floor: tokio::sync::OnceCell<f32>,
+    /// What was measured on this embedder: its floor (see
+    /// `calibrate_min_score`) and language direction (see `cross_language`).
+    pub(crate) calibration: tokio::sync::OnceCell<crate::pipeline::answer::Calibration>,
 }
 
 impl Agent {
@@ -255,7 +263,7 @@ impl Agent {
             wake: Arc::new(Notify::new()),
             limiter,
             health: Default::default(),
-            calibrated_floor: tokio::sync::OnceCell::new(),
+            calibration: tokio::sync::OnceCell::new(),
         }
     }
 

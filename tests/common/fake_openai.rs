@@ -52,6 +52,8 @@ struct FakeState {
     stream_delay: Mutex<Duration>,
     /// Takes requests without a key, as llama.cpp's server does by default.
     keyless: std::sync::atomic::AtomicBool,
+    /// Embeds like a multilingual model (see `multilingual`).
+    multilingual: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeOpenAi {
@@ -113,6 +115,15 @@ impl FakeOpenAi {
     /// Serve without an API key (a local llama.cpp server).
     pub fn keyless(&self) {
         self.state.keyless.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Embed like a multilingual model: a Korean word and its English
+    /// translation (from a small dictionary) land on the same dimension, and
+    /// every text also carries a strong component for its language — so, as
+    /// with e5, any text in the question's language scores above a matching
+    /// one in the other.
+    pub fn multilingual(&self) {
+        self.state.multilingual.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn set_stream_delay(&self, delay: Duration) {
@@ -356,6 +367,36 @@ pub fn fake_embedding(text: &str) -> Vec<f32> {
     v
 }
 
+/// Korean words (by their start, so particles may follow) and the English word they mean.
+const DICTIONARY: &[(&str, &str)] = &[("자전거", "bike"), ("보조바퀴", "wheels"), ("바퀴", "wheels"), ("공원", "park"), ("수영", "swim"), ("수영장", "pool")];
+
+/// A multilingual model's embedding, in miniature: the words, Korean ones
+/// translated, hashed into all but the first two dimensions; then a
+/// language component (dimension 0 for Korean, 1 for English) as strong as
+/// the words together.
+pub fn multilingual_embedding(text: &str) -> Vec<f32> {
+    let korean = text.chars().any(|c| ('\u{ac00}'..='\u{d7a3}').contains(&c));
+    let words: Vec<String> = text
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| DICTIONARY.iter().rev().find(|(ko, _)| w.starts_with(ko)).map(|(_, en)| en.to_string()).unwrap_or_else(|| w.to_string()))
+        .collect();
+    let mut v = vec![0f32; DIMS];
+    for w in words.iter().filter(|w| w.chars().count() > 1) {
+        let h = w.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211));
+        v[2 + (h % (DIMS as u64 - 2)) as usize] += 1.0;
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v[if korean { 0 } else { 1 }] = 1.2;
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
 async fn embeddings(State(state): State<Arc<FakeState>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
     state.requests.lock().unwrap().push(("/v1/embeddings".into(), body.clone()));
     if !allowed(&state, &headers) {
@@ -378,7 +419,9 @@ async fn embeddings(State(state): State<Arc<FakeState>>, headers: HeaderMap, axu
         );
     }
     let tokens: u64 = inputs.iter().map(|i| i.split_whitespace().count() as u64).sum();
-    let data: Vec<Value> = inputs.iter().enumerate().map(|(i, t)| json!({ "object": "embedding", "index": i, "embedding": fake_embedding(t) })).collect();
+    let multilingual = state.multilingual.load(std::sync::atomic::Ordering::Relaxed);
+    let embed = |t: &str| if multilingual { multilingual_embedding(t) } else { fake_embedding(t) };
+    let data: Vec<Value> = inputs.iter().enumerate().map(|(i, t)| json!({ "object": "embedding", "index": i, "embedding": embed(t) })).collect();
     axum::Json(json!({ "object": "list", "data": data, "model": EMBED_MODEL, "usage": { "prompt_tokens": tokens, "total_tokens": tokens } })).into_response()
 }
 

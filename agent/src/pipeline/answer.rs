@@ -145,6 +145,81 @@ const CALIBRATION_ENTRIES: &[&str] = &[
 /// How far above the closest unrelated pair a hit must score.
 const CALIBRATION_MARGIN: f32 = 0.0;
 
+/// The same everyday family moments in English and in Korean: the mean
+/// difference of their embeddings is the embedder's language direction.
+const LANGUAGE_PAIRS: &[(&str, &str)] = &[
+    ("We had pancakes for breakfast this morning.", "오늘 아침에 팬케이크를 먹었다."),
+    ("The baby slept through the night for the first time.", "아기가 처음으로 밤새 깨지 않고 잤다."),
+    ("She drew a picture of our cat.", "그녀가 우리 고양이 그림을 그렸다."),
+    ("He cried when we left the playground.", "놀이터를 떠날 때 그가 울었다."),
+    ("Grandma visited and brought strawberries.", "할머니가 딸기를 가지고 오셨다."),
+    ("We walked to the library in the rain.", "비 오는 날 도서관까지 걸어갔다."),
+    ("He built a tower out of blocks.", "그가 블록으로 탑을 쌓았다."),
+    ("She learned to tie her shoes.", "그녀가 신발 끈 묶는 법을 배웠다."),
+    ("The kids watched fireworks by the river.", "아이들이 강가에서 불꽃놀이를 봤다."),
+    ("He has a cough and a runny nose.", "그는 기침을 하고 콧물이 난다."),
+    ("We planted tomatoes on the balcony.", "베란다에 토마토를 심었다."),
+    ("She sang a song at the school festival.", "그녀가 학교 축제에서 노래를 불렀다."),
+    ("What did we eat for dinner yesterday?", "어제 저녁에 뭐 먹었지?"),
+    ("When did he go to the dentist?", "그가 치과에 간 게 언제야?"),
+    ("How is the weather today?", "오늘 날씨 어때?"),
+    ("The train was late again.", "기차가 또 늦었다."),
+];
+
+/// How far along the language direction the question moves for the search
+/// in the other language: a little past halfway between the languages' means, where the
+/// other language's entries come up in nearly their own order (measured on
+/// `eval/` with e5: 0.5–0.8 is a plateau; 1.0 and more reorder them).
+const LANGUAGE_SHIFT: f32 = 0.6;
+
+/// The other-language search takes this many times `k`: among its results
+/// the question's own language still comes first.
+const CROSS_LANGUAGE_WIDTH: usize = 4;
+
+/// How far (in cosine) an other-language hit must stand above the median of
+/// the other-language hits to count, when there are enough to tell: an
+/// entry that matches stands out from the rest of its language, while an
+/// unanswerable question's best ones do not (e5 on `eval/`: 0.01–0.04 for
+/// matches, mostly under 0.01 for unanswerable questions).
+const CROSS_LANGUAGE_MIN_LEAD: f32 = 0.01;
+
+/// What is measured once on the embedder.
+#[derive(Debug, Clone)]
+pub(crate) struct Calibration {
+    /// Below this a hit is not relevant.
+    pub floor: f32,
+    /// Below this a hit of the other-language search is not relevant.
+    pub cross_floor: f32,
+    /// Korean minus English, the mean over `LANGUAGE_PAIRS`; none when the
+    /// other-language search is off or could not be measured.
+    pub language: Option<Vec<f32>>,
+}
+
+/// Of the other-language hits (in rank order), those that stand out from the
+/// rest: with four or more, the ones at least `CROSS_LANGUAGE_MIN_LEAD` above
+/// their median; with fewer there is no telling, and all stay.
+pub(crate) fn standing_out(ids: &[EntryId], hits: &[crate::vector::Hit]) -> Vec<EntryId> {
+    let scored: Vec<(EntryId, f32)> = ids.iter().filter_map(|id| hits.iter().find(|h| h.entry_id == *id).map(|h| (*id, h.score))).collect();
+    if scored.len() < 4 {
+        return scored.into_iter().map(|(id, _)| id).collect();
+    }
+    let mut scores: Vec<f32> = scored.iter().map(|(_, s)| *s).collect();
+    scores.sort_by(|a, b| a.total_cmp(b));
+    let median = scores[scores.len() / 2];
+    scored.into_iter().filter(|(_, s)| *s >= median + CROSS_LANGUAGE_MIN_LEAD).map(|(id, _)| id).collect()
+}
+
+/// The question moved toward the other language: `query ± LANGUAGE_SHIFT·language`, unit length.
+pub(crate) fn toward_other_language(query: &[f32], language: &[f32], korean: bool) -> Vec<f32> {
+    let sign = if korean { -LANGUAGE_SHIFT } else { LANGUAGE_SHIFT };
+    let mut v: Vec<f32> = query.iter().zip(language).map(|(q, l)| q + sign * l).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 /// The share of a question's terms an entry must hold to count as a lexical match.
 const LEXICAL_MIN_OVERLAP: f32 = 0.67;
 
@@ -262,35 +337,81 @@ fn nothing_found(korean: bool, plan: &QueryPlan) -> String {
 }
 
 impl Agent {
-    /// The similarity below which a hit is not relevant: the configured
-    /// floor, or for a real embedder with none configured, measured once on
-    /// it — the closest pair of unrelated question and entry, plus a margin
-    /// (e5 scores everything 0.7–0.9, so a fixed floor means nothing there).
+    /// What this embedder's scores mean, measured once on it: the similarity
+    /// below which a hit is not relevant — the configured floor, or for a
+    /// real embedder with none configured, the closest pair of unrelated
+    /// question and entry plus a margin (e5 scores everything 0.7–0.9, so a
+    /// fixed floor means nothing there) — and, with `cross_language`, its
+    /// language direction and the floor of the other-language search (the
+    /// closest unrelated pair across languages, the question moved).
     /// A measurement that fails is tried again on the next question.
-    pub(crate) async fn min_score(&self) -> f32 {
-        if !self.settings.calibrate_min_score {
-            return self.settings.min_score;
+    pub(crate) async fn calibration(&self) -> Calibration {
+        let configured = Calibration { floor: self.settings.min_score, cross_floor: self.settings.min_score, language: None };
+        if !self.settings.calibrate_min_score && !self.settings.cross_language {
+            return configured;
         }
         let measured = self
-            .calibrated_floor
+            .calibration
             .get_or_try_init(|| async {
-                let embed = |texts: &[&str], prefix: &str, role| {
+                let embed = |texts: Vec<&str>, prefix: &str, role| {
                     let texts: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
                     async move { self.b.embedder.embed(&texts, role).await }
                 };
-                let questions = embed(CALIBRATION_QUESTIONS, &self.settings.embed_query_prefix, crate::models::EmbedRole::Query).await?;
-                let entries = embed(CALIBRATION_ENTRIES, &self.settings.embed_passage_prefix, crate::models::EmbedRole::Passage).await?;
-                let closest = questions.vectors.iter().flat_map(|q| entries.vectors.iter().map(move |e| crate::vector::cosine(q, e))).fold(f32::MIN, f32::max);
-                let floor = (closest + CALIBRATION_MARGIN).clamp(-1.0, 0.99);
-                tracing::info!(model = self.b.embedder.model_name(), closest_unrelated = closest, floor, "similarity floor measured on the embedder");
-                Ok::<f32, crate::models::ModelError>(floor)
+                let (query, passage) = (&self.settings.embed_query_prefix, &self.settings.embed_passage_prefix);
+                let mut measured = configured.clone();
+                // The unrelated pairs, only when the floor is to be measured.
+                let unrelated = match self.settings.calibrate_min_score {
+                    true => Some((
+                        embed(CALIBRATION_QUESTIONS.to_vec(), query, crate::models::EmbedRole::Query).await?.vectors,
+                        embed(CALIBRATION_ENTRIES.to_vec(), passage, crate::models::EmbedRole::Passage).await?.vectors,
+                    )),
+                    false => None,
+                };
+                if let Some((questions, entries)) = &unrelated {
+                    let closest = questions.iter().flat_map(|q| entries.iter().map(move |e| crate::vector::cosine(q, e))).fold(f32::MIN, f32::max);
+                    measured.floor = (closest + CALIBRATION_MARGIN).clamp(-1.0, 0.99);
+                    measured.cross_floor = measured.floor;
+                }
+                if self.settings.cross_language {
+                    let pairs = embed(LANGUAGE_PAIRS.iter().flat_map(|(en, ko)| [*en, *ko]).collect(), passage, crate::models::EmbedRole::Passage).await?.vectors;
+                    let dims = pairs.first().map(Vec::len).unwrap_or_default();
+                    let mut language = vec![0f32; dims];
+                    for pair in pairs.chunks(2) {
+                        if let [en, ko] = pair {
+                            language.iter_mut().zip(en.iter().zip(ko)).for_each(|(l, (e, k))| *l += (k - e) / LANGUAGE_PAIRS.len() as f32);
+                        }
+                    }
+                    // The floor across languages: the closest unrelated pair, the question moved.
+                    if let Some((questions, entries)) = &unrelated {
+                        let across = |(q, qt): (&Vec<f32>, &&str)| {
+                            let moved = toward_other_language(q, &language, crate::text::is_korean(qt));
+                            entries
+                                .iter()
+                                .zip(CALIBRATION_ENTRIES)
+                                .filter(|(_, et)| crate::text::is_korean(et) != crate::text::is_korean(qt))
+                                .map(|(e, _)| crate::vector::cosine(&moved, e))
+                                .fold(f32::MIN, f32::max)
+                        };
+                        let closest_across = questions.iter().zip(CALIBRATION_QUESTIONS).map(across).fold(f32::MIN, f32::max);
+                        measured.cross_floor = (closest_across + CALIBRATION_MARGIN).clamp(-1.0, 0.99);
+                    }
+                    measured.language = Some(language);
+                }
+                tracing::info!(
+                    model = self.b.embedder.model_name(),
+                    floor = measured.floor,
+                    cross_floor = measured.cross_floor,
+                    cross_language = measured.language.is_some(),
+                    "similarity floor measured on the embedder"
+                );
+                Ok::<Calibration, crate::models::ModelError>(measured)
             })
             .await;
         match measured {
-            Ok(floor) => *floor,
+            Ok(c) => c.clone(),
             Err(e) => {
-                tracing::warn!(error = %e, "could not measure the similarity floor; using the configured default");
-                self.settings.min_score
+                tracing::warn!(error = %e, "could not measure the embedder; using the configured floor and one search");
+                configured
             }
         }
     }
@@ -398,8 +519,25 @@ impl Agent {
             }
         };
         let filtered_only = !plan.has_content && (!plan.member_ids.is_empty() || plan.range.is_some());
-        let floor = self.min_score().await;
+        let calibration = self.calibration().await;
+        let floor = calibration.floor;
         retriever.metadata("min_score", json!(floor));
+        // The other language's entries, searched for on their own: a
+        // multilingual embedder ranks any entry in the question's language
+        // above a matching one in the other, so one search seldom reaches them.
+        let cross_hits = match &calibration.language {
+            Some(language) if plan.has_content && !filtered_only => {
+                let moved = toward_other_language(&query, language, korean);
+                match self.b.index.search(user.family_id, &moved, &filter, k * CROSS_LANGUAGE_WIDTH).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the other-language search failed; answering from the first");
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
         // A count over a period also takes the entries whose insight shares the
         // question's topic ("sick" ↔ an entry about a fever, in either language),
         // not only those worded like the question.
@@ -429,7 +567,8 @@ impl Agent {
             },
         };
         let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.entry_id).collect();
-        let ids: Vec<EntryId> = dense.iter().chain(&lexical_ids).copied().collect();
+        let cross_ids: Vec<EntryId> = cross_hits.iter().filter(|h| h.score >= calibration.cross_floor && !dense.contains(&h.entry_id)).map(|h| h.entry_id).collect();
+        let ids: Vec<EntryId> = dense.iter().chain(&lexical_ids).chain(&cross_ids).copied().collect();
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
         entries.retain(|e| e.family_id == user.family_id);
@@ -447,7 +586,18 @@ impl Agent {
             .copied()
             .collect();
         let dense_ranked: Vec<EntryId> = hits.iter().map(|h| h.entry_id).filter(|id| dense.contains(id)).collect();
-        let fused = crate::text::lexical::fuse(&[(self.settings.dense_weight, &dense_ranked[..]), (self.settings.lexical_weight, &lexical[..])]);
+        // (Of the other-language search, only what is in the other language: the rest the first search ranked.)
+        let cross: Vec<EntryId> = cross_ids
+            .iter()
+            .filter(|id| entries.iter().any(|e| e.id == **id && crate::text::is_korean(&e.raw_text) != korean && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))))
+            .copied()
+            .collect();
+        let cross = standing_out(&cross, &cross_hits);
+        let fused = crate::text::lexical::fuse(&[
+            (self.settings.dense_weight, &dense_ranked[..]),
+            (self.settings.dense_weight, &cross[..]),
+            (self.settings.lexical_weight, &lexical[..]),
+        ]);
         let limit = if plan.kind == QuestionKind::Count { k } else { self.settings.retrieve_k };
         let mut ranked: Vec<(Entry, f32)> = fused
             .iter()
@@ -456,11 +606,17 @@ impl Agent {
                 let e = entries.iter().find(|e| e.id == *id)?;
                 // The score shown is the vector similarity, or for an entry only
                 // the lexical side found, the share of the question's terms it holds.
-                let score = hits.iter().find(|h| h.entry_id == *id).map(|h| h.score).unwrap_or_else(|| overlap(id).unwrap_or_default());
+                let score = hits
+                    .iter()
+                    .chain(&cross_hits)
+                    .find(|h| h.entry_id == *id)
+                    .map(|h| h.score)
+                    .unwrap_or_else(|| overlap(id).unwrap_or_default());
                 Some((e.clone(), score))
             })
             .collect();
         retriever.metadata("lexical_hits", json!(lexical.len()));
+        retriever.metadata("other_language_hits", json!(cross.len()));
         // The question's kind orders what was found: by date for first/last
         // time and counts, newest first for a bare period, else by relevance.
         match plan.kind {
@@ -570,6 +726,36 @@ mod tests {
     use super::*;
     use chrono::NaiveDate;
     use uuid::Uuid;
+
+    #[test]
+    fn other_language_hits_count_when_they_stand_out_from_the_rest() {
+        let ids: Vec<EntryId> = (0..6).map(|_| Uuid::now_v7()).collect();
+        let hit = |i: usize, score: f32| crate::vector::Hit { entry_id: ids[i], score };
+        // A match stands out from the rest of its language.
+        let hits = vec![hit(0, 0.84), hit(1, 0.795), hit(2, 0.79), hit(3, 0.79), hit(4, 0.78)];
+        assert_eq!(standing_out(&ids[..5], &hits), vec![ids[0]]);
+        // An unanswerable question's best ones do not.
+        let flat = vec![hit(0, 0.80), hit(1, 0.80), hit(2, 0.795), hit(3, 0.79), hit(4, 0.79)];
+        assert!(standing_out(&ids[..5], &flat).is_empty());
+        // Too few to tell: all stay.
+        assert_eq!(standing_out(&ids[..2], &hits), ids[..2].to_vec());
+        // An id the search did not return has no score and is left out.
+        assert_eq!(standing_out(&ids[4..], &hits), vec![ids[4]]);
+    }
+
+    #[test]
+    fn the_moved_question_is_unit_length_and_nearer_the_other_language() {
+        // Dimension 0 is Korean, 1 English; the question is Korean.
+        let language = [0.8, -0.8, 0.0];
+        let question = [0.6, 0.0, 0.8];
+        let english_entry = [0.0, 0.6, 0.8];
+        let moved = toward_other_language(&question, &language, true);
+        assert!((moved.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(crate::vector::cosine(&moved, &english_entry) > crate::vector::cosine(&question, &english_entry));
+        // An English question moves the other way.
+        let back = toward_other_language(&english_entry, &language, false);
+        assert!(crate::vector::cosine(&back, &question) > crate::vector::cosine(&english_entry, &question));
+    }
 
     fn kid(name: &str, alias: &str) -> Member {
         Member { id: Uuid::now_v7(), family_id: Uuid::nil(), name: name.into(), aliases: vec![alias.into()], birth_date: None, created_at: Utc::now(), age_notice_at: None }

@@ -1,0 +1,62 @@
+//! Cross-language retrieval end to end, with an OpenAI-compatible embedder
+//! that behaves like a multilingual model (the fake's `multilingual` mode):
+//! it places a Korean question near its English answer but nearer still to
+//! every Korean entry. One search never reaches the English entry; the
+//! second search, moved along the embedder's measured language direction,
+//! does — and only ever within the asking family.
+
+mod common;
+
+use common::fake_openai::FakeOpenAi;
+use common::{TestApp, source_ids};
+
+async fn app(fake: &FakeOpenAi, extra: &[(&str, &str)]) -> TestApp {
+    let mut pairs: Vec<(&str, String)> = fake.env();
+    pairs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::spawn_with(&pairs).await
+}
+
+/// Forty Korean entries about other things and one English entry about the
+/// bike; a Korean question about the bike. Returns the answer's sources,
+/// the English entry and the other family's English entry about the bike.
+async fn ask_about_the_bike(app: &TestApp) -> (Vec<String>, String, String) {
+    let kim = app.family("Kim", &[]).await;
+    let lee = app.family("Lee", &[]).await;
+    let mut ids = Vec::new();
+    // More than the other-language search takes (4 × k): without the move
+    // along the language direction the English entry would be past its end.
+    let places = ["집에서", "할머니 댁에서", "도서관에서", "동물원에서", "친구 집에서"];
+    let things = ["퍼즐을 했다", "김치전을 만들었다", "그림책을 읽었다", "낮잠을 잤다", "노래를 불렀다", "블록을 쌓았다", "팬케이크를 먹었다", "그림을 그렸다"];
+    for (i, (place, thing)) in places.iter().flat_map(|p| things.iter().map(move |t| (p, t))).enumerate() {
+        ids.push(app.entry(&kim, &format!("오늘 {place} {thing}"), &format!("2026-03-{:02}T{:02}:00:00Z", i % 28 + 1, i / 28 + 8)).await);
+    }
+    let english = app.entry(&kim, "No more training wheels: a whole bike ride around the park", "2026-05-03T10:00:00Z").await;
+    let theirs = app.entry(&lee, "Our bike ride around the park, no wheels wobbling", "2026-05-04T10:00:00Z").await;
+    ids.push(english.clone());
+    for id in &ids {
+        app.wait_ready(&kim, id).await;
+    }
+    app.wait_ready(&lee, &theirs).await;
+    let answer = app.chat(&kim, "공원에서 자전거 보조바퀴 없이 탄 게 언제야?").await;
+    (source_ids(&answer), english, theirs)
+}
+
+#[tokio::test]
+async fn a_korean_question_finds_the_english_entry_through_the_other_language_search() {
+    let fake = FakeOpenAi::start().await;
+    fake.multilingual();
+    let app = app(&fake, &[]).await;
+    let (sources, english, theirs) = ask_about_the_bike(&app).await;
+    assert!(sources.contains(&english), "the English entry is a source: {sources:?}");
+    assert!(!sources.contains(&theirs), "never another family's entry: {sources:?}");
+}
+
+#[tokio::test]
+async fn one_search_alone_ranks_every_korean_entry_above_it() {
+    let fake = FakeOpenAi::start().await;
+    fake.multilingual();
+    let app = app(&fake, &[("DADLY_CROSS_LANGUAGE", "false")]).await;
+    let (sources, english, _) = ask_about_the_bike(&app).await;
+    assert!(!sources.is_empty() && !sources.contains(&english), "without the second search the English entry is out of reach: {sources:?}");
+}
