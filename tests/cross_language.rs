@@ -49,6 +49,9 @@ async fn a_korean_question_finds_the_english_entry_through_the_other_language_se
     let app = app(&fake, &[]).await;
     let (sources, english, theirs) = ask_about_the_bike(&app).await;
     assert!(sources.contains(&english), "the English entry is a source: {sources:?}");
+    let someone = app.family("Park", &[]).await;
+    let (_, status) = app.get(&someone.token, "/v1/status").await;
+    assert_eq!(status["retrieval"]["cross_language"], true, "{status}");
     assert!(!sources.contains(&theirs), "never another family's entry: {sources:?}");
 }
 
@@ -58,5 +61,8 @@ async fn one_search_alone_ranks_every_korean_entry_above_it() {
     fake.multilingual();
     let app = app(&fake, &[("DADLY_CROSS_LANGUAGE", "false")]).await;
     let (sources, english, _) = ask_about_the_bike(&app).await;
+    let someone = app.family("Park", &[]).await;
+    let (_, status) = app.get(&someone.token, "/v1/status").await;
+    assert_eq!(status["retrieval"]["cross_language"], false, "{status}");
     assert!(!sources.is_empty() && !sources.contains(&english), "without the second search the English entry is out of reach: {sources:?}");
 }

@@ -215,7 +215,21 @@ pub struct Status {
     pub blobs: &'static str,
     pub traces: &'static str,
     pub models: ModelStatus,
+    pub retrieval: RetrievalStatus,
     pub jobs: JobCounts,
+}
+
+/// How questions search the family's entries.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RetrievalStatus {
+    /// Whether the lexical ranking is fused with the vectors'.
+    pub lexical: bool,
+    /// Whether the other language (Korean ↔ English) is searched on its own too.
+    pub cross_language: bool,
+    /// The similarity floor: `configured`, or `measured` on the embedder.
+    pub floor: &'static str,
+    /// Its value, once known (a measured floor is known after the first question).
+    pub min_score: Option<f32>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -348,6 +362,15 @@ impl Agent {
                 vision: match self.b.chat.vision_model() {
                     Some(model) => Capability { provider: self.b.chat.provider(), model: model.to_string(), health: self.health.get("chat") },
                     None => Capability { provider: "none", model: "captions only".into(), health: self.health.get("vision") },
+                },
+            },
+            retrieval: RetrievalStatus {
+                lexical: self.settings.lexical_weight > 0.0,
+                cross_language: self.settings.cross_language,
+                floor: if self.settings.calibrate_min_score { "measured" } else { "configured" },
+                min_score: match self.settings.calibrate_min_score {
+                    true => self.calibration.get().map(|c| c.floor),
+                    false => Some(self.settings.min_score),
                 },
             },
             jobs: self.b.store.job_counts(family_id).await?,
