@@ -92,8 +92,12 @@ async fn main() -> anyhow::Result<()> {
         let (runtime, owner) = dadly_testkit::services::postgres_database_with_owner().await.ok_or_else(|| anyhow::anyhow!("no Postgres (DADLY_TEST_POSTGRES_URL)"))?;
         vars.push(("DATABASE_URL", runtime));
         vars.push(("DADLY_DATABASE_OWNER_URL", owner));
-        if let Ok(n) = std::env::var("DADLY_DB_MAX_CONNECTIONS") {
-            vars.push(("DADLY_DB_MAX_CONNECTIONS", n));
+    }
+    // Any other DADLY_* setting from the environment (workers, batch sizes, pool size…), for experiments.
+    let names: Vec<&'static str> = std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("DADLY_") && !k.starts_with("DADLY_TEST_")).map(|k| &*Box::leak(k.into_boxed_str())).collect();
+    for name in names {
+        if !vars.iter().any(|(n, _)| *n == name) {
+            vars.push((name, std::env::var(name).unwrap_or_default()));
         }
     }
     let settings = Settings::from_lookup(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;

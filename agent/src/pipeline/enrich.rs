@@ -538,6 +538,8 @@ impl Agent {
                 // (Two jobs of one entry in a batch — its first embedding and the one after its
                 // photo's description, say — are one parent wait.)
                 let mut observed: Vec<EntryId> = Vec::new();
+                // The late insights' payloads, written in one call after the loop.
+                let mut late_updates: Vec<(usize, PayloadUpdate)> = Vec::new();
                 for (i, had_insight, r) in &mine {
                     if let Some((_, entry)) = live.iter().find(|(j, _)| j == i).filter(|(_, e)| first.contains(&e.id) && !observed.contains(&e.id)) {
                         observed.push(entry.id);
@@ -551,14 +553,22 @@ impl Agent {
                         Ok(found) => Ok(found.iter().find(|x| x.entry_id == r.entry_id && x.entry_version == r.entry_version)),
                         Err(e) => Err(e.to_string()),
                     };
-                    outcomes[*i] = Some(match late {
-                        Ok(Some(x)) => match self.b.index.set_payload(family, r.entry_id, &x.member_ids, &x.topics, &x.emotions).await {
-                            Ok(()) => Ok("indexed"),
-                            Err(e) => Err(Arc::new(e.into())),
-                        },
-                        Ok(None) => Ok("indexed"),
-                        Err(e) => Err(Arc::new(StoreError::Unavailable(e.into()).into())),
-                    });
+                    outcomes[*i] = match late {
+                        Ok(Some(x)) => {
+                            let update = PayloadUpdate { entry_id: r.entry_id, member_ids: x.member_ids.clone(), topics: x.topics.clone(), emotions: x.emotions.clone() };
+                            late_updates.push((*i, update));
+                            None
+                        }
+                        Ok(None) => Some(Ok("indexed")),
+                        Err(e) => Some(Err(Arc::new(StoreError::Unavailable(e.into()).into()))),
+                    };
+                }
+                if !late_updates.is_empty() {
+                    let updates: Vec<PayloadUpdate> = late_updates.iter().map(|(_, u)| u.clone()).collect();
+                    let written = self.b.index.set_payloads(family, &updates).await.map_err(|e| Arc::new(JobError::from(e)));
+                    for (i, _) in &late_updates {
+                        outcomes[*i] = Some(written.clone().map(|()| "indexed"));
+                    }
                 }
             }
         }
