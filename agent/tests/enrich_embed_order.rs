@@ -70,16 +70,7 @@ async fn both_orders(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>, payload
     store.create_member(family.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await.unwrap();
 
     for order in [[JobKind::Enrich, JobKind::Embed], [JobKind::Embed, JobKind::Enrich]] {
-        let input = RecordInput {
-            text: "Minji laughed and laughed at the zoo today".into(),
-            source: Source::Web,
-            occurred_at: None,
-            member_ids: None,
-            sent_at: chrono::Utc::now().fixed_offset(),
-            dedupe_key: None,
-            reply_to: None,
-        };
-        let entry = agent.record(&user, input).await.unwrap();
+        let entry = agent.record(&user, note("Minji laughed and laughed at the zoo today")).await.unwrap();
         for kind in order {
             let job = Job {
                 id: uuid::Uuid::now_v7(),
@@ -121,6 +112,19 @@ async fn payload_equals_insight_in_either_order_on_qdrant() {
     both_orders(store, Arc::new(index), Payloads::Qdrant(standin)).await;
 }
 
+/// A parent's note from the web, now.
+fn note(text: &str) -> RecordInput {
+    RecordInput {
+        text: text.into(),
+        source: Source::Web,
+        occurred_at: None,
+        member_ids: None,
+        sent_at: chrono::Utc::now().fixed_offset(),
+        dedupe_key: None,
+        reply_to: None,
+    }
+}
+
 fn job(kind: JobKind, entry: &Entry) -> Job {
     Job { id: uuid::Uuid::now_v7(), family_id: entry.family_id, kind, entry_id: entry.id, entry_version: entry.version, attempts: 1, max_attempts: 8, transient_failures: 0 }
 }
@@ -138,17 +142,8 @@ async fn batches_count_an_entry_once_and_skip_stale_versions() {
     let family = store.create_family("Kim").await.unwrap();
     let user = store.create_user(family.id, "Parent").await.unwrap();
     store.create_member(family.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await.unwrap();
-    let record = |text: &str| RecordInput {
-        text: text.into(),
-        source: Source::Web,
-        occurred_at: None,
-        member_ids: None,
-        sent_at: chrono::Utc::now().fixed_offset(),
-        dedupe_key: None,
-        reply_to: None,
-    };
-    let a = agent.record(&user, record("Minji built a sandcastle at the beach")).await.unwrap();
-    let b = agent.record(&user, record("민지가 이를 닦았다。🦷")).await.unwrap();
+    let a = agent.record(&user, note("Minji built a sandcastle at the beach")).await.unwrap();
+    let b = agent.record(&user, note("민지가 이를 닦았다。🦷")).await.unwrap();
 
     let outcomes = agent.run_batch(&[job(JobKind::Embed, &a), job(JobKind::Embed, &a), job(JobKind::Embed, &b)]).await;
     assert!(outcomes.iter().all(|o| o.is_ok()), "{outcomes:?}");
@@ -178,16 +173,7 @@ async fn a_write_refusing_one_entry_does_not_hold_back_its_batch_mates() {
     let user = store.create_user(family.id, "Parent").await.unwrap();
     let mut entries = Vec::new();
     for text in ["We baked bread", "Minji read a book", "Junho fell asleep on the bus", "Rain all day, puzzles inside"] {
-        let input = RecordInput {
-            text: text.into(),
-            source: Source::Web,
-            occurred_at: None,
-            member_ids: None,
-            sent_at: chrono::Utc::now().fixed_offset(),
-            dedupe_key: None,
-            reply_to: None,
-        };
-        entries.push(agent.record(&user, input).await.unwrap());
+        entries.push(agent.record(&user, note(text)).await.unwrap());
     }
     // The third of the four sits between its mates in the batch.
     let refused = entries[2].id;
