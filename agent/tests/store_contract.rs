@@ -503,7 +503,14 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     let loaded = store.load_vectors(fid, None, None).await.unwrap();
     assert_eq!(loaded.iter().find(|r| r.entry_id == mine[0].id).unwrap().vector, again.vector);
     assert!(loaded.iter().find(|r| r.entry_id == mine[1].id).unwrap().vector[0].is_nan());
-    store.put_vectors(fid, &[rec(&mine[0]), rec(&mine[1])]).await.unwrap();
+    // A long entry's pieces, beside a one-piece entry in the same batch, come back as they went.
+    let mut long = rec(&mine[0]);
+    long.extra_chunks = vec![vec![0.5, 0.5, 0.0], vec![0.0, 0.25, 1.0]];
+    store.put_vectors(fid, &[long.clone(), rec(&mine[1])]).await.unwrap();
+    let loaded = store.load_vectors(fid, None, None).await.unwrap();
+    let back = loaded.iter().find(|r| r.entry_id == mine[0].id).unwrap();
+    assert_eq!((&back.vector, &back.extra_chunks), (&long.vector, &long.extra_chunks));
+    assert_eq!(loaded.iter().find(|r| r.entry_id == mine[1].id).unwrap().vector, rec(&mine[1]).vector);
     let first = store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into()), (mine[1].id, 4, "snail".into()), (theirs.id, 1, "snail".into())]).await.unwrap();
     assert_eq!(first, vec![mine[0].id], "indexed for the first time: only the family's entry at that version");
     let again = store.mark_indexed_many(fid, &[(mine[0].id, 1, "snail garden".into())]).await.unwrap();
