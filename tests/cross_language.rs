@@ -10,10 +10,9 @@ mod common;
 use common::fake_openai::FakeOpenAi;
 use common::{TestApp, source_ids};
 
-async fn app(fake: &FakeOpenAi, extra: &[(&str, &str)]) -> TestApp {
-    let mut pairs: Vec<(&str, String)> = fake.env();
-    pairs.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+async fn app(fake: &FakeOpenAi, extra: &[(&'static str, &str)]) -> TestApp {
+    let env = fake.env_with(extra);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     TestApp::spawn_with(&pairs).await
 }
 
@@ -65,4 +64,35 @@ async fn one_search_alone_ranks_every_korean_entry_above_it() {
     let (_, status) = app.get(&someone.token, "/v1/status").await;
     assert_eq!(status["retrieval"]["cross_language"], false, "{status}");
     assert!(!sources.is_empty() && !sources.contains(&english), "without the second search the English entry is out of reach: {sources:?}");
+}
+
+/// Odd questions through the two-search path: Hangul with CJK punctuation,
+/// emoji, NUL, invisible-only text and a very long number are answered or
+/// refused with a JSON error — never a 5xx.
+#[tokio::test]
+async fn odd_questions_never_fail_the_two_searches() {
+    let fake = FakeOpenAi::start().await;
+    fake.multilingual();
+    let app = app(&fake, &[]).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    let en = app.entry(&kim, "Minji rode her bike in the park", "2026-05-03T10:00:00Z").await;
+    let ko = app.entry(&kim, "민지가 공원에서 자전거를 탔다。", "2026-05-04T10:00:00Z").await;
+    for id in [&en, &ko] {
+        app.wait_ready(&kim, id).await;
+    }
+    let long_number = format!("/ask {} 자전거?", "9".repeat(400));
+    let odd = [
+        "/ask 민지、자전거。언제？",
+        "/ask 🚲🚲🚲?",
+        "/ask 자전거\u{0}bike?",
+        "/ask \u{200b}\u{200b}\u{2060}",
+        long_number.as_str(),
+        "/ask 9999-12-31에 자전거 탔어?",
+        "/ask 0001-01-01 bike?",
+    ];
+    for message in odd {
+        let (status, body) = app.post(&kim.token, "/v1/chat", serde_json::json!({ "message": message, "chat_id": "odd" })).await;
+        assert!(status.is_success() || status.is_client_error(), "{message:?}: {status} {body}");
+        assert!(body.is_object(), "{message:?}: a JSON body: {body}");
+    }
 }

@@ -366,11 +366,7 @@ async fn answers_cite_their_sources_and_earlier_answers_are_never_shown_to_the_m
 #[tokio::test]
 async fn entries_become_searchable_in_batches_while_enrichment_is_stuck() {
     let fake = FakeOpenAi::start().await;
-    let mut env = fake.env();
-    env.retain(|(k, _)| *k != "DADLY_MODEL_TIMEOUT_SECS");
-    env.push(("DADLY_MODEL_TIMEOUT_SECS", "5".into()));
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::spawn_with(&pairs).await;
+    let app = app_with_env(&fake.env_with(&[("DADLY_MODEL_TIMEOUT_SECS", "5")])).await;
     let kim = app.family("Kim", &[("Minji", &[])]).await;
     // A chat model that hangs on every enrichment (both general workers stuck
     // in it), and an embeddings server slow on its first call.
@@ -408,9 +404,7 @@ async fn entries_become_searchable_in_batches_while_enrichment_is_stuck() {
 #[tokio::test]
 async fn an_embeddings_server_that_applies_prefixes_gets_the_role_instead() {
     let fake = FakeOpenAi::start().await;
-    let mut env = fake.env();
-    env.retain(|(k, _)| *k != "DADLY_EMBEDDING_MODEL");
-    env.push(("DADLY_EMBEDDING_MODEL", "multilingual-e5-small".into()));
+    let mut env = fake.env_with(&[("DADLY_EMBEDDING_MODEL", "multilingual-e5-small")]);
     let plain = app_with_env(&env).await;
     env.push(("DADLY_EMBEDDING_INPUT_TYPE", "true".into()));
     let typed = app_with_env(&env).await;
@@ -525,11 +519,7 @@ async fn without_a_configured_floor_relevance_is_measured_on_the_embedder() {
 #[tokio::test]
 async fn enrichment_waiting_behind_a_slow_call_is_taken_as_one_batch() {
     let fake = FakeOpenAi::start().await;
-    let mut env = fake.env();
-    env.retain(|(k, _)| *k != "DADLY_MODEL_TIMEOUT_SECS");
-    env.push(("DADLY_MODEL_TIMEOUT_SECS", "5".into()));
-    env.push(("DADLY_WORKERS", "1".into()));
-    let app = app_with_env(&env).await;
+    let app = app_with_env(&fake.env_with(&[("DADLY_MODEL_TIMEOUT_SECS", "5"), ("DADLY_WORKERS", "1")])).await;
     let kim = app.family("Kim", &[("Minji", &[]), ("Junho", &[])]).await;
     // The one general worker is held by a slow first enrichment while ten more entries arrive.
     fake.fail_next_enrich(&[Fault::Hang(Duration::from_millis(1500))]);

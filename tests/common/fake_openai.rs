@@ -90,6 +90,14 @@ impl FakeOpenAi {
         ]
     }
 
+    /// `env()` with some variables set otherwise (or added).
+    pub fn env_with(&self, overrides: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        env.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
+        env.extend(overrides.iter().map(|(k, v)| (*k, v.to_string())));
+        env
+    }
+
     pub fn fail_next_enrich(&self, faults: &[Fault]) {
         self.state.enrich_faults.lock().unwrap().extend(faults.iter().cloned());
     }
