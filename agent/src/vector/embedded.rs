@@ -1,7 +1,7 @@
 //! `EmbeddedIndex`: the family's vectors live in the `Store` (so they survive
 //! restarts and need no re-embedding); searches run over an in-memory copy,
-//! quantised (`quantized.rs`: an int8 scan, bfloat16 rescoring — 0.75× the
-//! raw bytes), that is
+//! quantised (`quantized.rs`: a sign-bit scan for large families, int8
+//! scoring, int16 rescoring — about 0.8× the raw bytes), that is
 //!
 //! - reused while the Store's vector generation for the family holds (a
 //!   trigger moves it on every insert, update or delete, from any process);
