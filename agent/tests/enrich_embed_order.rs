@@ -112,6 +112,39 @@ async fn payload_equals_insight_in_either_order_on_qdrant() {
     both_orders(store, Arc::new(index), Payloads::Qdrant(standin)).await;
 }
 
+/// Enrichment that lands while an embedding batch writes its vectors (after
+/// the batch read the insights, before its write is applied) finds no point
+/// to update; the batch reads the insights again after writing and writes
+/// the late one's payload, so the point still ends equal to the insight.
+#[tokio::test]
+async fn enrichment_landing_while_the_vectors_are_written_still_reaches_the_payload() {
+    let (store, _dir) = support::sqlite().await;
+    let standin = QdrantStandIn::start(None).await;
+    let index = QdrantIndex::connect(&standin.url, None, "entries_v1", dadly_agent::models::OFFLINE_DIMENSIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Arc::new(agent(store.clone(), Arc::new(index), dir.path()));
+    let family = store.create_family("Kim").await.unwrap();
+    let user = store.create_user(family.id, "Parent").await.unwrap();
+    store.create_member(family.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await.unwrap();
+    let entry = agent.record(&user, note("Minji laughed and laughed at the zoo today")).await.unwrap();
+
+    let hold = standin.hold_next_upsert();
+    let embedding = tokio::spawn({
+        let (agent, job) = (agent.clone(), job(JobKind::Embed, &entry));
+        async move { agent.run_job(&job).await }
+    });
+    hold.arrived().await;
+    agent.run_job(&job(JobKind::Enrich, &entry)).await.unwrap();
+    assert!(standin.payload("entries_v1", &entry.id.to_string()).is_none(), "the vectors are not written yet");
+    hold.release();
+    embedding.await.unwrap().unwrap();
+
+    let insight = store.get_insight(family.id, entry.id).await.unwrap().expect("enriched");
+    assert!(!insight.member_ids.is_empty() && !insight.topics.is_empty(), "the offline model found Minji and topics: {insight:?}");
+    let expected = (insight.member_ids.iter().map(|m| m.to_string()).collect::<Vec<_>>(), insight.topics.clone(), insight.emotions.clone());
+    assert_eq!(Payloads::Qdrant(standin).of(family.id, entry.id).await, expected);
+}
+
 /// A parent's note from the web, now.
 fn note(text: &str) -> RecordInput {
     RecordInput {

@@ -37,6 +37,28 @@ struct State {
     calls: Vec<Call>,
     /// Points whose upserts are refused (see `refuse_upserts_of`).
     refused: std::collections::HashSet<String>,
+    /// The next upsert waits here (see `hold_next_upsert`).
+    hold: Option<UpsertHold>,
+}
+
+/// An upsert held before it is applied, so a test can make something
+/// happen while a write is in flight.
+#[derive(Clone, Default)]
+pub struct UpsertHold {
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl UpsertHold {
+    /// Returns once the held upsert has reached the server.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await
+    }
+
+    /// Lets the held upsert be applied.
+    pub fn release(&self) {
+        self.release.notify_one()
+    }
 }
 
 /// One search, scroll, set-payload or delete the stand-in received.
@@ -135,6 +157,13 @@ impl QdrantStandIn {
     /// take (a payload past its limit, say).
     pub fn refuse_upserts_of(&self, point_id: &str) {
         self.state.lock().unwrap().refused.insert(point_id.to_lowercase());
+    }
+
+    /// Holds the next upsert (whichever collection) until `release`.
+    pub fn hold_next_upsert(&self) -> UpsertHold {
+        let hold = UpsertHold::default();
+        self.state.lock().unwrap().hold = Some(hold.clone());
+        hold
     }
 
     /// The payload indexes of a collection: field → `FieldType` as i32.
@@ -381,6 +410,11 @@ impl Collections for Service {
 impl Points for Service {
     async fn upsert(&self, r: Request<UpsertPoints>) -> Result<Response<PointsOperationResponse>, Status> {
         let req = r.into_inner();
+        let hold = self.state.lock().unwrap().hold.take();
+        if let Some(hold) = hold {
+            hold.arrived.notify_one();
+            hold.release.notified().await;
+        }
         let refused = self.state.lock().unwrap().refused.clone();
         self.with(&req.collection_name, |c| {
             // Every point is checked before any is written: a refused request changes nothing.
