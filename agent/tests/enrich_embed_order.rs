@@ -112,19 +112,34 @@ async fn payload_equals_insight_in_either_order_on_qdrant() {
     both_orders(store, Arc::new(index), Payloads::Qdrant(standin)).await;
 }
 
-/// Enrichment that lands while an embedding batch writes its vectors (after
-/// the batch read the insights, before its write is applied) finds no point
-/// to update; the batch reads the insights again after writing and writes
-/// the late one's payload, so the point still ends equal to the insight.
-#[tokio::test]
-async fn enrichment_landing_while_the_vectors_are_written_still_reaches_the_payload() {
-    let (store, _dir) = support::sqlite().await;
+/// An agent over SQLite and the Qdrant stand-in, with a family and its parent.
+struct OnQdrant {
+    store: Arc<dyn Store>,
+    standin: QdrantStandIn,
+    agent: Arc<Agent>,
+    family: Family,
+    user: User,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn on_qdrant() -> OnQdrant {
+    let (store, db) = support::sqlite().await;
     let standin = QdrantStandIn::start(None).await;
     let index = QdrantIndex::connect(&standin.url, None, "entries_v1", dadly_agent::models::OFFLINE_DIMENSIONS).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let agent = Arc::new(agent(store.clone(), Arc::new(index), dir.path()));
     let family = store.create_family("Kim").await.unwrap();
     let user = store.create_user(family.id, "Parent").await.unwrap();
+    OnQdrant { store, standin, agent, family, user, _dirs: (db, dir) }
+}
+
+/// Enrichment that lands while an embedding batch writes its vectors (after
+/// the batch read the insights, before its write is applied) finds no point
+/// to update; the batch reads the insights again after writing and writes
+/// the late one's payload, so the point still ends equal to the insight.
+#[tokio::test]
+async fn enrichment_landing_while_the_vectors_are_written_still_reaches_the_payload() {
+    let OnQdrant { store, standin, agent, family, user, _dirs } = on_qdrant().await;
     store.create_member(family.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await.unwrap();
     let entry = agent.record(&user, note("Minji laughed and laughed at the zoo today")).await.unwrap();
 
@@ -197,13 +212,7 @@ async fn batches_count_an_entry_once_and_skip_stale_versions() {
 /// alone runs out of attempts.
 #[tokio::test]
 async fn a_write_refusing_one_entry_does_not_hold_back_its_batch_mates() {
-    let (store, _dir) = support::sqlite().await;
-    let standin = QdrantStandIn::start(None).await;
-    let index = QdrantIndex::connect(&standin.url, None, "entries_v1", dadly_agent::models::OFFLINE_DIMENSIONS).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let agent = Arc::new(agent(store.clone(), Arc::new(index), dir.path()));
-    let family = store.create_family("Kim").await.unwrap();
-    let user = store.create_user(family.id, "Parent").await.unwrap();
+    let OnQdrant { store, standin, agent, family, user, _dirs } = on_qdrant().await;
     let mut entries = Vec::new();
     for text in ["We baked bread", "Minji read a book", "Junho fell asleep on the bus", "Rain all day, puzzles inside"] {
         entries.push(agent.record(&user, note(text)).await.unwrap());

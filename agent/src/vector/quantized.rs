@@ -72,16 +72,22 @@ pub struct FamilyVectors {
     pub stale: usize,
 }
 
-/// Symmetric int16 codes and the scale that maps them back: for a
-/// residual, whose parts differ a lot in size, 15 bits against the largest
-/// part keep ~100× the precision of bfloat16's 8 bits of mantissa.
-fn quantize16(v: &[f32]) -> (Vec<i16>, f32) {
+/// Symmetric integer codes in `-levels..=levels` (cast by `code`) and the
+/// scale that maps them back.
+fn symmetric<T: Copy + Default>(v: &[f32], levels: f32, code: impl Fn(f32) -> T) -> (Vec<T>, f32) {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     if max == 0.0 {
-        return (vec![0; v.len()], 0.0);
+        return (vec![T::default(); v.len()], 0.0);
     }
-    let scale = max / 32767.0;
-    (v.iter().map(|x| (x / scale).round().clamp(-32767.0, 32767.0) as i16).collect(), scale)
+    let scale = max / levels;
+    (v.iter().map(|x| code((x / scale).round().clamp(-levels, levels))).collect(), scale)
+}
+
+/// int16 codes: for a residual, whose parts differ a lot in size, 15 bits
+/// against the largest part keep ~100× the precision of bfloat16's 8 bits
+/// of mantissa.
+fn quantize16(v: &[f32]) -> (Vec<i16>, f32) {
+    symmetric(v, 32767.0, |x| x as i16)
 }
 
 fn normalized(v: &[f32]) -> Option<Vec<f32>> {
@@ -89,14 +95,9 @@ fn normalized(v: &[f32]) -> Option<Vec<f32>> {
     (norm > 0.0 && norm.is_finite()).then(|| v.iter().map(|x| x / norm).collect())
 }
 
-/// Symmetric int8 codes and the scale that maps them back.
+/// int8 codes.
 fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
-    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    if max == 0.0 {
-        return (vec![0; v.len()], 0.0);
-    }
-    let scale = max / 127.0;
-    (v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
+    symmetric(v, 127.0, |x| x as i8)
 }
 
 fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
