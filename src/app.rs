@@ -79,13 +79,22 @@ fn secret_file(settings: &Settings, name: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Applies the schema: SQLite in place; Postgres as the owner role
 /// (`DADLY_DATABASE_OWNER_URL`, or `DATABASE_URL` when that is the owner).
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    match &settings.store {
-        StoreBackend::Sqlite(_) => open_store(settings).await.map(|_| ()),
-        StoreBackend::Postgres { url, .. } => {
-            let owner = settings.database_owner_url.as_deref().unwrap_or(url);
-            PostgresStore::migrate_as_owner(owner).await.context("migrating Postgres as the owner role (DADLY_DATABASE_OWNER_URL, else DATABASE_URL)")
+/// Applies the schema, and says where. `DADLY_DATABASE_OWNER_URL` (Postgres
+/// only) names the database by itself, so
+/// `DADLY_DATABASE_OWNER_URL=postgres://owner@… dadly migrate` migrates it
+/// without `DATABASE_URL` (which would otherwise default to the local SQLite
+/// file); else the store `DATABASE_URL` names is migrated.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<&'static str> {
+    match (&settings.store, settings.database_owner_url.as_deref()) {
+        (_, Some(owner)) => {
+            PostgresStore::migrate_as_owner(owner).await.context("migrating Postgres as the owner role (DADLY_DATABASE_OWNER_URL)")?;
+            Ok("Postgres, as the owner role")
         }
+        (StoreBackend::Postgres { url, .. }, None) => {
+            PostgresStore::migrate_as_owner(url).await.context("migrating Postgres (DATABASE_URL; set DADLY_DATABASE_OWNER_URL to migrate as the owner role)")?;
+            Ok("Postgres")
+        }
+        (StoreBackend::Sqlite(_), None) => open_store(settings).await.map(|_| "SQLite"),
     }
 }
 

@@ -134,8 +134,8 @@ async fn main() -> anyhow::Result<()> {
             serve(settings).await
         }
         Command::Migrate => {
-            dadly::app::migrate(&settings).await?;
-            println!("migrations applied ({})", backend_names(&settings));
+            let migrated = dadly::app::migrate(&settings).await?;
+            println!("migrations applied to {migrated}");
             Ok(())
         }
         Command::Family { command: FamilyCommand::Create { name, parent, children, json } } => {

@@ -484,7 +484,12 @@ impl Settings {
             prices,
             data_dir,
             database_url,
-            database_owner_url: env.get("DADLY_DATABASE_OWNER_URL"),
+            database_owner_url: match env.get("DADLY_DATABASE_OWNER_URL") {
+                Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                    return Err(bad("DADLY_DATABASE_OWNER_URL", "must be postgres://… (the owner role of the Postgres database)"));
+                }
+                url => url,
+            },
             bind,
             public_url,
             sentry_dsn: match env.get("SENTRY_DSN") {
@@ -709,6 +714,7 @@ mod tests {
             ("OPENAI_BASE_URL", "localhost:11434"),
             ("DADLY_TRACE_CONTENT", "maybe"),
             ("DATABASE_URL", "mysql://x"),
+            ("DADLY_DATABASE_OWNER_URL", "sqlite://owner.db"),
             ("QDRANT_URL", "qdrant:6334"),
             ("S3_ENDPOINT", "minio:9000"),
             ("S3_PATH_STYLE", "sometimes"),

@@ -138,6 +138,42 @@ async fn cli_and_server_share_the_data_dir_while_it_runs() {
     assert!(status.success(), "graceful shutdown on SIGTERM: {status}");
 }
 
+/// The README's `DADLY_DATABASE_OWNER_URL=postgres://owner@… dadly migrate`
+/// migrates that Postgres database, not the local SQLite file the unset
+/// `DATABASE_URL` defaults to, and the server then starts on it as the
+/// runtime role.
+#[tokio::test]
+async fn migrate_with_the_owner_url_alone_migrates_postgres() {
+    let Some((runtime, owner)) = dadly_testkit::services::postgres_empty_database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dadly(dir.path()).env("DADLY_DATABASE_OWNER_URL", &owner).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "migrations applied to Postgres, as the owner role");
+    assert!(!dir.path().join("dadly.db").exists(), "no SQLite database was made");
+
+    let mut server = dadly(dir.path()).env("DATABASE_URL", &runtime).arg("serve").stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let listening = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => match line.strip_prefix("Dadly is listening on ") {
+                Some(addr) => break Some(addr.to_string()),
+                None => seen.push(line),
+            },
+            Err(_) => break None,
+        }
+    };
+    let _ = server.kill();
+    let base = listening.unwrap_or_else(|| panic!("the server started on the migrated database:\n{}", seen.join("\n")));
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+}
+
 #[test]
 fn malformed_configuration_stops_start_up_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -37,6 +37,16 @@ pub async fn postgres_database() -> Option<String> {
 
 /// A fresh database as `postgres_database`, and its owner's URL too.
 pub async fn postgres_database_with_owner() -> Option<(String, String)> {
+    let (runtime, owner) = postgres_empty_database().await?;
+    // The owner applies the schema, as `dadly migrate` does in production.
+    let mut as_owner = sqlx::PgConnection::connect(&owner).await.expect("connect as the owner role");
+    sqlx::migrate!("../migrations/postgres").run(&mut as_owner).await.expect("migrations apply as the owner role");
+    Some((runtime, owner))
+}
+
+/// A fresh database owned by the owner role, without the schema: the
+/// runtime role's URL and the owner's.
+pub async fn postgres_empty_database() -> Option<(String, String)> {
     let admin = admin_url();
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
@@ -67,9 +77,6 @@ pub async fn postgres_database_with_owner() -> Option<(String, String)> {
     let (base, _) = admin.rsplit_once('/').expect("admin URL has a database");
     let host = base.rsplit_once('@').map(|(_, h)| h).unwrap_or_else(|| base.trim_start_matches("postgres://"));
     let owner = format!("postgres://{OWNER_ROLE}:dadly@{host}/{db}");
-    // The owner applies the schema, as `dadly migrate` does in production.
-    let mut as_owner = sqlx::PgConnection::connect(&owner).await.expect("connect as the owner role");
-    sqlx::migrate!("../migrations/postgres").run(&mut as_owner).await.expect("migrations apply as the owner role");
     Some((format!("postgres://{APP_ROLE}:dadly@{host}/{db}"), owner))
 }
 
