@@ -170,6 +170,7 @@ async fn migrate_with_the_owner_url_alone_migrates_postgres() {
         }
     };
     let _ = server.kill();
+    let _ = server.wait();
     let base = listening.unwrap_or_else(|| panic!("the server started on the migrated database:\n{}", seen.join("\n")));
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
 }
