@@ -183,8 +183,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if matches!(settings.blobs, dadly::settings::BlobBackend::Local) && settings.bind.ip().is_unspecified() && std::env::var("DADLY_PUBLIC_URL").is_err() {
         tracing::warn!("media links will point at {}; set DADLY_PUBLIC_URL to the address clients use", settings.public_url);
     }
-    let local_token = dadly::cli::local_family_token(&settings, &dadly::app::open_store(&settings).await?).await?;
     let app = App::build(settings).await?;
+    // The app's own store: opening another would connect (and check the schema) twice.
+    let local_token = dadly::cli::local_family_token(&app.settings, app.agent.store()).await?;
     let (stop, stopped) = watch::channel(false);
     let running = app.serve(stopped).await?;
     eprintln!("\nDadly is listening on http://{}", running.addr);
