@@ -29,7 +29,7 @@ pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: 
     .await
     .map_err(map_err)
     .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) })?;
-    set_entry_members(&mut *tx, family_id, id, &entry.member_ids).await?;
+    add_entry_members(&mut *tx, family_id, id, &entry.member_ids).await?;
     for m in &entry.media {
         insert_pending_media(&mut *tx, family_id, id, m).await?;
     }
@@ -273,21 +273,26 @@ impl EntryStore for SqliteStore {
         rows.iter().map(|r| Ok((uuid(r, "entry_id")?, r.try_get("description").map_err(map_err)?))).collect()
     }
     async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        for turn in turns {
-            sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(Uuid::now_v7().to_string())
-                .bind(family_id.to_string())
-                .bind(user_id.to_string())
-                .bind(&turn.chat_id)
-                .bind(&turn.role)
-                .bind(&turn.content)
-                .bind(ms(turn.created_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        if turns.is_empty() {
+            return Ok(());
         }
-        tx.commit().await.map_err(map_err)
+        // One statement (atomic by itself): a message and its reply, no transaction round trips.
+        let rows: Vec<serde_json::Value> = turns
+            .iter()
+            .map(|t| serde_json::json!({ "id": Uuid::now_v7().to_string(), "chat_id": t.chat_id, "role": t.role, "content": t.content, "at": ms(t.created_at) }))
+            .collect();
+        sqlx::query(
+            "INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) \
+             SELECT json_extract(value, '$.id'), $1, $2, json_extract(value, '$.chat_id'), json_extract(value, '$.role'), \
+                    json_extract(value, '$.content'), json_extract(value, '$.at') FROM json_each($3)",
+        )
+        .bind(family_id.to_string())
+        .bind(user_id.to_string())
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)
+        .map(|_| ())
     }
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {
         let rows = sqlx::query(

@@ -154,11 +154,30 @@ async fn enqueue(
     version: i64,
     kinds: &[JobKind],
 ) -> StoreResult<()> {
-    for kind in kinds {
-        let key = NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key();
-        enqueue_keyed(tx, family_id, *kind, entry_id, version, &key).await?;
+    // One statement for all (each statement is a round trip to SQLite's thread).
+    let jobs: Vec<serde_json::Value> = kinds
+        .iter()
+        .map(|kind| serde_json::json!({ "id": Uuid::now_v7().to_string(), "kind": kind.as_str(), "key": NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key() }))
+        .collect();
+    if jobs.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let now = ms(Utc::now());
+    sqlx::query(
+        "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+         SELECT json_extract(value, '$.id'), $1, json_extract(value, '$.kind'), $2, $3, json_extract(value, '$.key'), $4, $5, $5, $5 \
+         FROM json_each($6) WHERE true ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(family_id.to_string())
+    .bind(entry_id.to_string())
+    .bind(version)
+    .bind(MAX_JOB_ATTEMPTS)
+    .bind(now)
+    .bind(serde_json::Value::Array(jobs).to_string())
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)
+    .map(|_| ())
 }
 
 /// Enqueues one job under an explicit dedupe key.
@@ -231,6 +250,16 @@ async fn set_entry_members(
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+    add_entry_members(tx, family_id, entry_id, member_ids).await
+}
+
+/// Links an entry to members of its family (a new entry: nothing to replace).
+async fn add_entry_members(
+    tx: &mut sqlx::SqliteConnection,
+    family_id: FamilyId,
+    entry_id: EntryId,
+    member_ids: &[MemberId],
+) -> StoreResult<()> {
     for member_id in member_ids {
         // The sub-select refuses members of another family: the row is simply not written.
         let done = sqlx::query(
