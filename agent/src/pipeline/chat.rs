@@ -116,12 +116,11 @@ impl Agent {
                     dedupe_key: message.dedupe_key.clone(),
                     reply_to: message.reply_to.clone(),
                 };
-                let entry = match self.record_in(user, input, root).await {
+                let (entry, members) = match self.record_with_members(user, input, root).await {
                     Err(AgentError::AlreadyHandled) => return Ok(Outcome::Duplicate),
                     other => other?,
                 };
                 root.metadata("entry_id", json!(entry.id));
-                let members = self.b.store.list_members(user.family_id).await?;
                 let names: Vec<String> = members.iter().filter(|m| entry.member_ids.contains(&m.id)).map(|m| m.name.clone()).collect();
                 Outcome::Recorded { reply: recorded_reply(&entry, &names, korean), entry }
             }

@@ -79,6 +79,12 @@ impl Agent {
     }
 
     pub(crate) async fn record_in(&self, user: &User, input: RecordInput, parent: &Span) -> Result<Entry, AgentError> {
+        self.record_with_members(user, input, parent).await.map(|(entry, _)| entry)
+    }
+
+    /// As `record_in`, and the family's members it matched names against
+    /// (the chat's reply names the entry's children without reading them again).
+    pub(crate) async fn record_with_members(&self, user: &User, input: RecordInput, parent: &Span) -> Result<(Entry, Vec<Member>), AgentError> {
         let text = validate_text(&input.text)?;
         crate::validate::local_instant("sent_at", input.sent_at)?;
         if let Some(t) = input.occurred_at {
@@ -110,7 +116,7 @@ impl Agent {
         self.b.metrics.inc("dadly_entries_recorded_total", &[("source", entry.source.as_str())]);
         tracing::info!(entry.id = %entry.id, family.id = %user.family_id, entry.chars = entry.raw_text.chars().count(), "entry recorded");
         self.wake_workers();
-        Ok(entry)
+        Ok((entry, known))
     }
 }
 
