@@ -343,6 +343,16 @@ async fn chat_turns_and_usage(store: Arc<dyn Store>) {
     let recent = store.recent_chat_turns(fid, "c1", 2).await.unwrap();
     assert_eq!(recent.iter().map(|t| t.content.as_str()).collect::<Vec<_>>(), vec!["turn 1", "turn 2"]);
     assert!(store.recent_chat_turns(fid, "other", 5).await.unwrap().is_empty());
+    // A message and its reply in one write, stored exactly (quotes, JSON-like
+    // text, Hangul, emoji, a newline) and in order.
+    let now = Utc::now() + Duration::seconds(1);
+    let pair: Vec<ChatTurn> = [("user", "민지가 \"처음\" 웃었다 🦷\n{\"a\": [1]}"), ("assistant", "Noted: '$1' ?, -- ;")]
+        .iter()
+        .map(|(role, content)| ChatTurn { chat_id: "c2".into(), role: role.to_string(), content: content.to_string(), created_at: now })
+        .collect();
+    store.add_chat_turns(fid, f.user.id, &pair).await.unwrap();
+    let back = store.recent_chat_turns(fid, "c2", 5).await.unwrap();
+    assert_eq!(back.iter().map(|t| (t.role.as_str(), t.content.as_str())).collect::<Vec<_>>(), pair.iter().map(|t| (t.role.as_str(), t.content.as_str())).collect::<Vec<_>>());
     let lee = fam(store.as_ref(), "Lee").await;
     assert!(store.recent_chat_turns(lee.family.id, "c1", 5).await.unwrap().is_empty());
 
