@@ -363,6 +363,32 @@ async fn answers_cite_their_sources_and_earlier_answers_are_never_shown_to_the_m
     assert!(quoted["sources"].as_array().unwrap().iter().any(|s| s["cited"] == true), "{quoted}");
 }
 
+/// A model's reply with NUL characters is passed on without them and kept as
+/// chat memory on Postgres too (whose `text` cannot hold NUL): the follow-up
+/// still knows what the earlier question was about.
+#[tokio::test]
+async fn a_reply_with_nul_characters_is_answered_and_remembered_on_postgres() {
+    let Some(db) = dadly_testkit::services::postgres_database().await else { return };
+    let fake = FakeOpenAi::start().await;
+    let mut env = fake.env();
+    env.push(("DATABASE_URL", db));
+    let app = app_with_env(&env).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"]), ("Junho", &["준호"])]).await;
+    let zoo = app.entry(&kim, "Minji fed the goats at the zoo", "2026-05-10T10:00:00Z").await;
+    app.wait_ready(&kim, &zoo).await;
+
+    fake.fail_next_answer(&[Fault::Nul]);
+    let first = app.chat(&kim, "What did Minji do at the zoo?").await;
+    let reply = first["reply"].as_str().unwrap();
+    assert_eq!(reply, "According to your journal: the zoo [1]", "{first}");
+    assert_eq!(source_ids(&first), vec![zoo], "{first}");
+
+    app.chat(&kim, "and what about Junho?").await;
+    let plan = fake.chat_requests(Some("query_plan")).last().unwrap().clone();
+    let asked = plan["messages"][1]["content"].as_str().unwrap();
+    assert!(asked.contains("What did Minji do at the zoo?"), "the turn was remembered: {asked}");
+}
+
 #[tokio::test]
 async fn entries_become_searchable_in_batches_while_enrichment_is_stuck() {
     let fake = FakeOpenAi::start().await;

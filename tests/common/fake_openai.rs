@@ -34,6 +34,9 @@ pub enum Fault {
     Rejected,
     /// Answer 200 with prose that cites no source (what small models do).
     Uncited,
+    /// Answer 200 citing the first source, with NUL characters in the text
+    /// (which a Postgres `text` column cannot hold).
+    Nul,
 }
 
 #[derive(Default)]
@@ -178,6 +181,7 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
         }
         Fault::Malformed => Some(completion("{\"summary\": \"unterminated", 5)),
         Fault::Uncited => Some(completion("Sounds like a lovely day out!", 5)),
+        Fault::Nul => Some(completion("According to\u{0} your journal: the zoo\u{0} [1]", 5)),
         Fault::Rejected => Some(
             (
                 StatusCode::BAD_REQUEST,

@@ -303,9 +303,11 @@ impl ChatModel for OpenAiChat {
         }
         let response = self.client.chat().create(req).await.map_err(map_error)?;
         let choice = response.choices.into_iter().next().ok_or_else(|| ModelError::BadResponse("no choices".into()))?;
+        // NUL means nothing in a reply, and no Postgres `text` column can hold it.
         let content = choice
             .message
             .content
+            .map(without_nul)
             .filter(|c| !c.trim().is_empty())
             .ok_or_else(|| ModelError::BadResponse(choice.message.refusal.unwrap_or_else(|| "empty message".into())))?;
         Ok(ChatCompletion {
@@ -315,6 +317,11 @@ impl ChatModel for OpenAiChat {
             streamed: false,
         })
     }
+}
+
+/// A model's text without NUL characters (the same text when it has none).
+fn without_nul(text: String) -> String {
+    if text.contains('\0') { text.replace('\0', "") } else { text }
 }
 
 impl OpenAiChat {
@@ -337,7 +344,7 @@ impl OpenAiChat {
                 used = Some(usage(u.prompt_tokens, u.completion_tokens, u.total_tokens));
             }
             for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
-                if let Some(piece) = choice.delta.content.filter(|p| !p.is_empty()) {
+                if let Some(piece) = choice.delta.content.map(without_nul).filter(|p| !p.is_empty()) {
                     content.push_str(&piece);
                     // The client may have gone; the answer is still finished and kept.
                     let _ = deltas.send(piece);
