@@ -127,7 +127,14 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if !matches!(command, Command::Migrate)
+        && let Some(problem) = settings.runtime_store_problem()
+    {
+        eprintln!("dadly: configuration error: {problem}");
+        std::process::exit(2);
+    }
+    match command {
         Command::Serve => {
             let _sentry = init_sentry(&settings);
             init_logs(settings.json_logs, _sentry.is_some());

@@ -273,6 +273,21 @@ impl Env<'_> {
 }
 
 impl Settings {
+    /// Why these settings cannot run the service (anything but `migrate`):
+    /// an owner URL beside a store that is not Postgres means `DATABASE_URL`
+    /// was forgotten, and the server would otherwise keep parents' entries in
+    /// a local SQLite file instead of the database the operator set up.
+    pub fn runtime_store_problem(&self) -> Option<String> {
+        match (&self.store, &self.database_owner_url) {
+            (StoreBackend::Sqlite(_), Some(_)) => Some(
+                "DADLY_DATABASE_OWNER_URL is set but DATABASE_URL is not a Postgres URL: set DATABASE_URL=postgres://… \
+                 (the runtime role); the owner URL is only for migrations"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&|k| std::env::var(k).ok())

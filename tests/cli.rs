@@ -184,4 +184,18 @@ fn malformed_configuration_stops_start_up_naming_the_variable() {
     let out = dadly(dir.path()).env("OPENAI_BASE_URL", "localhost:11434").arg("migrate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OPENAI_BASE_URL"));
+    // The owner URL without DATABASE_URL migrates, but never serves from the local SQLite file.
+    let owner = "postgres://owner@127.0.0.1:1/dadly";
+    for command in ["serve", "reindex"] {
+        let mut child = dadly(dir.path()).env("DADLY_DATABASE_OWNER_URL", owner).arg(command).stderr(Stdio::piped()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "`dadly {command}` stops at once");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL is not a Postgres URL"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(!dir.path().join("dadly.db").exists(), "no SQLite database was made");
 }
