@@ -204,7 +204,7 @@ impl CapsuleStore for SqliteStore {
             .bind(id.to_string())
             .bind(family_id.to_string())
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)

@@ -16,7 +16,7 @@ impl ChannelStore for SqliteStore {
         .bind(fingerprint)
         .bind(ms(now))
         .bind(ms(now - stale_after))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         if held.rows_affected() == 1 {
@@ -36,7 +36,7 @@ impl ChannelStore for SqliteStore {
             .bind(key)
             .bind(i64::from(status))
             .bind(body)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -45,13 +45,13 @@ impl ChannelStore for SqliteStore {
         sqlx::query("DELETE FROM idempotency_keys WHERE family_id = $1 AND key = $2 AND status IS NULL")
             .bind(family_id.to_string())
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
     }
     async fn claim_update(&self, family_id: FamilyId, key: &str) -> StoreResult<bool> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
         claim(&mut conn, family_id, key).await
     }
     async fn entry_by_external_key(&self, family_id: FamilyId, key: &str) -> StoreResult<Option<Entry>> {
@@ -154,7 +154,7 @@ impl ChannelStore for SqliteStore {
         .bind(family_id.to_string())
         .bind(entry_id.to_string())
         .bind(kind)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)
         .map(|_| ())

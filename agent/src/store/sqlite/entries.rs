@@ -11,6 +11,13 @@ pub(super) fn entries_by_id_sql() -> String {
 
 /// Inserts an entry (members, pending media, jobs) inside a caller's transaction.
 pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<()> {
+    insert_entry_row(&mut *tx, family_id, id, entry, Utc::now()).await?;
+    insert_entry_rest(tx, family_id, id, entry, jobs).await
+}
+
+/// The entry's own row, written only when its author is of the family
+/// (`NotFound` otherwise, with nothing written).
+async fn insert_entry_row(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, id: EntryId, entry: &NewEntry, now: DateTime<Utc>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
          SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
@@ -20,7 +27,7 @@ pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: 
     .bind(entry.source.as_str())
     .bind(&entry.raw_text)
     .bind(ms(entry.occurred_at))
-    .bind(ms(Utc::now()))
+    .bind(ms(now))
     .bind(family_id.to_string())
     .bind(entry.status.as_str())
     .bind(&entry.external_key)
@@ -28,7 +35,11 @@ pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: 
     .execute(&mut *tx)
     .await
     .map_err(map_err)
-    .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) })?;
+    .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(StoreError::NotFound) })
+}
+
+/// An entry's members, pending media and jobs, after its row.
+async fn insert_entry_rest(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<()> {
     add_entry_members(&mut *tx, family_id, id, &entry.member_ids).await?;
     for m in &entry.media {
         insert_pending_media(&mut *tx, family_id, id, m).await?;
@@ -36,19 +47,181 @@ pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: 
     enqueue(&mut *tx, family_id, id, 1, jobs).await
 }
 
+/// The entry as its row reads back right after it was written, without
+/// reading it (instants are kept to the millisecond, as stored).
+fn written_entry(family_id: FamilyId, id: EntryId, entry: NewEntry, now: DateTime<Utc>) -> Entry {
+    let mut member_ids = entry.member_ids;
+    member_ids.sort();
+    member_ids.dedup();
+    let now = at(ms(now));
+    Entry {
+        id,
+        family_id,
+        author_id: entry.author_id,
+        source: entry.source,
+        raw_text: entry.raw_text,
+        member_ids,
+        occurred_at: at(ms(entry.occurred_at)),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        status: entry.status,
+        reply_to: entry.reply_to,
+    }
+}
+
+/// Writes waiting for the writer (new entries, chat turns), and the turn to write them.
+///
+/// SQLite has one writer at a time. Each caller queues its write and waits
+/// for the turn (fair, first come first served); whoever gets it writes
+/// everything queued by then in one transaction, and hands each caller its
+/// own outcome. Under a burst that is one `BEGIN`/`COMMIT` (and one WAL
+/// commit) for many messages, and no connection sleeps in SQLite's busy
+/// handler waiting for another.
+#[derive(Default)]
+pub(super) struct GroupCommit {
+    queued: std::sync::Mutex<Vec<Queued>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+enum Queued {
+    Entry { family_id: FamilyId, id: EntryId, entry: NewEntry, jobs: Vec<JobKind>, now: DateTime<Utc>, done: tokio::sync::oneshot::Sender<StoreResult<Entry>> },
+    Turns { family_id: FamilyId, user_id: UserId, turns: Vec<ChatTurn>, done: tokio::sync::oneshot::Sender<StoreResult<()>> },
+}
+
+/// Why one write of a group was not done.
+enum Refused {
+    /// Before it wrote anything, by a check that undoes only its own
+    /// statement (a claimed update key, an author not of the family, a
+    /// unique key taken): the others stand.
+    Cleanly(StoreError),
+    /// After part of it was written, or by an error after which SQLite may
+    /// have ended the transaction: the group is rolled back.
+    Midway(StoreError),
+}
+
+impl SqliteStore {
+    /// Does the write with whatever else is queued (see `GroupCommit`).
+    async fn grouped<T>(&self, write: Queued, mut outcome: tokio::sync::oneshot::Receiver<StoreResult<T>>) -> StoreResult<T> {
+        self.group_commit.queued.lock().unwrap_or_else(|e| e.into_inner()).push(write);
+        let turn = self.group_commit.turn.clone().lock_owned().await;
+        // Written by an earlier turn while this one waited?
+        if let Ok(result) = outcome.try_recv() {
+            return result;
+        }
+        let group = std::mem::take(&mut *self.group_commit.queued.lock().unwrap_or_else(|e| e.into_inner()));
+        // On its own task, holding the turn: a caller that goes away (a
+        // client hung up) does not take the others' writes with it.
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            write_group(&writer, group).await;
+            drop(turn);
+        });
+        outcome.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the write was dropped".into())))
+    }
+}
+
+/// One transaction for the whole group; if it cannot be (a write failed
+/// midway, the commit failed), each write is done on its own instead, so
+/// one bad write never costs another its place.
+async fn write_group(pool: &SqlitePool, group: Vec<Queued>) {
+    let outcomes = match try_group(pool, &group).await {
+        Ok(outcomes) => outcomes,
+        Err(_) => {
+            let mut outcomes = Vec::with_capacity(group.len());
+            for q in &group {
+                outcomes.push(write_alone(pool, q).await);
+            }
+            outcomes
+        }
+    };
+    // A caller may have gone (a dropped request): its write is done all the same.
+    for (q, outcome) in group.into_iter().zip(outcomes) {
+        match q {
+            Queued::Entry { family_id, id, entry, now, done, .. } => {
+                let _ = done.send(outcome.map(|()| written_entry(family_id, id, entry, now)));
+            }
+            Queued::Turns { done, .. } => {
+                let _ = done.send(outcome);
+            }
+        }
+    }
+}
+
+async fn try_group(pool: &SqlitePool, group: &[Queued]) -> StoreResult<Vec<StoreResult<()>>> {
+    let mut tx = begin_write(pool).await?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for q in group {
+        match write_queued(&mut tx, q).await {
+            Ok(()) => outcomes.push(Ok(())),
+            Err(Refused::Cleanly(e)) => outcomes.push(Err(e)),
+            Err(Refused::Midway(e)) => return Err(e),
+        }
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(outcomes)
+}
+
+async fn write_alone(pool: &SqlitePool, q: &Queued) -> StoreResult<()> {
+    let mut tx = begin_write(pool).await?;
+    match write_queued(&mut tx, q).await {
+        Ok(()) => tx.commit().await.map_err(map_err),
+        Err(Refused::Cleanly(e) | Refused::Midway(e)) => Err(e),
+    }
+}
+
+/// One queued write inside the group's transaction.
+async fn write_queued(tx: &mut sqlx::SqliteConnection, q: &Queued) -> Result<(), Refused> {
+    // A failed statement leaves nothing of itself behind when it breaks a
+    // constraint or matches no row (SQLite undoes just that statement).
+    let clean_unless = |wrote: bool| move |e: StoreError| match e {
+        StoreError::NotFound | StoreError::Conflict(_) if !wrote => Refused::Cleanly(e),
+        e => Refused::Midway(e),
+    };
+    match q {
+        Queued::Entry { family_id, id, entry, jobs, now, .. } => {
+            let mut wrote = false;
+            if let Some(key) = &entry.dedupe_key {
+                match claim(&mut *tx, *family_id, key).await {
+                    Ok(true) => wrote = true,
+                    Ok(false) => return Err(Refused::Cleanly(StoreError::AlreadyHandled)),
+                    Err(e) => return Err(Refused::Midway(e)),
+                }
+            }
+            insert_entry_row(&mut *tx, *family_id, *id, entry, *now).await.map_err(clean_unless(wrote))?;
+            insert_entry_rest(tx, *family_id, *id, entry, jobs).await.map_err(Refused::Midway)
+        }
+        Queued::Turns { family_id, user_id, turns, .. } => {
+            // More than one piece: a later piece's failure follows an earlier one's write.
+            insert_chat_turns(tx, *family_id, *user_id, turns).await.map_err(clean_unless(turns.len() > CHAT_TURNS_PER_STATEMENT))
+        }
+    }
+}
+
+/// Rows per chat-turn statement: within SQLite's 32,766 parameters.
+const CHAT_TURNS_PER_STATEMENT: usize = 1_000;
+
+/// Chat turns in order, bound as parameters, so any text (a model's reply
+/// included) is stored exactly.
+async fn insert_chat_turns(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
+    for piece in turns.chunks(CHAT_TURNS_PER_STATEMENT) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; piece.len()].join(", ");
+        let sql = format!("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES {rows}");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for t in piece {
+            query = query.bind(Uuid::now_v7().to_string()).bind(family_id.to_string()).bind(user_id.to_string()).bind(&t.chat_id).bind(&t.role).bind(&t.content).bind(ms(t.created_at));
+        }
+        query.execute(&mut *tx).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl EntryStore for SqliteStore {
     async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
-        let id = Uuid::now_v7();
-        let mut tx = self.write_tx().await?;
-        if let Some(key) = &entry.dedupe_key
-            && !claim(&mut tx, family_id, key).await?
-        {
-            return Err(StoreError::AlreadyHandled);
-        }
-        insert_entry_tx(&mut tx, family_id, id, &entry, jobs).await?;
-        tx.commit().await.map_err(map_err)?;
-        self.get_entry(family_id, id).await
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let write = Queued::Entry { family_id, id: Uuid::now_v7(), entry, jobs: jobs.to_vec(), now: Utc::now(), done };
+        self.grouped(write, outcome).await
     }
     async fn get_entry(&self, family_id: FamilyId, id: EntryId) -> StoreResult<Entry> {
         let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1 AND e.family_id = $2");
@@ -220,7 +393,7 @@ impl EntryStore for SqliteStore {
         )
         .bind(family_id.to_string())
         .bind(serde_json::Value::Array(rows).to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)?;
         written.iter().map(|id| id.parse().map_err(|e| StoreError::Backend(Box::new(e)))).collect()
@@ -276,20 +449,10 @@ impl EntryStore for SqliteStore {
         if turns.is_empty() {
             return Ok(());
         }
-        // One statement (atomic by itself): a message and its reply, no
-        // transaction round trips. Bound as parameters, so any text (a model's
-        // reply included) is stored exactly.
-        // (In pieces of 1,000 rows, within SQLite's 32,766 parameters.)
-        for piece in turns.chunks(1_000) {
-            let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; piece.len()].join(", ");
-            let sql = format!("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES {rows}");
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for t in piece {
-                query = query.bind(Uuid::now_v7().to_string()).bind(family_id.to_string()).bind(user_id.to_string()).bind(&t.chat_id).bind(&t.role).bind(&t.content).bind(ms(t.created_at));
-            }
-            query.execute(&self.pool).await.map_err(map_err)?;
-        }
-        Ok(())
+        // With the other writes queued at the time: a message and its reply
+        // in one transaction, and no transaction of their own.
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.grouped(Queued::Turns { family_id, user_id, turns: turns.to_vec(), done }, outcome).await
     }
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {
         let rows = sqlx::query(
@@ -339,7 +502,7 @@ impl EntryStore for SqliteStore {
         .bind(input_tokens as i64)
         .bind(output_tokens as i64)
         .bind(cost_usd)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)
         .map(|_| ())
@@ -388,5 +551,115 @@ impl EntryStore for SqliteStore {
         enqueue(&mut tx, family_id, id, version + 1, jobs).await?;
         tx.commit().await.map_err(map_err)?;
         self.get_entry(family_id, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ChannelStore, FamilyStore, JobQueue, NewMember};
+
+    fn note(text: &str, author: UserId, members: Vec<MemberId>, key: Option<&str>) -> NewEntry {
+        NewEntry { author_id: author, source: Source::Web, raw_text: text.into(), member_ids: members, occurred_at: Utc::now(), dedupe_key: key.map(str::to_string), ..Default::default() }
+    }
+
+    /// Queues every write while the turn is held, so they are written as one
+    /// group, then lets them go; returns each write's outcome in order.
+    async fn one_group(store: &Arc<SqliteStore>, family_id: FamilyId, notes: Vec<NewEntry>, turns: (UserId, ChatTurn)) -> (Vec<StoreResult<Entry>>, StoreResult<()>) {
+        let turn = store.group_commit.turn.clone().lock_owned().await;
+        let queued = |store: &Arc<SqliteStore>| store.group_commit.queued.lock().unwrap().len();
+        let mut tasks = Vec::new();
+        for n in notes {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move { s.insert_entry(family_id, n, &[JobKind::Embed, JobKind::Enrich]).await }));
+            // One at a time, so the group keeps this order.
+            while queued(store) < tasks.len() {
+                tokio::task::yield_now().await;
+            }
+        }
+        let s = store.clone();
+        let chat = tokio::spawn(async move { s.add_chat_turns(family_id, turns.0, &[turns.1]).await });
+        while queued(store) < tasks.len() + 1 {
+            tokio::task::yield_now().await;
+        }
+        drop(turn);
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        (outcomes, chat.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_group_commit_gives_each_write_its_own_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
+        let kim = store.create_family("Kim").await.unwrap();
+        let lee = store.create_family("Lee").await.unwrap();
+        let dad = store.create_user(kim.id, "Dad").await.unwrap();
+        let stranger = store.create_user(lee.id, "Stranger").await.unwrap();
+        let minji = store.create_member(kim.id, NewMember { name: "Minji".into(), aliases: vec![], birth_date: None }).await.unwrap();
+        let sora = store.create_member(lee.id, NewMember { name: "Sora".into(), aliases: vec![], birth_date: None }).await.unwrap();
+        let said = |text: &str| ChatTurn { chat_id: "web".into(), role: "user".into(), content: text.into(), created_at: Utc::now() };
+
+        // Refused cleanly (a repeated update key, an author of another family):
+        // the rest of the group is committed with them.
+        let (outcomes, chat) = one_group(
+            &store,
+            kim.id,
+            vec![
+                note("Minji lost a tooth", dad.id, vec![minji.id], Some("update-1")),
+                note("the same update again", dad.id, vec![], Some("update-1")),
+                note("written as someone of another family", stranger.id, vec![], None),
+                note("준호가 자전거를 탔다 🚲", dad.id, vec![], None),
+            ],
+            (dad.id, said("first group")),
+        )
+        .await;
+        assert!(matches!(outcomes[1], Err(StoreError::AlreadyHandled)), "{:?}", outcomes[1]);
+        assert!(matches!(outcomes[2], Err(StoreError::NotFound)), "{:?}", outcomes[2]);
+        chat.unwrap();
+        let mut kept = Vec::new();
+        for i in [0, 3] {
+            let written = outcomes[i].as_ref().unwrap().clone();
+            // What the caller is handed is what the row reads back as.
+            assert_eq!(store.get_entry(kim.id, written.id).await.unwrap(), written);
+            kept.push(written.id);
+        }
+        assert_eq!(outcomes[0].as_ref().unwrap().member_ids, vec![minji.id]);
+
+        // A child of another family is refused after the entry's row was
+        // written: the group is rolled back and each write done on its own,
+        // so that entry leaves nothing (not its row, not its update key) and
+        // the others are all kept.
+        let (outcomes, chat) = one_group(
+            &store,
+            kim.id,
+            vec![
+                note("Minji sang", dad.id, vec![minji.id], Some("update-2")),
+                note("about someone else's child", dad.id, vec![sora.id], Some("update-3")),
+                note("the first update once more", dad.id, vec![], Some("update-1")),
+                note("Minji read a book", dad.id, vec![minji.id], None),
+            ],
+            (dad.id, said("second group")),
+        )
+        .await;
+        assert!(matches!(outcomes[1], Err(StoreError::NotFound)), "{:?}", outcomes[1]);
+        assert!(matches!(outcomes[2], Err(StoreError::AlreadyHandled)), "{:?}", outcomes[2]);
+        chat.unwrap();
+        for i in [0, 3] {
+            let written = outcomes[i].as_ref().unwrap().clone();
+            assert_eq!(store.get_entry(kim.id, written.id).await.unwrap(), written);
+            kept.push(written.id);
+        }
+        assert!(store.claim_update(kim.id, "update-3").await.unwrap(), "the refused entry's update key was rolled back with it");
+
+        let mut stored: Vec<EntryId> = store.list_entries(kim.id, &EntryFilter { limit: 100, ..Default::default() }).await.unwrap().into_iter().map(|e| e.id).collect();
+        stored.sort();
+        kept.sort();
+        assert_eq!(stored, kept, "exactly the entries reported written");
+        assert_eq!(store.job_counts(Some(kim.id)).await.unwrap().queued, 8, "two jobs for each, once");
+        let remembered: Vec<String> = store.recent_chat_turns(kim.id, "web", 10).await.unwrap().into_iter().map(|t| t.content).collect();
+        assert_eq!(remembered, vec!["first group", "second group"]);
     }
 }

@@ -87,7 +87,7 @@ impl ErasureStore for SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         // Reclaim the space, so the erased text does not linger in free pages.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(map_err)?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await.map_err(map_err)?;
         Ok(())
     }
     async fn record_export_file(&self, family_id: FamilyId, blob_key: &str) -> StoreResult<()> {
@@ -95,16 +95,16 @@ impl ErasureStore for SqliteStore {
             .bind(family_id.to_string())
             .bind(blob_key)
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
     }
     async fn take_export_files(&self, family_id: FamilyId) -> StoreResult<Vec<String>> {
-        sqlx::query_scalar("DELETE FROM export_files WHERE family_id = $1 RETURNING blob_key").bind(family_id.to_string()).fetch_all(&self.pool).await.map_err(map_err)
+        sqlx::query_scalar("DELETE FROM export_files WHERE family_id = $1 RETURNING blob_key").bind(family_id.to_string()).fetch_all(&self.writer).await.map_err(map_err)
     }
     async fn compact(&self) -> StoreResult<()> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map_err(map_err).map(|_| ())
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await.map_err(map_err).map(|_| ())
     }
     async fn record_erasure(&self, family_id: FamilyId, actor_id: UserId, kind: &str, counts: &serde_json::Value) -> StoreResult<()> {
         sqlx::query("INSERT INTO erasures (id, family_id, actor_id, kind, counts, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -114,7 +114,7 @@ impl ErasureStore for SqliteStore {
             .bind(kind)
             .bind(counts.to_string())
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -153,7 +153,7 @@ impl RetentionStore for SqliteStore {
         sqlx::query("UPDATE media SET blob_key = '', size_bytes = 0 WHERE id = $1 AND family_id = $2")
             .bind(media_id.to_string())
             .bind(family_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -171,7 +171,7 @@ impl RetentionStore for SqliteStore {
             .bind(member_id.to_string())
             .bind(family_id.to_string())
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)

@@ -16,7 +16,7 @@ impl FamilyStore for SqliteStore {
             .bind(family.id.to_string())
             .bind(&family.name)
             .bind(ms(family.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(family)
@@ -32,7 +32,7 @@ impl FamilyStore for SqliteStore {
         .bind(family_id.to_string())
         .bind(&user.name)
         .bind(ms(user.created_at))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| match map_err(e) {
             StoreError::Backend(_) => StoreError::NotFound, // the family does not exist
@@ -60,7 +60,7 @@ impl FamilyStore for SqliteStore {
         let done = sqlx::query("UPDATE users SET tokens_valid_after = MAX(COALESCE(tokens_valid_after, 0), $2) WHERE id = $1")
             .bind(user_id.to_string())
             .bind(ms(after))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         if done.rows_affected() == 0 {
@@ -85,7 +85,7 @@ impl FamilyStore for SqliteStore {
             .bind(to_json(&created.aliases))
             .bind(created.birth_date.map(|d| d.format("%Y-%m-%d").to_string()))
             .bind(ms(created.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(created)
@@ -105,7 +105,7 @@ impl FamilyStore for SqliteStore {
             .bind(name)
             .bind(to_json(&aliases))
             .bind(birth_date.map(|d| d.format("%Y-%m-%d").to_string()))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await
             .map_err(map_err)?;
         member_from_row(&row.ok_or(StoreError::NotFound)?)
@@ -117,7 +117,7 @@ impl FamilyStore for SqliteStore {
             .bind(user_id.to_string())
             .bind(ms(expires_at))
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -163,7 +163,7 @@ impl FamilyStore for SqliteStore {
             .bind(language)
             .bind(telegram_user_id)
             .bind(family_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -172,7 +172,7 @@ impl FamilyStore for SqliteStore {
         let done = sqlx::query("DELETE FROM telegram_links WHERE telegram_user_id = $1 AND family_id = $2")
             .bind(telegram_user_id)
             .bind(family_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() > 0)

@@ -17,7 +17,7 @@ impl JobQueue for SqliteStore {
         .bind(tag)
         .bind(MAX_JOB_ATTEMPTS)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
@@ -27,7 +27,7 @@ impl JobQueue for SqliteStore {
             .bind(id.to_string())
             .bind(ms(run_at))
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -51,7 +51,7 @@ impl JobQueue for SqliteStore {
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1 \
                  WHERE id IN ({due}) RETURNING id, family_id, kind, entry_id, entry_version, attempts, max_attempts, transient_failures"
             );
-            rows = sqlx::query(AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now + lease)).bind(limit.max(1) as i64).fetch_all(&self.pool).await.map_err(map_err)?;
+            rows = sqlx::query(AssertSqlSafe(sql)).bind(ms(now)).bind(ms(now + lease)).bind(limit.max(1) as i64).fetch_all(&self.writer).await.map_err(map_err)?;
             if !rows.is_empty() {
                 break;
             }
@@ -77,7 +77,7 @@ impl JobQueue for SqliteStore {
             "UPDATE jobs SET status = 'failed', locked_until = NULL, updated_at = $1,              last_error = 'abandoned: its worker stopped during each of ' || attempts || ' attempts'              WHERE status = 'running' AND locked_until < $1 AND attempts >= max_attempts",
         )
         .bind(ms(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
@@ -86,7 +86,7 @@ impl JobQueue for SqliteStore {
         let done = sqlx::query("UPDATE jobs SET locked_until = $2 WHERE id = $1 AND status = 'running'")
             .bind(id.to_string())
             .bind(ms(locked_until))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -99,7 +99,7 @@ impl JobQueue for SqliteStore {
         .bind(error)
         .bind(ms(run_at))
         .bind(ms(Utc::now()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)
         .map(|_| ())
@@ -108,7 +108,7 @@ impl JobQueue for SqliteStore {
         sqlx::query("UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $2 WHERE id = $1")
             .bind(id.to_string())
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -121,7 +121,7 @@ impl JobQueue for SqliteStore {
         sqlx::query("UPDATE jobs SET status = 'done', locked_until = NULL, last_error = NULL, updated_at = $2 WHERE id IN (SELECT value FROM json_each($1))")
             .bind(to_json(&list))
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -135,7 +135,7 @@ impl JobQueue for SqliteStore {
         .bind(error)
         .bind(retry_at.map(ms))
         .bind(ms(Utc::now()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)
         .map(|_| ())
@@ -148,12 +148,12 @@ impl JobQueue for SqliteStore {
             ("chat_turns", "DELETE FROM chat_turns WHERE created_at < $1"),
             ("idempotency_keys", "DELETE FROM idempotency_keys WHERE created_at < $1"),
         ] {
-            let done = sqlx::query(sql).bind(ms(before)).execute(&self.pool).await.map_err(map_err)?;
+            let done = sqlx::query(sql).bind(ms(before)).execute(&self.writer).await.map_err(map_err)?;
             out.push((what.to_string(), done.rows_affected()));
         }
         // Capsule drafts nobody confirmed (usable for 30 minutes) go after a day.
         let stale = ms(Utc::now() - chrono::Duration::days(1));
-        let done = sqlx::query("DELETE FROM time_capsules WHERE confirmed = 0 AND created_at < $1").bind(stale).execute(&self.pool).await.map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM time_capsules WHERE confirmed = 0 AND created_at < $1").bind(stale).execute(&self.writer).await.map_err(map_err)?;
         out.push(("capsule_drafts".to_string(), done.rows_affected()));
         Ok(out)
     }

@@ -2,6 +2,7 @@
 //! are stored as Unix milliseconds, ids as UUID text, lists as JSON text.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,7 +16,14 @@ use super::*;
 pub const MAX_JOB_ATTEMPTS: i64 = 8;
 
 pub struct SqliteStore {
+    /// Reads: several connections at once (WAL readers never wait for the writer).
     pool: SqlitePool,
+    /// Writes: SQLite takes one writer at a time, so this pool has one
+    /// connection and writers queue for it (fairly, without sleeping in
+    /// SQLite's busy handler as connections racing for the lock would).
+    writer: SqlitePool,
+    /// Writes waiting for the next group commit (see `entries::GroupCommit`).
+    group_commit: entries::GroupCommit,
 }
 
 impl SqliteStore {
@@ -39,17 +47,18 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 8 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
-        let store = Self { pool };
+        let writer = if in_memory { pool.clone() } else { SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(unavailable)? };
+        let store = Self { pool, writer, group_commit: entries::GroupCommit::default() };
         store.migrate().await?;
         Ok(store)
     }
 
     /// Applies any migration not yet applied.
     pub async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("../migrations/sqlite").run(&self.pool).await.map_err(backend)
+        sqlx::migrate!("../migrations/sqlite").run(&self.writer).await.map_err(backend)
     }
 }
 
@@ -135,8 +144,13 @@ impl SqliteStore {
     /// `SQLITE_BUSY_SNAPSHOT` ("database is locked", which no busy timeout
     /// waits out) whenever another connection wrote in between.
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+        begin_write(&self.writer).await
     }
+}
+
+/// `SqliteStore::write_tx` on a pool.
+async fn begin_write(pool: &SqlitePool) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
 }
 
 fn vector_to_bytes(v: &[f32]) -> Vec<u8> {

@@ -10,7 +10,7 @@ impl ParentStore for SqliteStore {
             .bind(family_id.to_string())
             .bind(created_by.to_string())
             .bind(ms(expires_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())

@@ -57,7 +57,7 @@ impl PromptStore for SqliteStore {
             .bind(user_id.to_string())
             .bind(family_id.to_string())
             .bind(d)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -82,7 +82,7 @@ impl PromptStore for SqliteStore {
             .bind(chat_key)
             .bind(message_id)
             .bind(ms(Utc::now()))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -119,7 +119,7 @@ impl PromptStore for SqliteStore {
             .bind(prompt_id.to_string())
             .bind(family_id.to_string())
             .bind(entry_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())

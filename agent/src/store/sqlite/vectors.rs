@@ -36,7 +36,7 @@ impl VectorStore for SqliteStore {
         )
         .bind(serde_json::Value::Array(rows).to_string())
         .bind(family_id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)?;
         // In the records' order, each once.
@@ -51,7 +51,7 @@ impl VectorStore for SqliteStore {
         sqlx::query("DELETE FROM entry_vectors WHERE entry_id = $1 AND family_id = $2")
             .bind(entry_id.to_string())
             .bind(family_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
@@ -68,7 +68,7 @@ impl VectorStore for SqliteStore {
         )
         .bind(json)
         .bind(family_id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)
         .map(|done| done.rows_affected())
@@ -120,7 +120,7 @@ impl VectorStore for SqliteStore {
             .bind(version)
             .bind(entry_id.to_string())
             .bind(family_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)
             .map(|_| ())
