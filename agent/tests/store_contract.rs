@@ -87,6 +87,20 @@ async fn entries_lifecycle(store: Arc<dyn Store>) {
     let mut both = vec![f.kids[0].id, f.kids[1].id];
     both.sort();
     assert_eq!(store.get_entry(fid, c.id).await.unwrap().member_ids, both);
+    // What insert hands back is what the store reads back, to the stored precision.
+    let precise = NewEntry {
+        author_id: f.user.id,
+        source: Source::Telegram,
+        raw_text: "at nanoseconds 🕰".into(),
+        member_ids: vec![f.kids[1].id, f.kids[0].id, f.kids[1].id],
+        occurred_at: t("2026-10-04T10:00:00.123456789Z"),
+        reply_to: Some("chat:7".into()),
+        ..Default::default()
+    };
+    let written = store.insert_entry(fid, precise, &[JobKind::Embed, JobKind::Enrich]).await.unwrap();
+    assert_eq!(written, store.get_entry(fid, written.id).await.unwrap());
+    assert_eq!(written.member_ids, both);
+    store.delete_entry(fid, written.id).await.unwrap();
 
     let all = store.list_entries(fid, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), vec![c.id, b.id, a.id]);
@@ -143,6 +157,9 @@ async fn families_are_isolated(store: Arc<dyn Store>) {
     assert!(store.load_vectors(kid, None, None).await.unwrap().is_empty());
     let as_lee = NewEntry { author_id: kim.user.id, raw_text: "x".into(), occurred_at: Utc::now(), ..Default::default() };
     assert!(matches!(store.insert_entry(lid, as_lee, &[]).await, Err(StoreError::NotFound)), "an author from another family is refused");
+    let their_child = NewEntry { author_id: kim.user.id, raw_text: "about Lee's child".into(), member_ids: vec![kim.kids[0].id, lee.kids[0].id], occurred_at: Utc::now(), ..Default::default() };
+    assert!(matches!(store.insert_entry(kid, their_child, &[JobKind::Embed]).await, Err(StoreError::NotFound)), "another family's child is refused");
+    assert_eq!(store.list_entries(kid, &EntryFilter { limit: 100, ..Default::default() }).await.unwrap().len(), 1, "and nothing of that entry is kept");
     assert_eq!(store.list_members(lid).await.unwrap(), lee.kids);
     assert_eq!(store.job_counts(Some(lid)).await.unwrap(), JobCounts::default());
     assert_eq!(store.get_entry(kid, secret.id).await.unwrap().raw_text, "kim secret");

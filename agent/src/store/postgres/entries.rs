@@ -9,35 +9,77 @@ pub const RECENT_CHAT_TURNS_SQL: &str = "SELECT chat_id, role, content, created_
      ORDER BY created_at DESC, id DESC LIMIT $3";
 
 /// Inserts an entry (members, pending media, jobs) inside a caller's transaction; returns it.
+///
+/// The row, its member links and its jobs are one statement (each statement
+/// is a round trip to the server), and the entry is handed back as written
+/// rather than read again.
 pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
-    let inserted = sqlx::query(
-        "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
-         SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
+    use chrono::SubsecRound;
+    let now = stored_now();
+    let mut member_ids = entry.member_ids.clone();
+    member_ids.sort();
+    member_ids.dedup();
+    let job_ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let job_kinds: Vec<&str> = jobs.iter().map(|k| k.as_str()).collect();
+    let job_keys: Vec<String> = jobs.iter().map(|kind| NewJob { kind: *kind, entry_id: id, entry_version: 1 }.dedupe_key()).collect();
+    // Member links and jobs hang off the entry's row: no row (an author not
+    // of the family), none of them. A member not of the family is not linked,
+    // which the count below reports.
+    let row = sqlx::query(
+        "WITH e AS ( \
+           INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
+           SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7 \
+           RETURNING id, family_id), \
+         m AS ( \
+           INSERT INTO entry_members (entry_id, member_id, family_id) \
+           SELECT e.id, x.id, x.family_id FROM e JOIN members x ON x.family_id = e.family_id AND x.id = ANY($11) \
+           ON CONFLICT DO NOTHING RETURNING 1), \
+         j AS ( \
+           INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+           SELECT k.id, e.family_id, k.kind, e.id, 1, k.key, $12, $6, $6, $6 FROM e, unnest($13::uuid[], $14::text[], $15::text[]) AS k(id, kind, key) \
+           ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1) \
+         SELECT (SELECT count(*) FROM e) AS entries, (SELECT count(*) FROM m) AS members, (SELECT count(*) FROM j) AS jobs",
     )
     .bind(id)
     .bind(entry.author_id)
     .bind(entry.source.as_str())
     .bind(&entry.raw_text)
     .bind(entry.occurred_at)
-    .bind(stored_now())
+    .bind(now)
     .bind(family_id)
     .bind(entry.status.as_str())
     .bind(&entry.external_key)
     .bind(&entry.reply_to)
-    .execute(&mut **tx)
+    .bind(&member_ids)
+    .bind(MAX_JOB_ATTEMPTS)
+    .bind(&job_ids)
+    .bind(&job_kinds)
+    .bind(&job_keys)
+    .fetch_one(&mut **tx)
     .await
     .map_err(map_err)?;
-    if inserted.rows_affected() != 1 {
+    let count = |col: &str| row.try_get::<i64, _>(col).map_err(map_err);
+    if count("entries")? != 1 || count("members")? as usize != member_ids.len() {
         return Err(StoreError::NotFound);
     }
-    set_entry_members(tx, family_id, id, &entry.member_ids).await?;
     for m in &entry.media {
         insert_pending_media(tx, family_id, id, m).await?;
     }
-    enqueue(tx, family_id, id, 1, jobs).await?;
-    let sql = format!("SELECT {ENTRY_COLUMNS} FROM entries e WHERE e.id = $1");
-    let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_one(&mut **tx).await.map_err(map_err)?;
-    entry_from_row(&row)
+    Ok(Entry {
+        id,
+        family_id,
+        author_id: entry.author_id,
+        source: entry.source,
+        raw_text: entry.raw_text.clone(),
+        member_ids,
+        // As stored: timestamptz keeps microseconds.
+        occurred_at: entry.occurred_at.trunc_subsecs(6),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        status: entry.status,
+        reply_to: entry.reply_to.clone(),
+    })
 }
 
 #[async_trait]
@@ -266,20 +308,31 @@ impl EntryStore for PostgresStore {
         Ok(rows)
     }
     async fn add_chat_turns(&self, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
-        let mut tx = self.family_tx(family_id).await?;
-        for turn in turns {
-            sqlx::query("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(Uuid::now_v7())
-                .bind(family_id)
-                .bind(user_id)
-                .bind(&turn.chat_id)
-                .bind(&turn.role)
-                .bind(&turn.content)
-                .bind(turn.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        if turns.is_empty() {
+            return Ok(());
         }
+        // One statement for all of them, in order (ids are time-ordered).
+        let ids: Vec<Uuid> = turns.iter().map(|_| Uuid::now_v7()).collect();
+        let chats: Vec<&str> = turns.iter().map(|t| t.chat_id.as_str()).collect();
+        let roles: Vec<&str> = turns.iter().map(|t| t.role.as_str()).collect();
+        let contents: Vec<&str> = turns.iter().map(|t| t.content.as_str()).collect();
+        let times: Vec<DateTime<Utc>> = turns.iter().map(|t| t.created_at).collect();
+        let mut tx = self.family_tx(family_id).await?;
+        sqlx::query(
+            "INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) \
+             SELECT t.id, $1, $2, t.chat_id, t.role, t.content, t.created_at \
+             FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS t(id, chat_id, role, content, created_at)",
+        )
+        .bind(family_id)
+        .bind(user_id)
+        .bind(&ids)
+        .bind(&chats)
+        .bind(&roles)
+        .bind(&contents)
+        .bind(&times)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {

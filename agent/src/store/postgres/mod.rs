@@ -194,12 +194,31 @@ async fn insert_pending_media(tx: &mut Tx, family_id: FamilyId, entry_id: EntryI
     Ok(id)
 }
 
+/// An entry version's jobs, in one statement.
 async fn enqueue(tx: &mut Tx, family_id: FamilyId, entry_id: EntryId, version: i64, kinds: &[JobKind]) -> StoreResult<()> {
-    for kind in kinds {
-        let key = NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key();
-        enqueue_keyed(tx, family_id, *kind, entry_id, version, &key).await?;
+    if kinds.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let ids: Vec<Uuid> = kinds.iter().map(|_| Uuid::now_v7()).collect();
+    let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let keys: Vec<String> = kinds.iter().map(|kind| NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key()).collect();
+    sqlx::query(
+        "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+         SELECT k.id, $1, k.kind, $2, $3, k.key, $4, $5, $5, $5 FROM unnest($6::uuid[], $7::text[], $8::text[]) AS k(id, kind, key) \
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(family_id)
+    .bind(entry_id)
+    .bind(version)
+    .bind(MAX_JOB_ATTEMPTS)
+    .bind(Utc::now())
+    .bind(&ids)
+    .bind(&names)
+    .bind(&keys)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)
+    .map(|_| ())
 }
 
 async fn set_entry_members(tx: &mut Tx, family_id: FamilyId, entry_id: EntryId, member_ids: &[MemberId]) -> StoreResult<()> {
