@@ -11,6 +11,7 @@
 //! `DADLY_*`); with none set, the offline models. recall@5 counts the expected
 //! entries among the first five sources, out of min(expected, 5).
 //! `EVAL_MISSES=1` lists every question that missed, with the sources' scores.
+//! `EVAL_TYPES=count,first_last` asks only the questions of those types.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -192,7 +193,12 @@ async fn main() -> anyhow::Result<()> {
     // EVAL_MISSES=1 lists each question whose expected entries are not all in
     // the first five sources (and each unanswerable one that got sources).
     let show_misses = std::env::var("EVAL_MISSES").is_ok_and(|v| v == "1");
+    // EVAL_TYPES=count,first_last asks only those types (a slow real chat model takes seconds per question).
+    let only: Option<Vec<String>> = std::env::var("EVAL_TYPES").ok().filter(|v| !v.is_empty()).map(|v| v.split(',').map(|t| t.trim().to_string()).collect());
     for q in set["questions"].as_array().unwrap() {
+        if only.as_ref().is_some_and(|types| !types.iter().any(|t| t == q["type"].as_str().unwrap_or_default())) {
+            continue;
+        }
         let expected: Vec<String> = q["expect"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
         let text = q["question"].as_str().unwrap();
         let body = json!({ "message": format!("/ask {text}"), "sent_at": today, "chat_id": q["id"] });

@@ -70,6 +70,14 @@ async fn entries_are_enriched_embedded_and_answered_by_the_model_server() {
     assert_eq!(unclear["kind"], "recorded");
     assert_eq!(fake.chat_requests(Some("route")).len(), 1);
 
+    // Every call bounds what the model may write, so a model that loops
+    // cannot hold a worker until the timeout.
+    let bound = |schema: Option<&str>| fake.chat_requests(schema).iter().map(|r| r["max_completion_tokens"].as_u64()).collect::<Vec<_>>();
+    assert!(bound(Some("entry_insights")).iter().all(|b| *b == Some(512)), "{:?}", bound(Some("entry_insights")));
+    assert_eq!(bound(Some("route")), vec![Some(32)]);
+    assert!(!bound(Some("query_plan")).is_empty() && bound(Some("query_plan")).iter().all(|b| *b == Some(256)));
+    assert_eq!(answer_call["max_completion_tokens"], 1024);
+
     let (_, status) = app.get(&kim.token, "/v1/status").await;
     assert_eq!(status["offline"], false);
     assert_eq!(status["models"]["chat"], json!({"provider": "openai", "model": CHAT_MODEL, "reachable": true}));

@@ -78,6 +78,23 @@ pub enum Task {
     Describe { caption: String },
 }
 
+impl Task {
+    /// The most tokens the model may write for this task. Without a bound a
+    /// weak model can loop inside a JSON string until the request times out
+    /// (SmolLM2-135M wrote 1,500 tokens of one enrichment), holding a worker
+    /// and the model server the whole time; with it, a runaway answer ends
+    /// in seconds as a malformed one, which the callers already handle.
+    pub fn max_output_tokens(&self) -> u32 {
+        match self {
+            Task::Route { .. } => 32,
+            Task::Plan { .. } => 256,
+            Task::Enrich { .. } => 512,
+            Task::Describe { .. } => 512,
+            Task::Answer { .. } => 1024,
+        }
+    }
+}
+
 /// A JSON schema the completion must follow (OpenAI structured output).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputSchema {

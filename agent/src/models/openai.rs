@@ -288,6 +288,7 @@ impl ChatModel for OpenAiChat {
             model,
             messages: request.messages.iter().map(to_openai).collect(),
             temperature: Some(request.temperature),
+            max_completion_tokens: Some(request.task.max_output_tokens()),
             response_format: request.schema.as_ref().map(|s| ResponseFormat::JsonSchema {
                 json_schema: ResponseFormatJsonSchema {
                     description: None,
