@@ -138,6 +138,16 @@ fn print_table(title: &str, total: &Score, by: &BTreeMap<String, Score>) {
 async fn main() -> anyhow::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_else(|| "eval/journal.json".into());
     let set: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    // EVAL_TYPES=count,first_last asks only those types (a slow real chat
+    // model takes seconds per question); a type the set lacks is refused
+    // before anything is loaded.
+    let only: Option<Vec<String>> = std::env::var("EVAL_TYPES").ok().filter(|v| !v.trim().is_empty()).map(|v| v.split(',').map(|t| t.trim().to_string()).collect());
+    if let Some(types) = &only {
+        let known: std::collections::BTreeSet<&str> = set["questions"].as_array().into_iter().flatten().filter_map(|q| q["type"].as_str()).collect();
+        if let Some(unknown) = types.iter().find(|t| !known.contains(t.as_str())) {
+            anyhow::bail!("EVAL_TYPES: no question has the type {unknown:?}; the set has {known:?}");
+        }
+    }
     let dir = tempfile::tempdir()?;
     let data = dir.path().display().to_string();
     let mut vars: HashMap<String, String> = std::env::vars().collect();
@@ -193,8 +203,6 @@ async fn main() -> anyhow::Result<()> {
     // EVAL_MISSES=1 lists each question whose expected entries are not all in
     // the first five sources (and each unanswerable one that got sources).
     let show_misses = std::env::var("EVAL_MISSES").is_ok_and(|v| v == "1");
-    // EVAL_TYPES=count,first_last asks only those types (a slow real chat model takes seconds per question).
-    let only: Option<Vec<String>> = std::env::var("EVAL_TYPES").ok().filter(|v| !v.is_empty()).map(|v| v.split(',').map(|t| t.trim().to_string()).collect());
     for q in set["questions"].as_array().unwrap() {
         if only.as_ref().is_some_and(|types| !types.iter().any(|t| t == q["type"].as_str().unwrap_or_default())) {
             continue;

@@ -563,6 +563,11 @@ mod tests {
         NewEntry { author_id: author, source: Source::Web, raw_text: text.into(), member_ids: members, occurred_at: Utc::now(), dedupe_key: key.map(str::to_string), ..Default::default() }
     }
 
+    /// A note that is part of an album (a unique key within the family).
+    fn album(text: &str, author: UserId, key: &str) -> NewEntry {
+        NewEntry { external_key: Some(key.into()), ..note(text, author, vec![], None) }
+    }
+
     /// Queues every write while the turn is held, so they are written as one
     /// group, then lets them go; returns each write's outcome in order.
     async fn one_group(store: &Arc<SqliteStore>, family_id: FamilyId, notes: Vec<NewEntry>, turns: (UserId, ChatTurn)) -> (Vec<StoreResult<Entry>>, StoreResult<()>) {
@@ -602,8 +607,8 @@ mod tests {
         let sora = store.create_member(lee.id, NewMember { name: "Sora".into(), aliases: vec![], birth_date: None }).await.unwrap();
         let said = |text: &str| ChatTurn { chat_id: "web".into(), role: "user".into(), content: text.into(), created_at: Utc::now() };
 
-        // Refused cleanly (a repeated update key, an author of another family):
-        // the rest of the group is committed with them.
+        // Refused cleanly (a repeated update key, an author of another family,
+        // an album key taken): the rest of the group is committed with them.
         let (outcomes, chat) = one_group(
             &store,
             kim.id,
@@ -611,6 +616,8 @@ mod tests {
                 note("Minji lost a tooth", dad.id, vec![minji.id], Some("update-1")),
                 note("the same update again", dad.id, vec![], Some("update-1")),
                 note("written as someone of another family", stranger.id, vec![], None),
+                album("the beach。바다、🌊", dad.id, "album-1"),
+                album("the same album again", dad.id, "album-1"),
                 note("준호가 자전거를 탔다 🚲", dad.id, vec![], None),
             ],
             (dad.id, said("first group")),
@@ -618,9 +625,10 @@ mod tests {
         .await;
         assert!(matches!(outcomes[1], Err(StoreError::AlreadyHandled)), "{:?}", outcomes[1]);
         assert!(matches!(outcomes[2], Err(StoreError::NotFound)), "{:?}", outcomes[2]);
+        assert!(matches!(outcomes[4], Err(StoreError::Conflict(_))), "{:?}", outcomes[4]);
         chat.unwrap();
         let mut kept = Vec::new();
-        for i in [0, 3] {
+        for i in [0, 3, 5] {
             let written = outcomes[i].as_ref().unwrap().clone();
             // What the caller is handed is what the row reads back as.
             assert_eq!(store.get_entry(kim.id, written.id).await.unwrap(), written);
@@ -658,7 +666,7 @@ mod tests {
         stored.sort();
         kept.sort();
         assert_eq!(stored, kept, "exactly the entries reported written");
-        assert_eq!(store.job_counts(Some(kim.id)).await.unwrap().queued, 8, "two jobs for each, once");
+        assert_eq!(store.job_counts(Some(kim.id)).await.unwrap().queued, 10, "two jobs for each, once");
         let remembered: Vec<String> = store.recent_chat_turns(kim.id, "web", 10).await.unwrap().into_iter().map(|t| t.content).collect();
         assert_eq!(remembered, vec!["first group", "second group"]);
     }
