@@ -113,35 +113,23 @@ impl VectorStore for PostgresStore {
         tx.commit().await.map_err(map_err)
     }
     async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<Vec<EntryId>> {
-        let ids: Vec<EntryId> = versions.iter().map(|v| v.0).collect();
-        let numbers: Vec<i64> = versions.iter().map(|v| v.1).collect();
-        let terms: Vec<&str> = versions.iter().map(|v| v.2.as_str()).collect();
+        // In id order, so two markings lock rows in the same order.
+        let mut sorted: Vec<&(EntryId, i64, String)> = versions.iter().collect();
+        sorted.sort_by_key(|v| v.0);
+        let ids: Vec<EntryId> = sorted.iter().map(|v| v.0).collect();
+        let numbers: Vec<i64> = sorted.iter().map(|v| v.1).collect();
+        let terms: Vec<&str> = sorted.iter().map(|v| v.2.as_str()).collect();
         let mut tx = self.family_tx(family_id).await?;
-        // Read under the rows' locks, so two markings cannot both count as the first.
-        let first: Vec<EntryId> = sqlx::query_scalar(
-            "SELECT e.id FROM entries e JOIN unnest($1::uuid[], $2::bigint[]) AS v(id, version) ON e.id = v.id \
-             WHERE e.family_id = $3 AND e.version = v.version AND e.indexed_version IS DISTINCT FROM v.version FOR UPDATE OF e",
-        )
-        .bind(&ids)
-        .bind(&numbers)
-        .bind(family_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "WITH marked AS (UPDATE entries SET indexed_version = v.version FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS v(id, version, terms) \
-               WHERE entries.id = v.id AND entries.family_id = $4 AND entries.version = v.version RETURNING entries.id, v.terms) \
-             INSERT INTO entry_terms (entry_id, family_id, terms) \
-               SELECT id, $4, array_to_tsvector(array_remove(string_to_array(terms, ' '), '')) FROM marked \
-             ON CONFLICT (entry_id) DO UPDATE SET terms = excluded.terms",
-        )
-        .bind(&ids)
-        .bind(&numbers)
-        .bind(&terms)
-        .bind(family_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // Each entry by its key, under its row lock, so two markings cannot
+        // both count as the first (migrations/postgres/0018_mark_indexed_by_key.sql).
+        let first: Vec<EntryId> = sqlx::query_scalar("SELECT dadly_mark_indexed($1, $2, $3, $4)")
+            .bind(family_id)
+            .bind(&ids)
+            .bind(&numbers)
+            .bind(&terms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(first)
     }
@@ -198,7 +186,10 @@ impl VectorStore for PostgresStore {
 
 /// Writes many vectors in one statement: the floats of all of them as one
 /// binary `real[]` (sliced per row: parsing them from JSON text took most of
-/// the write, and JSON has no NaN), the rest of each row as JSON.
+/// the write, and JSON has no NaN), the rest of each row as JSON. Each entry
+/// is found by its key (a lateral subquery, kept apart by `OFFSET 0`): as a
+/// join, a planner that thought the family small scanned all of its entries
+/// for every batch.
 async fn put_vectors_in(tx: &mut Tx, family_id: FamilyId, records: &[&VectorRecord]) -> StoreResult<Vec<EntryId>> {
     let mut floats: Vec<f32> = Vec::with_capacity(records.iter().map(|v| v.chunk_vectors().map(Vec::len).sum::<usize>()).sum());
     let rows: Vec<serde_json::Value> = records
@@ -218,8 +209,7 @@ async fn put_vectors_in(tx: &mut Tx, family_id: FamilyId, records: &[&VectorReco
          SELECT e.id, e.family_id, x.entry_version, x.model, COALESCE(($3::real[])[x.first:x.last], '{}'), x.member_ids, x.topics, x.emotions, x.occurred_at, x.chunk_dims \
          FROM jsonb_to_recordset($1) AS x(entry_id uuid, entry_version bigint, model text, first integer, last integer, member_ids uuid[], topics text[], \
                                            emotions text[], occurred_at timestamptz, chunk_dims integer) \
-         JOIN entries e ON e.id = x.entry_id \
-         WHERE e.family_id = $2 \
+         CROSS JOIN LATERAL (SELECT id, family_id FROM entries WHERE id = x.entry_id AND family_id = $2 OFFSET 0) e \
          ON CONFLICT (entry_id) DO UPDATE SET entry_version = excluded.entry_version, model = excluded.model, \
            vector = excluded.vector, chunk_dims = excluded.chunk_dims, member_ids = excluded.member_ids, topics = excluded.topics, \
            emotions = excluded.emotions, occurred_at = excluded.occurred_at \
