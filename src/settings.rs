@@ -553,7 +553,7 @@ impl Settings {
             trace_content: env.bool("DADLY_TRACE_CONTENT")?.unwrap_or(true),
             workers: env.parse("DADLY_WORKERS", "a whole number")?.unwrap_or(2),
             embed_workers: env.parse::<usize>("DADLY_EMBED_WORKERS", "a whole number")?.unwrap_or(1).max(1),
-            embed_batch: env.parse::<usize>("DADLY_EMBED_BATCH", "a whole number")?.unwrap_or(32).clamp(1, 512),
+            embed_batch: env.parse::<usize>("DADLY_EMBED_BATCH", "a whole number")?.unwrap_or(128).clamp(1, 512),
             enrich_batch: env.parse::<usize>("DADLY_ENRICH_BATCH", "a whole number")?.unwrap_or(16).clamp(1, 256),
             job_backoff: Duration::from_millis(env.parse("DADLY_JOB_BACKOFF_MS", "a number of milliseconds")?.unwrap_or(2000)),
             job_backoff_max: Duration::from_millis(env.parse("DADLY_JOB_BACKOFF_MAX_MS", "a number of milliseconds")?.unwrap_or(600_000)),

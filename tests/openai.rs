@@ -587,3 +587,47 @@ async fn enrichment_waiting_behind_a_slow_call_is_taken_as_one_batch() {
         assert_eq!(asked.iter().filter(|text| text.contains(&format!("counted {i} ladybirds"))).count(), 1, "{asked:?}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_too_large_for_one_embeddings_call_is_sent_as_several() {
+    use dadly_agent::models::{EMBED_CHARS_PER_CALL, EMBED_INPUTS_PER_CALL};
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    // The first call is slow, so the long entries that arrive meanwhile wait
+    // for the next batch together: more characters than one call may carry.
+    fake.fail_next_embed(&[Fault::Hang(Duration::from_secs(2))]);
+    let mut ids = vec![app.entry(&kim, "Minji found a snail in the garden", "2026-10-01T10:00:00Z").await];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..30 {
+        let day: String = (0..600).map(|j| format!("민지 {i} {j} ")).collect::<String>().chars().take(8_900).collect();
+        ids.push(app.entry(&kim, &format!("Minji's long day number{i}xyz. {day}"), "2026-10-02T10:00:00Z").await);
+    }
+    for id in &ids {
+        let mut indexed = false;
+        for _ in 0..400 {
+            let (_, v) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
+            if v["indexed"] == true {
+                indexed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(indexed, "entry {id} never became searchable");
+    }
+    let calls = fake.requests("/v1/embeddings");
+    let sizes: Vec<(usize, usize)> = calls
+        .iter()
+        .map(|b| {
+            let inputs = b["input"].as_array().cloned().unwrap_or_default();
+            (inputs.len(), inputs.iter().map(|i| i.as_str().unwrap_or("").chars().count()).sum())
+        })
+        .collect();
+    assert!(sizes.iter().all(|&(n, chars)| n <= EMBED_INPUTS_PER_CALL && chars <= EMBED_CHARS_PER_CALL), "{sizes:?}");
+    let total: usize = sizes[1..].iter().map(|s| s.1).sum();
+    assert!(total > EMBED_CHARS_PER_CALL, "the test's batch needs more than one call: {sizes:?}");
+    assert!(sizes.len() >= 3, "the first entry's call, then the batch in at least two: {sizes:?}");
+    // Every piece came back to its own entry: each long entry is found by its own word.
+    let answer = app.chat(&kim, "When was Minji's long day number7xyz?").await;
+    assert_eq!(source_ids(&answer).first(), Some(&ids[8]), "{answer}");
+}

@@ -6,7 +6,7 @@ pub mod offline;
 mod openai;
 
 pub use offline::{OFFLINE_DIMENSIONS, OfflineModels};
-pub use openai::{OpenAiModels, OpenAiSettings};
+pub use openai::{EMBED_CHARS_PER_CALL, EMBED_INPUTS_PER_CALL, OpenAiModels, OpenAiSettings};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

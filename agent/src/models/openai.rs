@@ -370,6 +370,57 @@ impl Embedder for OpenAiEmbedder {
     }
 
     async fn embed(&self, texts: &[String], role: EmbedRole) -> Result<Embeddings, ModelError> {
+        // A batch larger than a server takes is sent as several calls, in order.
+        let calls = embedding_calls(texts);
+        if let [_] = calls[..] {
+            return self.embed_call(texts, role).await;
+        }
+        let mut all = Embeddings { vectors: Vec::with_capacity(texts.len()), model: self.model.clone(), usage: None };
+        for range in calls {
+            let done = self.embed_call(&texts[range], role).await?;
+            all.vectors.extend(done.vectors);
+            all.model = done.model;
+            all.usage = match (all.usage, done.usage) {
+                (Some(a), Some(b)) => Some(usage_sum(a, b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(all)
+    }
+}
+
+/// The most inputs sent in one embeddings call (OpenAI takes 2,048).
+pub const EMBED_INPUTS_PER_CALL: usize = 256;
+/// The most characters sent in one embeddings call. OpenAI refuses a request
+/// of more than 300,000 tokens; Hangul can take one token a character or more,
+/// so this stays well under that in any language.
+pub const EMBED_CHARS_PER_CALL: usize = 120_000;
+
+/// Splits `texts` into consecutive calls within both bounds (a text longer
+/// than the character bound goes alone; texts are cut to the model's window
+/// before they get here).
+fn embedding_calls(texts: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut calls = Vec::new();
+    let (mut start, mut chars) = (0, 0);
+    for (i, text) in texts.iter().enumerate() {
+        let n = text.chars().count();
+        if i > start && (i - start >= EMBED_INPUTS_PER_CALL || chars + n > EMBED_CHARS_PER_CALL) {
+            calls.push(start..i);
+            (start, chars) = (i, 0);
+        }
+        chars += n;
+    }
+    calls.push(start..texts.len());
+    calls
+}
+
+fn usage_sum(a: Usage, b: Usage) -> Usage {
+    Usage { input_tokens: a.input_tokens + b.input_tokens, output_tokens: a.output_tokens + b.output_tokens, total_tokens: a.total_tokens + b.total_tokens }
+}
+
+impl OpenAiEmbedder {
+    /// One embeddings request.
+    async fn embed_call(&self, texts: &[String], role: EmbedRole) -> Result<Embeddings, ModelError> {
         let req = CreateEmbeddingRequest {
             model: self.model.clone(),
             input: EmbeddingInput::StringArray(texts.to_vec()),
@@ -425,5 +476,34 @@ impl Transcriber for OpenAiTranscriber {
         }
         let parsed: Transcript = serde_json::from_slice(&raw).map_err(|e| ModelError::BadResponse(format!("transcription: {e}")))?;
         Ok(parsed.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedding_calls_keep_the_order_and_stay_within_both_bounds() {
+        let covered = |texts: &[String]| {
+            let calls = embedding_calls(texts);
+            // Consecutive, in order, every text once.
+            assert_eq!(calls.first().map(|r| r.start), Some(0));
+            assert_eq!(calls.last().map(|r| r.end), Some(texts.len()));
+            assert!(calls.windows(2).all(|w| w[0].end == w[1].start && !w[0].is_empty()));
+            calls
+        };
+        // Short texts: bounded by count.
+        let short: Vec<String> = (0..600).map(|i| format!("note {i}")).collect();
+        assert_eq!(covered(&short), vec![0..256, 256..512, 512..600]);
+        // Long ones (Hangul counts in characters, not bytes): bounded by characters.
+        let long: Vec<String> = (0..30).map(|_| "민".repeat(9_000)).collect();
+        let calls = covered(&long);
+        assert!(calls.iter().all(|r| r.len() * 9_000 <= EMBED_CHARS_PER_CALL), "{calls:?}");
+        assert_eq!(calls.len(), 3, "13 + 13 + 4: {calls:?}");
+        // One text over the bound goes alone rather than never.
+        let huge = vec!["a".repeat(10), "b".repeat(EMBED_CHARS_PER_CALL + 1), "c".repeat(10)];
+        assert_eq!(covered(&huge), vec![0..1, 1..2, 2..3]);
+        assert_eq!(covered(&["x".to_string()]), vec![0..1]);
     }
 }
