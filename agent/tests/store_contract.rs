@@ -666,6 +666,44 @@ mod postgres_only {
     use dadly_agent::store::PostgresStore;
     use sqlx::Row;
 
+    /// The one-round-trip reads and writes (a function that sets the
+    /// row-level security setting itself) put the setting back as they found
+    /// it: called inside another family's transaction, they leave that
+    /// transaction seeing only its own family.
+    #[tokio::test]
+    async fn one_round_trip_functions_leave_the_setting_as_they_found_it() {
+        let Some(store) = crate::support::postgres().await else { return };
+        let kim = fam(store.as_ref(), "Kim").await;
+        let lee = fam(store.as_ref(), "Lee").await;
+        add(store.as_ref(), &kim, "kim's", "2026-10-01T10:00:00Z", &[]).await;
+        add(store.as_ref(), &lee, "lee's", "2026-10-01T10:00:00Z", &[]).await;
+        // What the store's methods return through them.
+        assert_eq!(store.get_user(kim.user.id).await.unwrap().family_id, kim.family.id);
+        assert_eq!(store.list_members(lee.family.id).await.unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), lee.kids.iter().map(|m| m.id).collect::<Vec<_>>());
+        let pool = store.pool();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.family_id', $1, true)").bind(kim.family.id.to_string()).execute(&mut *tx).await.unwrap();
+        let lees: i64 = sqlx::query_scalar("SELECT count(*) FROM dadly_members($1)").bind(lee.family.id).fetch_one(&mut *tx).await.unwrap();
+        let user: i64 = sqlx::query_scalar("SELECT count(*) FROM dadly_user($1)").bind(lee.user.id).fetch_one(&mut *tx).await.unwrap();
+        let turns: i64 = sqlx::query_scalar("SELECT dadly_add_chat_turns($1, $2, $3, $4, $5, $6, $7)")
+            .bind(lee.family.id)
+            .bind(lee.user.id)
+            .bind(vec![uuid::Uuid::now_v7()])
+            .bind(vec!["web"])
+            .bind(vec!["user"])
+            .bind(vec!["hello"])
+            .bind(vec![Utc::now()])
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!((lees, user, turns), (2, 1, 1));
+        let setting: String = sqlx::query_scalar("SELECT current_setting('app.family_id')").fetch_one(&mut *tx).await.unwrap();
+        let user_setting: String = sqlx::query_scalar("SELECT current_setting('app.user_id', true)").fetch_one(&mut *tx).await.unwrap();
+        let texts: Vec<String> = sqlx::query_scalar("SELECT raw_text FROM entries").fetch_all(&mut *tx).await.unwrap();
+        assert_eq!((setting, user_setting, texts), (kim.family.id.to_string(), String::new(), vec!["kim's".to_string()]));
+        drop(tx);
+    }
+
     /// A long chat's history is read in index order, stopping after the
     /// limit, even before the table has statistics (a new instance): a sort
     /// over the whole chat cost ~260 ms a question under load.

@@ -320,12 +320,8 @@ impl EntryStore for PostgresStore {
         let roles: Vec<&str> = turns.iter().map(|t| t.role.as_str()).collect();
         let contents: Vec<&str> = turns.iter().map(|t| t.content.as_str()).collect();
         let times: Vec<DateTime<Utc>> = turns.iter().map(|t| t.created_at).collect();
-        let mut tx = self.family_tx(family_id).await?;
-        sqlx::query(
-            "INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) \
-             SELECT t.id, $1, $2, t.chat_id, t.role, t.content, t.created_at \
-             FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS t(id, chat_id, role, content, created_at)",
-        )
+        // In one round trip (see `get_user`).
+        sqlx::query("SELECT dadly_add_chat_turns($1, $2, $3, $4, $5, $6, $7)")
         .bind(family_id)
         .bind(user_id)
         .bind(&ids)
@@ -333,10 +329,10 @@ impl EntryStore for PostgresStore {
         .bind(&roles)
         .bind(&contents)
         .bind(&times)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        Ok(())
     }
     async fn recent_chat_turns(&self, family_id: FamilyId, chat_id: &str, limit: u32) -> StoreResult<Vec<ChatTurn>> {
         let mut tx = self.family_tx(family_id).await?;

@@ -43,14 +43,9 @@ impl FamilyStore for PostgresStore {
         Ok(user)
     }
     async fn get_user(&self, user_id: UserId) -> StoreResult<User> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await.map_err(map_err)?;
-        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after, role FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        // One round trip: the setting, the query and the transaction in one statement
+        // (migrations/postgres/0019_one_round_trip.sql).
+        let row = sqlx::query("SELECT * FROM dadly_user($1)").bind(user_id).fetch_one(&self.pool).await.map_err(map_err)?;
         Ok(User {
             id: row.try_get("id").map_err(map_err)?,
             family_id: row.try_get("family_id").map_err(map_err)?,
@@ -96,13 +91,8 @@ impl FamilyStore for PostgresStore {
         Ok(created)
     }
     async fn list_members(&self, family_id: FamilyId) -> StoreResult<Vec<Member>> {
-        let mut tx = self.family_tx(family_id).await?;
-        let rows = sqlx::query("SELECT * FROM members WHERE family_id = $1 ORDER BY created_at, id")
-            .bind(family_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        // One round trip (see `get_user`).
+        let rows = sqlx::query("SELECT * FROM dadly_members($1)").bind(family_id).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(member_from_row).collect()
     }
     async fn update_member(&self, family_id: FamilyId, id: MemberId, name: &str, aliases: &[String], birth_date: Option<NaiveDate>) -> StoreResult<Member> {
