@@ -631,3 +631,42 @@ async fn a_batch_too_large_for_one_embeddings_call_is_sent_as_several() {
     let answer = app.chat(&kim, "When was Minji's long day number7xyz?").await;
     assert_eq!(source_ids(&answer).first(), Some(&ids[8]), "{answer}");
 }
+
+#[tokio::test]
+async fn an_answer_cut_at_its_output_bound_is_marked_counted_and_traced() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let id = app.entry(&kim, "Minji went to the zoo and saw a giraffe", "2026-10-01T10:00:00Z").await;
+    app.wait_ready(&kim, &id).await;
+    fake.fail_next_answer(&[Fault::Truncated]);
+    let answer = app.chat(&kim, "What did Minji do at the zoo?").await;
+    let reply = answer["reply"].as_str().unwrap();
+    assert!(reply.ends_with("and then she…"), "a cut answer says so: {reply}");
+    assert!(!source_ids(&answer).is_empty(), "{answer}");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dadly_model_truncated_total{task=\"answer\"} 1"), "{}", metrics.lines().filter(|l| l.contains("truncated")).collect::<Vec<_>>().join("\n"));
+    // An answer that ended by itself is left as it is.
+    let whole = app.chat(&kim, "What did Minji do at the zoo?").await;
+    assert!(!whole["reply"].as_str().unwrap().ends_with('…'), "{whole}");
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_max_completion_tokens_gets_max_tokens_from_then_on() {
+    let fake = FakeOpenAi::start().await;
+    fake.refuse_max_completion_tokens();
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &[])]).await;
+    let id = app.entry(&kim, "Minji went to the zoo and saw a giraffe", "2026-10-01T10:00:00Z").await;
+    // The enrichment that met the refusal is not lost: it is asked again with max_tokens.
+    let ready = app.wait_ready(&kim, &id).await;
+    assert!(ready["insights"]["summary"].as_str().unwrap_or("").starts_with("Model summary"), "{ready}");
+    let answer = app.chat(&kim, "What did Minji do at the zoo?").await;
+    assert!(answer["reply"].as_str().unwrap().contains("[1]"), "answered by the model: {answer}");
+    let calls = fake.requests("/v1/chat/completions");
+    let refused = calls.iter().filter(|b| b.get("max_completion_tokens").is_some()).count();
+    assert_eq!(refused, 1, "refused once, then remembered");
+    let bounded: Vec<u64> = calls.iter().filter_map(|b| b["max_tokens"].as_u64()).collect();
+    assert_eq!(bounded.len(), calls.len() - 1, "every other call is bounded with max_tokens");
+    assert!(bounded.contains(&1024) && bounded.contains(&512), "answer and enrichment bounds: {bounded:?}");
+}

@@ -37,6 +37,9 @@ pub enum Fault {
     /// Answer 200 citing the first source, with NUL characters in the text
     /// (which a Postgres `text` column cannot hold).
     Nul,
+    /// Answer 200 citing the first source, stopped mid-sentence at the
+    /// output bound (`finish_reason: "length"`).
+    Truncated,
 }
 
 #[derive(Default)]
@@ -57,6 +60,8 @@ struct FakeState {
     keyless: std::sync::atomic::AtomicBool,
     /// Embeds like a multilingual model (see `multilingual`).
     multilingual: std::sync::atomic::AtomicBool,
+    /// Refuses `max_completion_tokens` (see `refuse_max_completion_tokens`).
+    legacy_max_tokens: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeOpenAi {
@@ -107,6 +112,13 @@ impl FakeOpenAi {
 
     pub fn fail_next_answer(&self, faults: &[Fault]) {
         self.state.answer_faults.lock().unwrap().extend(faults.iter().cloned());
+    }
+
+    /// Answers a chat request carrying `max_completion_tokens` with 400, as
+    /// Azure OpenAI did before its 2024-09 API ("Unrecognized request
+    /// argument"); `max_tokens` is taken.
+    pub fn refuse_max_completion_tokens(&self) {
+        self.state.legacy_max_tokens.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn fail_next_embed(&self, faults: &[Fault]) {
@@ -182,6 +194,11 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
         Fault::Malformed => Some(completion("{\"summary\": \"unterminated", 5)),
         Fault::Uncited => Some(completion("Sounds like a lovely day out!", 5)),
         Fault::Nul => Some(completion("According to\u{0} your journal: the zoo\u{0} [1]", 5)),
+        Fault::Truncated => {
+            let mut body = completion_body("According to your journal [1], Minji went to the zoo and then she", 5, 1024);
+            body["choices"][0]["finish_reason"] = json!("length");
+            Some(axum::Json(body).into_response())
+        }
         Fault::Rejected => Some(
             (
                 StatusCode::BAD_REQUEST,
@@ -213,6 +230,10 @@ fn last_user(body: &Value) -> String {
 }
 
 async fn chat(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+    if state.legacy_max_tokens.load(std::sync::atomic::Ordering::Relaxed) && body.0.get("max_completion_tokens").is_some() {
+        state.requests.lock().unwrap().push(("/v1/chat/completions".into(), body.0.clone()));
+        return openai_error(StatusCode::BAD_REQUEST, "Unrecognized request argument supplied: max_completion_tokens");
+    }
     if body.0["stream"] == true && body.0["response_format"].is_null() && authorized(&headers) {
         state.requests.lock().unwrap().push(("/v1/chat/completions".into(), body.0.clone()));
         return stream_answer(state, &body.0);

@@ -129,6 +129,9 @@ pub struct ChatCompletion {
     pub usage: Option<Usage>,
     /// Whether `content` went out through `deltas` as it was produced.
     pub streamed: bool,
+    /// The model stopped at the output bound (`finish_reason: "length"`), so
+    /// `content` is cut short.
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone)]

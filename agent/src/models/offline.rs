@@ -172,7 +172,7 @@ impl ChatModel for OfflineChat {
             Task::Plan { question } => serde_json::json!({ "search_text": question, "children": [], "from": null, "to": null, "kind": "lookup" }).to_string(),
             Task::Describe { .. } => return Err(ModelError::NotConfigured("a vision model")),
         };
-        Ok(ChatCompletion { content, model: self.model_name().into(), usage: None, streamed: false })
+        Ok(ChatCompletion { content, model: self.model_name().into(), usage: None, streamed: false, truncated: false })
     }
 }
 

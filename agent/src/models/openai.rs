@@ -11,7 +11,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestSystemMessageContent, ChatCompletionRequestUserMessage,
     ChatCompletionRequestMessageContentPartImage, ChatCompletionRequestMessageContentPartText, ChatCompletionRequestUserMessageContent,
-    ChatCompletionRequestUserMessageContentPart, ChatCompletionStreamOptions, ImageUrl, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionRequestUserMessageContentPart, ChatCompletionStreamOptions, ImageUrl, CreateChatCompletionRequest, FinishReason, ResponseFormat, ResponseFormatJsonSchema,
 };
 use async_openai::types::embeddings::{CreateEmbeddingRequest, CreateEmbeddingResponse, EmbeddingInput};
 use async_openai::types::InputSource;
@@ -116,6 +116,7 @@ impl OpenAiModels {
             model: settings.chat_model.clone(),
             vision_model: settings.vision_model.clone(),
             probe: Self::probe(settings, &settings.chat_base_url),
+            legacy_max_tokens: Default::default(),
         }
     }
 
@@ -170,6 +171,9 @@ pub struct OpenAiChat {
     /// The model asked when a message carries an image (`DADLY_VISION_MODEL`).
     vision_model: Option<String>,
     probe: Probe,
+    /// The server refused `max_completion_tokens` (Azure OpenAI before its
+    /// 2024-09 API, some older servers): the bound goes as `max_tokens` from then on.
+    legacy_max_tokens: std::sync::atomic::AtomicBool,
 }
 
 pub struct OpenAiEmbedder {
@@ -279,8 +283,26 @@ impl ChatModel for OpenAiChat {
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, ModelError> {
+        use std::sync::atomic::Ordering;
+        let legacy = self.legacy_max_tokens.load(Ordering::Relaxed);
+        match self.complete_once(request, legacy).await {
+            // Refused before anything was written: the same request with the older field.
+            Err(ModelError::Rejected(message)) if !legacy && message.contains("max_completion_tokens") => {
+                tracing::warn!(model = %self.model, %message, "the chat server refuses max_completion_tokens; bounding output with max_tokens instead");
+                self.legacy_max_tokens.store(true, Ordering::Relaxed);
+                self.complete_once(request, true).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl OpenAiChat {
+    /// One completion, its output bounded by `max_completion_tokens` (or by
+    /// `max_tokens` when `legacy`).
+    async fn complete_once(&self, request: &ChatRequest, legacy: bool) -> Result<ChatCompletion, ModelError> {
         let model = if request.messages.iter().any(|m| !m.images.is_empty()) {
-            self.vision_model.clone().ok_or_else(|| ModelError::NotConfigured("a vision model"))?
+            self.vision_model.clone().ok_or(ModelError::NotConfigured("a vision model"))?
         } else {
             self.model.clone()
         };
@@ -288,7 +310,9 @@ impl ChatModel for OpenAiChat {
             model,
             messages: request.messages.iter().map(to_openai).collect(),
             temperature: Some(request.temperature),
-            max_completion_tokens: Some(request.task.max_output_tokens()),
+            max_completion_tokens: (!legacy).then(|| request.task.max_output_tokens()),
+            #[allow(deprecated)]
+            max_tokens: legacy.then(|| request.task.max_output_tokens()),
             response_format: request.schema.as_ref().map(|s| ResponseFormat::JsonSchema {
                 json_schema: ResponseFormatJsonSchema {
                     description: None,
@@ -316,8 +340,10 @@ impl ChatModel for OpenAiChat {
             model: response.model,
             usage: response.usage.map(|u| usage(u.prompt_tokens, u.completion_tokens, u.total_tokens)),
             streamed: false,
+            truncated: choice.finish_reason == Some(FinishReason::Length),
         })
     }
+
 }
 
 /// A model's text without NUL characters (the same text when it has none).
@@ -338,6 +364,7 @@ impl OpenAiChat {
         let mut content = String::new();
         let mut model = self.model.clone();
         let mut used = None;
+        let mut truncated = false;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(map_error)?;
             model = chunk.model;
@@ -345,6 +372,7 @@ impl OpenAiChat {
                 used = Some(usage(u.prompt_tokens, u.completion_tokens, u.total_tokens));
             }
             for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+                truncated |= choice.finish_reason == Some(FinishReason::Length);
                 if let Some(piece) = choice.delta.content.map(without_nul).filter(|p| !p.is_empty()) {
                     content.push_str(&piece);
                     // The client may have gone; the answer is still finished and kept.
@@ -355,7 +383,7 @@ impl OpenAiChat {
         if content.trim().is_empty() {
             return Err(ModelError::BadResponse("empty message".into()));
         }
-        Ok(ChatCompletion { content, model, usage: used, streamed: true })
+        Ok(ChatCompletion { content, model, usage: used, streamed: true, truncated })
     }
 }
 

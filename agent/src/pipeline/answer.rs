@@ -322,6 +322,21 @@ pub(crate) fn cited_numbers(text: &str) -> Vec<usize> {
     out
 }
 
+/// An answer's text, ending in "…" when the model stopped at its output
+/// bound, so a parent sees it was cut rather than a sentence that just stops
+/// (a streaming client gets the mark as the last piece).
+fn cut_marked(done: crate::models::ChatCompletion, deltas: Option<&tokio::sync::mpsc::UnboundedSender<String>>) -> String {
+    if !done.truncated {
+        return done.content;
+    }
+    if done.streamed
+        && let Some(deltas) = deltas
+    {
+        let _ = deltas.send("…".into());
+    }
+    format!("{}…", done.content)
+}
+
 /// Whether an answer cites at least one of its `n` sources.
 fn grounded(text: &str, n: usize) -> bool {
     n == 0 || cited_numbers(text).iter().any(|c| (1..=n).contains(c))
@@ -672,7 +687,7 @@ impl Agent {
             async move { crate::models::ChatModel::complete(&offline, &request).await.map(|c| c.content).unwrap_or_default() }
         };
         let text = match self.call_chat(user.family_id, parent, "answer", &request).await {
-            Ok(done) if grounded(&done.content, notes.len()) => done.content,
+            Ok(done) if grounded(&done.content, notes.len()) => cut_marked(done, request.deltas.as_ref()),
             Ok(done) => {
                 // Sources were given and none is cited: ask once more, plainly;
                 // if that is still uncited, quote the entries instead.
@@ -688,7 +703,7 @@ impl Agent {
                 match self.call_chat(user.family_id, &check, "answer_reask", &again).await {
                     Ok(second) if grounded(&second.content, notes.len()) => {
                         check.end(json!({ "outcome": "reasked" }));
-                        second.content
+                        cut_marked(second, None)
                     }
                     _ => {
                         check.end(json!({ "outcome": "quoted" }));

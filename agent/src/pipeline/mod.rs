@@ -51,8 +51,14 @@ impl Agent {
                 self.count_usage(family_id, "chat", &done.model, done.usage).await;
                 span.usage(done.usage);
                 span.metadata("ls_model_name", json!(done.model));
+                if done.truncated {
+                    // Cut at the task's output bound: JSON that does not parse falls back; an answer is marked.
+                    self.b.metrics.inc("dadly_model_truncated_total", &[("task", name)]);
+                    tracing::warn!(task = name, model = %done.model, "the model's reply was cut at its output bound");
+                }
+                let finish_reason = if done.truncated { "length" } else { "stop" };
                 span.end(json!({
-                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": done.content }, "finish_reason": "stop" }],
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": done.content }, "finish_reason": finish_reason }],
                 }));
                 Ok(done)
             }
