@@ -50,7 +50,7 @@ impl Default for WorkerSettings {
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(600),
             embed_workers: 1,
-            embed_batch: 128,
+            embed_batch: 32,
             enrich_batch: 16,
         }
     }
