@@ -10,6 +10,18 @@ use common::fake_openai::{CHAT_MODEL, DIMS, EMBED_MODEL, FakeOpenAi, Fault};
 use common::{TestApp, source_ids};
 use serde_json::json;
 
+/// Waits until the entry is searchable (enriched or not); the entry as the API shows it.
+async fn wait_indexed(app: &TestApp, family: &common::Family, id: &str) -> serde_json::Value {
+    for _ in 0..400 {
+        let (_, v) = app.get(&family.token, &format!("/v1/entries/{id}")).await;
+        if v["indexed"] == true {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("entry {id} never became searchable");
+}
+
 async fn app_with(fake: &FakeOpenAi) -> TestApp {
     let env = fake.env();
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -414,17 +426,8 @@ async fn entries_become_searchable_in_batches_while_enrichment_is_stuck() {
         ids.push(app.entry(&kim, &format!("Minji counted {i} ladybirds on the fence"), "2026-10-02T10:00:00Z").await);
     }
     for id in &ids {
-        let mut indexed = false;
-        for _ in 0..400 {
-            let (_, v) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
-            if v["indexed"] == true {
-                assert!(v["insights"].is_null(), "searchable before enrichment finished: {v}");
-                indexed = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(indexed, "entry {id} never became searchable");
+        let v = wait_indexed(&app, &kim, id).await;
+        assert!(v["insights"].is_null(), "searchable before enrichment finished: {v}");
     }
     let calls = fake.requests("/v1/embeddings");
     let sizes: Vec<usize> = calls.iter().map(|b| b["input"].as_array().map_or(1, |a| a.len())).collect();
@@ -604,16 +607,7 @@ async fn a_batch_too_large_for_one_embeddings_call_is_sent_as_several() {
         ids.push(app.entry(&kim, &format!("Minji's long day number{i}xyz. {day}"), "2026-10-02T10:00:00Z").await);
     }
     for id in &ids {
-        let mut indexed = false;
-        for _ in 0..400 {
-            let (_, v) = app.get(&kim.token, &format!("/v1/entries/{id}")).await;
-            if v["indexed"] == true {
-                indexed = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(indexed, "entry {id} never became searchable");
+        wait_indexed(&app, &kim, id).await;
     }
     let calls = fake.requests("/v1/embeddings");
     let sizes: Vec<(usize, usize)> = calls
