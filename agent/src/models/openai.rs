@@ -343,7 +343,6 @@ impl OpenAiChat {
             truncated: choice.finish_reason == Some(FinishReason::Length),
         })
     }
-
 }
 
 /// A model's text without NUL characters (the same text when it has none).
