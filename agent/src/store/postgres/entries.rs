@@ -9,11 +9,20 @@ pub const RECENT_CHAT_TURNS_SQL: &str = "SELECT chat_id, role, content, created_
      ORDER BY created_at DESC, id DESC LIMIT $3";
 
 /// Inserts an entry (members, pending media, jobs) inside a caller's transaction; returns it.
-///
-/// The row, its member links and its jobs are one statement (each statement
-/// is a round trip to the server), and the entry is handed back as written
-/// rather than read again.
 pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
+    let created = insert_entry_row(&mut **tx, family_id, id, entry, jobs).await?;
+    for m in &entry.media {
+        insert_pending_media(tx, family_id, id, m).await?;
+    }
+    Ok(created)
+}
+
+/// The entry's row, its member links and its jobs, in one round trip
+/// (`dadly_insert_entry`, migrations/postgres/0020_insert_entry.sql): in a
+/// transaction, or on its own when there is nothing else to write. Nothing is
+/// written when the author or a child named is not of the family. The entry
+/// is handed back as written rather than read again.
+async fn insert_entry_row<'e>(exec: impl sqlx::PgExecutor<'e>, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
     use chrono::SubsecRound;
     let now = stored_now();
     let mut member_ids = entry.member_ids.clone();
@@ -22,48 +31,27 @@ pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryI
     let job_ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
     let job_kinds: Vec<&str> = jobs.iter().map(|k| k.as_str()).collect();
     let job_keys: Vec<String> = jobs.iter().map(|kind| NewJob { kind: *kind, entry_id: id, entry_version: 1 }.dedupe_key()).collect();
-    // Member links and jobs hang off the entry's row: no row (an author not
-    // of the family), none of them. A member not of the family is not linked,
-    // which the count below reports.
-    let row = sqlx::query(
-        "WITH e AS ( \
-           INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
-           SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7 \
-           RETURNING id, family_id), \
-         m AS ( \
-           INSERT INTO entry_members (entry_id, member_id, family_id) \
-           SELECT e.id, x.id, x.family_id FROM e JOIN members x ON x.family_id = e.family_id AND x.id = ANY($11) \
-           ON CONFLICT DO NOTHING RETURNING 1), \
-         j AS ( \
-           INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
-           SELECT k.id, e.family_id, k.kind, e.id, 1, k.key, $12, $6, $6, $6 FROM e, unnest($13::uuid[], $14::text[], $15::text[]) AS k(id, kind, key) \
-           ON CONFLICT (dedupe_key) DO NOTHING RETURNING 1) \
-         SELECT (SELECT count(*) FROM e) AS entries, (SELECT count(*) FROM m) AS members, (SELECT count(*) FROM j) AS jobs",
-    )
-    .bind(id)
-    .bind(entry.author_id)
-    .bind(entry.source.as_str())
-    .bind(&entry.raw_text)
-    .bind(entry.occurred_at)
-    .bind(now)
-    .bind(family_id)
-    .bind(entry.status.as_str())
-    .bind(&entry.external_key)
-    .bind(&entry.reply_to)
-    .bind(&member_ids)
-    .bind(MAX_JOB_ATTEMPTS)
-    .bind(&job_ids)
-    .bind(&job_kinds)
-    .bind(&job_keys)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    let count = |col: &str| row.try_get::<i64, _>(col).map_err(map_err);
-    if count("entries")? != 1 || count("members")? as usize != member_ids.len() {
+    let row = sqlx::query("SELECT * FROM dadly_insert_entry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+        .bind(family_id)
+        .bind(id)
+        .bind(entry.author_id)
+        .bind(entry.source.as_str())
+        .bind(&entry.raw_text)
+        .bind(entry.occurred_at)
+        .bind(now)
+        .bind(entry.status.as_str())
+        .bind(&entry.external_key)
+        .bind(&entry.reply_to)
+        .bind(&member_ids)
+        .bind(MAX_JOB_ATTEMPTS)
+        .bind(&job_ids)
+        .bind(&job_kinds)
+        .bind(&job_keys)
+        .fetch_one(exec)
+        .await
+        .map_err(map_err)?;
+    if row.try_get::<i64, _>("n_entries").map_err(map_err)? != 1 {
         return Err(StoreError::NotFound);
-    }
-    for m in &entry.media {
-        insert_pending_media(tx, family_id, id, m).await?;
     }
     Ok(Entry {
         id,
@@ -86,6 +74,10 @@ pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryI
 impl EntryStore for PostgresStore {
     async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
         let id = Uuid::now_v7();
+        // Nothing else to write (a web or chat note): one round trip.
+        if entry.dedupe_key.is_none() && entry.media.is_empty() {
+            return insert_entry_row(&self.pool, family_id, id, &entry, jobs).await;
+        }
         let mut tx = self.family_tx(family_id).await?;
         if let Some(key) = &entry.dedupe_key
             && !claim(&mut tx, family_id, key).await?
