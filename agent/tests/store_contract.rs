@@ -696,7 +696,18 @@ mod postgres_only {
             .fetch_one(&mut *tx)
             .await
             .unwrap();
-        assert_eq!((lees, user, turns), (2, 1, 1));
+        // A new entry for Lee (as a Telegram note with media is written, inside a transaction).
+        let lee_entry = uuid::Uuid::now_v7();
+        let written: i64 = sqlx::query_scalar(
+            "SELECT n_entries FROM dadly_insert_entry($1, $2, $3, 'web', 'lee''s 민지。、🎈', now(), now(), 'ready', NULL, NULL, '{}', 5, '{}', '{}', '{}')",
+        )
+        .bind(lee.family.id)
+        .bind(lee_entry)
+        .bind(lee.user.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!((lees, user, turns, written), (2, 1, 1, 1));
         let setting: String = sqlx::query_scalar("SELECT current_setting('app.family_id')").fetch_one(&mut *tx).await.unwrap();
         let user_setting: String = sqlx::query_scalar("SELECT current_setting('app.user_id', true)").fetch_one(&mut *tx).await.unwrap();
         let texts: Vec<String> = sqlx::query_scalar("SELECT raw_text FROM entries").fetch_all(&mut *tx).await.unwrap();
