@@ -2,6 +2,7 @@
 //! entry by its words when the vectors alone would not (here: a similarity
 //! floor no vector reaches), in English and Korean, on SQLite (FTS5) and on
 //! Postgres (tsvector under row-level security), and never across families.
+//! Counts over a period are taken over the entries about the question's topic.
 
 mod common;
 
@@ -50,4 +51,52 @@ async fn with_a_lexical_weight_of_zero_only_the_vectors_search() {
 async fn the_lexical_index_finds_entries_by_their_words_on_postgres() {
     let Some(db) = services::postgres_database().await else { return };
     found_by_words(&TestApp::spawn_with(&[FLOOR, ("DATABASE_URL", &db)]).await, true).await;
+}
+
+/// "How many times was Junho sick this winter?" counts the winter's entries
+/// about health, not every entry that clears the similarity floor (a
+/// multilingual embedder puts every entry of the question's language over
+/// it; here the floor is 0, so every entry does). A count whose topic no
+/// entry has falls back to the floor.
+async fn counted_by_topic(app: &TestApp) {
+    let kim = app.family("Kim", &[("Minji", &["민지"]), ("Junho", &["준호"])]).await;
+    let lee = app.family("Lee", &[("Sora", &[])]).await;
+    let fever = app.entry(&kim, "Junho had a fever of 38.8 tonight", "2025-12-10T20:00:00Z").await;
+    let cat = app.entry(&kim, "Junho fed the neighbour's cat", "2025-12-20T10:00:00Z").await;
+    let tummy = app.entry(&kim, "준호 장염인지 두 번 토했다", "2026-01-05T19:00:00Z").await;
+    let snowman = app.entry(&kim, "Junho built a snowman in the yard", "2026-01-10T10:00:00Z").await;
+    let autumn = app.entry(&kim, "Junho has a cough again", "2025-10-01T10:00:00Z").await;
+    let theirs = app.entry(&lee, "Sora had a fever all night", "2026-01-06T10:00:00Z").await;
+    for (family, id) in [(&kim, &fever), (&kim, &cat), (&kim, &tummy), (&kim, &snowman), (&kim, &autumn), (&lee, &theirs)] {
+        app.wait_ready(family, id).await;
+    }
+    const SENT: Option<&str> = Some("2026-01-20T12:00:00Z");
+    for (question, says) in [("How many times was Junho sick this winter?", "2 times in your journal:"), ("이번 겨울에 준호가 몇 번 아팠어?", "일기에서 2번 찾았어요:")] {
+        let answer = app.chat_at(&kim, question, SENT).await;
+        assert_eq!(source_ids(&answer), vec![fever.clone(), tummy.clone()], "{question}: {answer}");
+        // The offline answer counts them and lists both.
+        let reply = answer["reply"].as_str().unwrap();
+        assert!(reply.starts_with(says) && reply.contains("[1]") && reply.contains("[2]"), "{reply}");
+    }
+    // No entry is about the zoo: what clears the floor is counted, as before
+    // (the winter's entries the offline embedder finds similar at all).
+    let zoo = app.chat_at(&kim, "How many times did Junho go to the zoo this winter?", SENT).await;
+    assert_eq!(source_ids(&zoo), vec![fever, snowman], "{zoo}");
+    assert!(zoo["reply"].as_str().unwrap().starts_with("Here is what your journal says:"), "no count without the topic: {zoo}");
+    // The other family's count is its own.
+    let mine = app.chat_at(&lee, "How many times was Sora sick this winter?", SENT).await;
+    assert_eq!(source_ids(&mine), vec![theirs], "{mine}");
+}
+
+const NO_FLOOR: (&str, &str) = ("DADLY_MIN_SCORE", "0");
+
+#[tokio::test]
+async fn a_count_is_over_the_entries_about_its_topic_on_sqlite() {
+    counted_by_topic(&TestApp::spawn_with(&[NO_FLOOR]).await).await;
+}
+
+#[tokio::test]
+async fn a_count_is_over_the_entries_about_its_topic_on_postgres() {
+    let Some(db) = services::postgres_database().await else { return };
+    counted_by_topic(&TestApp::spawn_with(&[NO_FLOOR, ("DATABASE_URL", &db)]).await).await;
 }

@@ -72,8 +72,10 @@ pub enum Task {
     Enrich { text: String, member_names: Vec<String> },
     /// Turn a question into a search plan (text, children, period, kind).
     Plan { question: String },
-    /// Answer a question from numbered sources.
-    Answer { question: String, sources: Vec<SourceNote>, korean: bool },
+    /// Answer a question from numbered sources. `counted`: the question asks
+    /// how many times, and the sources are every entry found for it in its
+    /// period, in date order.
+    Answer { question: String, sources: Vec<SourceNote>, korean: bool, counted: bool },
     /// Describe a photo (a vision model; the offline model cannot see).
     Describe { caption: String },
 }

@@ -126,7 +126,10 @@ fn first_sentence(text: &str) -> String {
     snippet(&text[..end], 140)
 }
 
-fn offline_answer(question: &str, sources: &[SourceNote], korean: bool) -> String {
+/// The most entries a counting answer lists one by one.
+const COUNT_LISTED: usize = 10;
+
+fn offline_answer(question: &str, sources: &[SourceNote], korean: bool, counted: bool) -> String {
     let _ = question;
     if sources.is_empty() {
         return if korean {
@@ -135,9 +138,20 @@ fn offline_answer(question: &str, sources: &[SourceNote], korean: bool) -> Strin
             "I couldn't find anything about that in your journal.".into()
         };
     }
-    let mut out = String::from(if korean { "일기에서 찾은 기록이에요:\n" } else { "Here is what your journal says:\n" });
-    for s in sources.iter().take(3) {
+    // A count says how many, then lists them (in date order, as given).
+    let (mut out, listed) = match (counted, korean) {
+        (true, true) => (format!("일기에서 {}번 찾았어요:\n", sources.len()), COUNT_LISTED),
+        (true, false) if sources.len() == 1 => ("Once in your journal:\n".to_string(), COUNT_LISTED),
+        (true, false) => (format!("{} times in your journal:\n", sources.len()), COUNT_LISTED),
+        (false, true) => ("일기에서 찾은 기록이에요:\n".to_string(), 3),
+        (false, false) => ("Here is what your journal says:\n".to_string(), 3),
+    };
+    for s in sources.iter().take(listed) {
         out.push_str(&format!("• {} — {} [{}]\n", s.date, snippet(&s.text, 200), s.n));
+    }
+    if counted && sources.len() > listed {
+        let more = sources.len() - listed;
+        out.push_str(&if korean { format!("… 그리고 {more}번 더\n") } else { format!("… and {more} more\n") });
     }
     out.push_str(if korean {
         "(오프라인 모드: 언어 모델이 설정되지 않아 가장 가까운 기록을 그대로 보여드려요.)"
@@ -167,7 +181,7 @@ impl ChatModel for OfflineChat {
                 })
                 .to_string()
             }
-            Task::Answer { question, sources, korean } => offline_answer(question, sources, *korean),
+            Task::Answer { question, sources, korean, counted } => offline_answer(question, sources, *korean, *counted),
             // The rule-based planner is the offline path; asked anyway, plan nothing special.
             Task::Plan { question } => serde_json::json!({ "search_text": question, "children": [], "from": null, "to": null, "kind": "lookup" }).to_string(),
             Task::Describe { .. } => return Err(ModelError::NotConfigured("a vision model")),
@@ -201,6 +215,18 @@ mod tests {
         let ko_tooth = embed_text("민지가 오늘 이가 빠졌다");
         let ko_q = embed_text("준호 자전거 언제 탔지?");
         assert!(cosine(&ko_q, &ko_bike) > cosine(&ko_q, &ko_tooth) + 0.2);
+    }
+
+    #[test]
+    fn a_counting_answer_says_how_many_and_lists_up_to_ten() {
+        let notes = |n: usize| (1..=n).map(|i| SourceNote { n: i, date: format!("2026-01-{i:02}"), text: format!("fever {i}") }).collect::<Vec<_>>();
+        let twelve = offline_answer("How many times was Junho sick this winter?", &notes(12), false, true);
+        assert!(twelve.starts_with("12 times in your journal:\n") && twelve.contains("[10]") && !twelve.contains("[11]") && twelve.contains("… and 2 more"), "{twelve}");
+        assert!(offline_answer("how many times?", &notes(1), false, true).starts_with("Once in your journal:"));
+        assert!(offline_answer("몇 번 아팠어?", &notes(3), true, true).starts_with("일기에서 3번 찾았어요:"));
+        // Not a count: the three closest, and no number.
+        let quoted = offline_answer("what happened?", &notes(12), false, false);
+        assert!(quoted.starts_with("Here is what your journal says:") && quoted.contains("[3]") && !quoted.contains("[4]"), "{quoted}");
     }
 
     #[tokio::test]

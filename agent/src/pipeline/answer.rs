@@ -556,16 +556,27 @@ impl Agent {
         // A count over a period also takes the entries whose insight shares the
         // question's topic ("sick" ↔ an entry about a fever, in either language),
         // not only those worded like the question.
+        // When some of them do, the count is over those alone: an entry that
+        // merely clears the similarity floor is not one more time ("how many
+        // times was Junho sick" is not answered by the cat being fed), and a
+        // multilingual embedder puts every entry of the question's language
+        // over the floor.
         let wanted = if plan.kind == QuestionKind::Count && plan.range.is_some() { crate::text::lexicon::topics(question) } else { Vec::new() };
-        let mut dense = Vec::new();
-        for h in &hits {
-            let keep = filtered_only
-                || h.score >= floor
-                || (!wanted.is_empty() && self.b.store.get_insight(user.family_id, h.entry_id).await?.is_some_and(|i| i.topics.iter().any(|t| wanted.contains(t))));
-            if keep {
-                dense.push(h.entry_id);
+        let topical: Vec<EntryId> = match wanted.is_empty() {
+            true => Vec::new(),
+            false => {
+                let ids: Vec<EntryId> = hits.iter().chain(&cross_hits).map(|h| h.entry_id).collect();
+                let insights = self.b.store.get_insights(user.family_id, &ids).await?;
+                insights.into_iter().filter(|i| i.topics.iter().any(|t| wanted.contains(t))).map(|i| i.entry_id).collect()
             }
-        }
+        };
+        let by_topic = !topical.is_empty();
+        retriever.metadata("counted_by_topic", json!(by_topic.then_some(&wanted)));
+        let dense: Vec<EntryId> = hits
+            .iter()
+            .filter(|h| if by_topic { topical.contains(&h.entry_id) } else { filtered_only || h.score >= floor })
+            .map(|h| h.entry_id)
+            .collect();
         // The lexical index beside the vectors: entries sharing at least two
         // thirds of the question's terms, fused with the dense ranking (RRF). Fusion,
         // not filtering: an entry in another language still comes through the vectors.
@@ -582,7 +593,12 @@ impl Agent {
             },
         };
         let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.entry_id).collect();
-        let cross_ids: Vec<EntryId> = cross_hits.iter().filter(|h| h.score >= calibration.cross_floor && !dense.contains(&h.entry_id)).map(|h| h.entry_id).collect();
+        let cross_ids: Vec<EntryId> = cross_hits
+            .iter()
+            .filter(|h| if by_topic { topical.contains(&h.entry_id) } else { h.score >= calibration.cross_floor })
+            .filter(|h| !dense.contains(&h.entry_id))
+            .map(|h| h.entry_id)
+            .collect();
         let ids: Vec<EntryId> = dense.iter().chain(&lexical_ids).chain(&cross_ids).copied().collect();
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
@@ -601,13 +617,18 @@ impl Agent {
             .copied()
             .collect();
         let dense_ranked: Vec<EntryId> = hits.iter().map(|h| h.entry_id).filter(|id| dense.contains(id)).collect();
-        // (Of the other-language search, only what is in the other language: the rest the first search ranked.)
+        // (Of the other-language search, only what is in the other language: the rest the
+        // first search ranked. Counted by topic, the topic is the evidence, in either language.)
         let cross: Vec<EntryId> = cross_ids
             .iter()
-            .filter(|id| entries.iter().any(|e| e.id == **id && crate::text::is_korean(&e.raw_text) != korean && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))))
+            .filter(|id| {
+                entries.iter().any(|e| {
+                    e.id == **id && (by_topic || crate::text::is_korean(&e.raw_text) != korean) && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))
+                })
+            })
             .copied()
             .collect();
-        let cross = standing_out(&cross, &cross_hits);
+        let cross = if by_topic { cross } else { standing_out(&cross, &cross_hits) };
         let fused = crate::text::lexical::fuse(&[
             (self.settings.dense_weight, &dense_ranked[..]),
             (self.settings.dense_weight, &cross[..]),
@@ -670,17 +691,24 @@ impl Agent {
         let language = if korean { "Korean" } else { "English" };
         let span = parent.child("answer_prompt", RunType::Prompt, json!({ "name": prompt.name, "version": prompt.version }));
         // A follow-up is answered as the question it stands for.
-        let asked = match earlier {
+        let mut asked = match earlier {
             Some(before) => format!("{question}\n(This follows the parent's earlier question: \"{before}\")"),
             None => question.to_string(),
         };
+        // A count over its topic is answered by counting: the sources are every
+        // entry about it in the period, in date order. (Without a topic they are
+        // only what cleared the floor, which is no count.)
+        let counted = by_topic;
+        if counted {
+            asked.push_str("\n(The entries above are every entry found about this in that period, oldest first: count those that answer the question.)");
+        }
         let (system, user_text) = prompt
             .render(&[("language", language), ("today", &today), ("sources", &sources_text), ("question", &asked)])
             .expect("answer placeholders are tested");
         span.end(json!({ "system": system, "user": user_text }));
         let messages = vec![ChatMessage::system(system), ChatMessage::user(user_text)];
         let deltas = crate::agent::ANSWER_DELTAS.try_with(|d| d.clone()).ok();
-        let request = ChatRequest { task: Task::Answer { question: question.to_string(), sources: notes.clone(), korean }, messages, schema: None, temperature: 0.2, deltas };
+        let request = ChatRequest { task: Task::Answer { question: question.to_string(), sources: notes.clone(), korean, counted }, messages, schema: None, temperature: 0.2, deltas };
         let quote = |request: &ChatRequest| {
             let offline = crate::models::OfflineModels::chat();
             let request = ChatRequest { deltas: None, ..request.clone() };
