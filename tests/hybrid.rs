@@ -15,16 +15,20 @@ async fn found_by_words(app: &TestApp, expect_lexical: bool) {
     let wheels = app.entry(&kim, "No more little wheels on the bike! Junho did it", "2026-05-03T10:00:00Z").await;
     let bike_ko = app.entry(&kim, "준호가 자전거를 혼자 탔다", "2026-05-04T10:00:00Z").await;
     let theirs = app.entry(&lee, "Sora rode her bike with no little wheels", "2026-05-05T10:00:00Z").await;
-    for (family, id) in [(&kim, &wheels), (&kim, &bike_ko), (&lee, &theirs)] {
+    // "태권도" ends in a syllable that is also a particle ("도"): it is matched as written too.
+    let taekwondo = app.entry(&kim, "오늘 민지 태권도 갔다. 열심히 했다.", "2026-05-06T10:00:00Z").await;
+    for (family, id) in [(&kim, &wheels), (&kim, &bike_ko), (&lee, &theirs), (&kim, &taekwondo)] {
         app.wait_ready(family, id).await;
     }
     let en = app.chat(&kim, "Any little wheels on a bike?").await;
     let ko = app.chat(&kim, "준호 자전거 언제 탔어?").await;
+    let how = app.chat(&kim, "민지 태권도는 어때?").await;
     if expect_lexical {
         assert_eq!(source_ids(&en), vec![wheels.clone()], "{en}");
         assert_eq!(source_ids(&ko), vec![bike_ko.clone()], "{ko}");
+        assert_eq!(source_ids(&how), vec![taekwondo.clone()], "{how}");
     } else {
-        assert!(source_ids(&en).is_empty() && source_ids(&ko).is_empty(), "vectors alone find nothing here: {en} {ko}");
+        assert!(source_ids(&en).is_empty() && source_ids(&ko).is_empty() && source_ids(&how).is_empty(), "vectors alone find nothing here: {en} {ko} {how}");
     }
     // The other family's entry shares the words and is never a source.
     let mine = app.chat(&lee, "Any little wheels on a bike?").await;

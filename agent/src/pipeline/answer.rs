@@ -221,7 +221,7 @@ pub(crate) fn toward_other_language(query: &[f32], language: &[f32], korean: boo
 }
 
 /// The share of a question's terms an entry must hold to count as a lexical match.
-const LEXICAL_MIN_OVERLAP: f32 = 0.67;
+const LEXICAL_MIN_OVERLAP: f32 = 2.0 / 3.0;
 
 /// The most entries a count draws on.
 const COUNT_LIMIT: usize = 50;

@@ -7,7 +7,7 @@
 //! Korean words lose their particles and also give their syllable bigrams,
 //! so a compound ("자전거타기") meets its parts ("자전거").
 
-use super::tokens::{content_tokens, is_hangul};
+use super::tokens::{content_words, is_hangul};
 
 /// The most terms one entry or question gives (a long entry's tail adds little).
 const MAX_TERMS: usize = 512;
@@ -40,25 +40,41 @@ fn stem(word: &str) -> String {
     word.to_string()
 }
 
+/// Korean ways of asking "how is it / how was it": no content to match.
+const KO_QUESTION_WORDS: &[&str] = &["어때", "어때요", "어땠어", "어땠어요", "어땠니", "어땠지", "어떤지", "어땠는지", "어떻게"];
+
+/// The terms one content word gives. English: its stem. Korean: the word
+/// without its particle, the word as written (its last syllable may belong
+/// to the noun: "태권도" would lose its "도"), and syllable bigrams, so a
+/// compound ("자전거타기") meets its parts ("자전거"): those of the word
+/// without its particle when it has three syllables or more, else of the
+/// word as written (the noun the particle rule cut short).
+fn forms(written: &str, token: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !token.chars().any(is_hangul) {
+        out.push(stem(token));
+    } else if !KO_QUESTION_WORDS.contains(&written) && !KO_QUESTION_WORDS.contains(&token) {
+        out.push(token.to_string());
+        if written != token {
+            out.push(written.to_string());
+        }
+        let chars: Vec<char> = if token.chars().count() >= 3 { token.chars().collect() } else { written.chars().collect() };
+        if chars.len() >= 3 {
+            out.extend(chars.windows(2).map(|pair| pair.iter().collect::<String>()));
+        }
+    }
+    out.retain(|t| t.chars().count() <= MAX_TERM_CHARS);
+    out
+}
+
 /// The index terms of a text, in order, each once.
 pub fn terms(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut push = |t: String| {
-        if !t.is_empty() && t.chars().count() <= MAX_TERM_CHARS && out.len() < MAX_TERMS && !out.contains(&t) {
-            out.push(t);
-        }
-    };
-    for token in content_tokens(text) {
-        if token.chars().any(is_hangul) {
-            let chars: Vec<char> = token.chars().collect();
-            push(token.clone());
-            if chars.len() >= 3 {
-                for pair in chars.windows(2) {
-                    push(pair.iter().collect());
-                }
+    for (written, token) in content_words(text) {
+        for t in forms(&written, &token) {
+            if out.len() < MAX_TERMS && !t.is_empty() && !out.contains(&t) {
+                out.push(t);
             }
-        } else {
-            push(stem(&token));
         }
     }
     out
@@ -125,6 +141,17 @@ mod tests {
         let dense_only = fuse(&[(1.0, &dense[..]), (0.0, &lexical[..])]);
         assert_eq!(dense_only[0].0, "a");
         assert_eq!(overlap(&["x".into(), "y".into()], &["y".into()]), 0.5);
+    }
+
+    #[test]
+    fn a_korean_word_is_matched_as_written_as_well_as_without_its_particle() {
+        // "태권도" ends in the particle-like "도": the entry keeps the whole word too.
+        let entry = terms("오늘 민지 태권도 갔다. 열심히 했다.");
+        assert!(entry.contains(&"태권도".to_string()) && entry.contains(&"태권".to_string()), "{entry:?}");
+        // "어때" asks; it is no term. The question's bigrams are its noun's, not "도는".
+        let asked = terms("태권도는 어때?");
+        assert_eq!(asked, vec!["태권도", "태권도는", "태권", "권도"]);
+        assert!(overlap(&asked, &entry) >= 0.75, "{asked:?} {entry:?}");
     }
 
     #[test]

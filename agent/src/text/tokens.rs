@@ -55,6 +55,13 @@ pub fn words(text: &str) -> Vec<String> {
 /// Content tokens: words minus stop words, with Korean particles stripped and
 /// English possessive/plural `s` folded.
 pub fn content_tokens(text: &str) -> Vec<String> {
+    content_words(text).into_iter().map(|(_, token)| token).collect()
+}
+
+/// Each content word as written (lower-cased) beside its token. A Korean
+/// word's last syllable may be a particle or part of the noun ("태권도" is
+/// not "태권" + "도"), so the lexical index keeps both.
+pub fn content_words(text: &str) -> Vec<(String, String)> {
     words(text)
         .into_iter()
         .filter_map(|w| {
@@ -63,12 +70,12 @@ pub fn content_tokens(text: &str) -> Vec<String> {
                     return None;
                 }
                 let stem = strip_particle(&w).to_string();
-                (!KO_STOPWORDS.contains(&stem.as_str())).then_some(stem)
+                (!KO_STOPWORDS.contains(&stem.as_str())).then_some((w, stem))
             } else {
                 if EN_STOPWORDS.contains(&w.as_str()) {
                     return None;
                 }
-                Some(w)
+                Some((w.clone(), w))
             }
         })
         .collect()
