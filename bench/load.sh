@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Whole-process load: the release server in its own process, wrk (Debian's
+# `wrk`) recording notes over POST /v1/chat at 50 and 200 connections for
+# DURATION seconds each, on the embedded defaults (offline models, SQLite)
+# or with BENCH_POSTGRES=1 on a fresh local Postgres database (owner and
+# runtime roles, as in production). Prints one table row per run, then the
+# server's RSS and the data directory's size.
+#   cargo build --release && bash bench/load.sh            # SQLite
+#   BENCH_POSTGRES=1 bash bench/load.sh                    # Postgres
+set -eu
+BIN=${CARGO_TARGET_DIR:-target}/release/dadly
+DURATION=${DURATION:-20}
+PORT=18081
+ADMIN=${DADLY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PG=${ADMIN%/*}
+HERE=$(cd "$(dirname "$0")" && pwd)
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "$BIN is missing: cargo build --release" >&2; exit 1; }
+
+run() { # connections
+  local dir; dir=$(mktemp -d)
+  local env=(DADLY_DATA_DIR="$dir" DADLY_BIND=127.0.0.1:$PORT DADLY_RATE_LIMIT_PER_MINUTE=0 JWT_SECRET=load-secret-load-secret)
+  local db=""
+  if [ "${BENCH_POSTGRES:-0}" = 1 ]; then
+    db=dadly_load_$$
+    psql "$ADMIN" -qAtc "DO \$\$BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'load_owner') THEN CREATE ROLE load_owner LOGIN CREATEROLE; END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'load_app') THEN CREATE ROLE load_app LOGIN; END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dadly_runtime') THEN CREATE ROLE dadly_runtime NOLOGIN; END IF;
+    END\$\$; GRANT dadly_runtime TO load_app; GRANT dadly_runtime TO load_owner WITH ADMIN OPTION;" >/dev/null
+    psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null
+    psql "$ADMIN" -qc "CREATE DATABASE $db OWNER load_owner"
+    env+=(DATABASE_URL="$PG/$db?user=load_app" DADLY_DATABASE_OWNER_URL="$PG/$db?user=load_owner")
+  fi
+  env -i PATH="$PATH" HOME="$HOME" "${env[@]}" "$BIN" >"$dir/log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 1000); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$PORT/readyz)" = 200 ] && break
+    sleep 0.01
+  done
+  local token
+  token=$(env -i PATH="$PATH" HOME="$HOME" "${env[@]}" "$BIN" family create Load --parent Parent --child Minji --child Junho --child Sora --json | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+  TOKEN=$token wrk -t2 -c"$1" -d"${DURATION}s" --timeout 10s -s "$HERE/record.lua" http://127.0.0.1:$PORT | grep '^|' | sed "s/^/| $1 /"
+  # Wait for the queue to drain, then read what the run left behind.
+  for _ in $(seq 1 600); do
+    curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$PORT/v1/status | grep -q '"queued":0,"running":0' && break
+    sleep 0.1
+  done
+  echo "  after: RSS $(awk '/VmRSS/ {print $2}' /proc/$pid/status) KiB, data dir $(du -sh "$dir" | cut -f1)"
+  kill $pid; wait $pid 2>/dev/null || true
+  rm -rf "$dir"
+  [ -n "$db" ] && psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+  return 0
+}
+echo "| connections | throughput | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | socket errors | non-200 |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for c in 50 200; do run "$c"; done
