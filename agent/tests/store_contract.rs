@@ -429,6 +429,17 @@ async fn channel_records(store: Arc<dyn Store>) {
     assert_eq!((e.status, e.reply_to.as_deref(), e.raw_text.as_str()), (EntryStatus::Transcribing, Some("telegram:1:2"), ""));
     assert!(matches!(store.insert_entry(kid, new("tg:2"), &[]).await, Err(StoreError::AlreadyHandled)), "a redelivered update makes nothing");
     assert_eq!(store.list_entries(kid, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
+    // A text note with its update key (no media: Postgres writes it in one statement).
+    let text = |key: &str, author: UserId| NewEntry { author_id: author, source: Source::Telegram, raw_text: "민지가 웃었다。🎈".into(), occurred_at: now, dedupe_key: Some(key.into()), ..Default::default() };
+    let noted = store.insert_entry(kid, text("tg:4", kim.user.id), &[JobKind::Embed]).await.unwrap();
+    assert!(matches!(store.insert_entry(kid, text("tg:4", kim.user.id), &[JobKind::Embed]).await, Err(StoreError::AlreadyHandled)), "a redelivered text note makes nothing");
+    assert!(matches!(store.insert_entry(lid, text("tg:4", lee.user.id), &[]).await, Err(StoreError::AlreadyHandled)), "nor in another family");
+    // Refused (an author of another family): nothing written, and its key is not spent.
+    assert!(matches!(store.insert_entry(kid, text("tg:5", lee.user.id), &[JobKind::Embed]).await, Err(StoreError::NotFound)));
+    assert!(store.claim_update(kid, "tg:5").await.unwrap(), "a refused note leaves its key unclaimed");
+    let listed = store.list_entries(kid, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!((listed.len(), store.get_entry(kid, noted.id).await.unwrap().raw_text), (2, "민지가 웃었다。🎈".to_string()));
+    assert!(store.list_entries(lid, &EntryFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
     assert_eq!(store.entry_by_external_key(kid, "album-1").await.unwrap().map(|x| x.id), Some(e.id));
     assert!(store.entry_by_external_key(lid, "album-1").await.unwrap().is_none());
 
@@ -707,7 +718,17 @@ mod postgres_only {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-        assert_eq!((lees, user, turns, written), (2, 1, 1, 1));
+        // And one with an update key to claim (as a Telegram text note is written).
+        let claimed: (i64, i64) = sqlx::query_as(
+            "SELECT n_claimed, n_entries FROM dadly_insert_entry_claimed($1, $2, $3, 'telegram', 'lee''s 준호。', now(), now(), 'ready', NULL, NULL, '{}', 5, '{}', '{}', '{}', 'tg:setting')",
+        )
+        .bind(lee.family.id)
+        .bind(uuid::Uuid::now_v7())
+        .bind(lee.user.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!((lees, user, turns, written, claimed), (2, 1, 1, 1, (1, 1)));
         let setting: String = sqlx::query_scalar("SELECT current_setting('app.family_id')").fetch_one(&mut *tx).await.unwrap();
         let user_setting: String = sqlx::query_scalar("SELECT current_setting('app.user_id', true)").fetch_one(&mut *tx).await.unwrap();
         let texts: Vec<String> = sqlx::query_scalar("SELECT raw_text FROM entries").fetch_all(&mut *tx).await.unwrap();

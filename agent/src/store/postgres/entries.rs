@@ -10,19 +10,20 @@ pub const RECENT_CHAT_TURNS_SQL: &str = "SELECT chat_id, role, content, created_
 
 /// Inserts an entry (members, pending media, jobs) inside a caller's transaction; returns it.
 pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
-    let created = insert_entry_row(&mut **tx, family_id, id, entry, jobs).await?;
+    let created = insert_entry_row(&mut **tx, family_id, id, entry, jobs, None).await?;
     for m in &entry.media {
         insert_pending_media(tx, family_id, id, m).await?;
     }
     Ok(created)
 }
 
-/// The entry's row, its member links and its jobs, in one round trip
-/// (`dadly_insert_entry`, migrations/postgres/0020_insert_entry.sql): in a
-/// transaction, or on its own when there is nothing else to write. Nothing is
-/// written when the author or a child named is not of the family. The entry
-/// is handed back as written rather than read again.
-async fn insert_entry_row<'e>(exec: impl sqlx::PgExecutor<'e>, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
+/// The entry's row, its member links and its jobs, and the update key to
+/// claim if any, in one round trip (`dadly_insert_entry_claimed`,
+/// migrations/postgres/0021_insert_entry_claimed.sql): in a transaction, or
+/// on its own when there is nothing else to write. Nothing is written when
+/// the author or a child named is not of the family, or the key was claimed
+/// before. The entry is handed back as written rather than read again.
+async fn insert_entry_row<'e>(exec: impl sqlx::PgExecutor<'e>, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind], claim: Option<&str>) -> StoreResult<Entry> {
     use chrono::SubsecRound;
     let now = stored_now();
     let mut member_ids = entry.member_ids.clone();
@@ -31,7 +32,7 @@ async fn insert_entry_row<'e>(exec: impl sqlx::PgExecutor<'e>, family_id: Family
     let job_ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
     let job_kinds: Vec<&str> = jobs.iter().map(|k| k.as_str()).collect();
     let job_keys: Vec<String> = jobs.iter().map(|kind| NewJob { kind: *kind, entry_id: id, entry_version: 1 }.dedupe_key()).collect();
-    let row = sqlx::query("SELECT * FROM dadly_insert_entry($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+    let row = sqlx::query("SELECT * FROM dadly_insert_entry_claimed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
         .bind(family_id)
         .bind(id)
         .bind(entry.author_id)
@@ -47,10 +48,18 @@ async fn insert_entry_row<'e>(exec: impl sqlx::PgExecutor<'e>, family_id: Family
         .bind(&job_ids)
         .bind(&job_kinds)
         .bind(&job_keys)
+        .bind(claim)
         .fetch_one(exec)
         .await
         .map_err(map_err)?;
-    if row.try_get::<i64, _>("n_entries").map_err(map_err)? != 1 {
+    let count = |column: &str| row.try_get::<i64, _>(column).map_err(map_err);
+    if count("n_allowed")? != 1 {
+        return Err(StoreError::NotFound);
+    }
+    if claim.is_some() && count("n_claimed")? != 1 {
+        return Err(StoreError::AlreadyHandled);
+    }
+    if count("n_entries")? != 1 {
         return Err(StoreError::NotFound);
     }
     Ok(Entry {
@@ -74,9 +83,9 @@ async fn insert_entry_row<'e>(exec: impl sqlx::PgExecutor<'e>, family_id: Family
 impl EntryStore for PostgresStore {
     async fn insert_entry(&self, family_id: FamilyId, entry: NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
         let id = Uuid::now_v7();
-        // Nothing else to write (a web or chat note): one round trip.
-        if entry.dedupe_key.is_none() && entry.media.is_empty() {
-            return insert_entry_row(&self.pool, family_id, id, &entry, jobs).await;
+        // Nothing else to write (a web, chat or Telegram text note): one round trip.
+        if entry.media.is_empty() {
+            return insert_entry_row(&self.pool, family_id, id, &entry, jobs, entry.dedupe_key.as_deref()).await;
         }
         let mut tx = self.family_tx(family_id).await?;
         if let Some(key) = &entry.dedupe_key
