@@ -664,3 +664,30 @@ async fn a_server_that_refuses_max_completion_tokens_gets_max_tokens_from_then_o
     assert_eq!(bounded.len(), calls.len() - 1, "every other call is bounded with max_tokens");
     assert!(bounded.contains(&1024) && bounded.contains(&512), "answer and enrichment bounds: {bounded:?}");
 }
+
+/// A count the model planned ("how many", a period only it resolves) is
+/// taken over the period's entries about its topic, and the answer model is
+/// told the numbered entries are all that was found, oldest first; a lookup
+/// is not.
+#[tokio::test]
+async fn a_counted_question_tells_the_model_its_sources_are_the_whole_count() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    let first = app.entry(&kim, "Minji lost a tooth at breakfast", "2025-07-20T10:00:00Z").await;
+    let apple = app.entry(&kim, "Minji ate a whole apple at breakfast", "2025-08-01T10:00:00Z").await;
+    let second = app.entry(&kim, "Minji lost another tooth, the top one", "2025-08-12T10:00:00Z").await;
+    let later = app.entry(&kim, "Minji lost a tooth in the autumn", "2025-10-02T10:00:00Z").await;
+    for id in [&first, &apple, &second, &later] {
+        wait_indexed(&app, &kim, id).await;
+    }
+    let hint = "every entry found about this in that period";
+    let answer = app.chat(&kim, "How many times did Minji lose a tooth during the school holidays of 2025?").await;
+    assert_eq!(source_ids(&answer), vec![first, second], "the period's tooth entries, oldest first: {answer}");
+    let asked = fake.chat_requests(None).into_iter().filter(|b| b["response_format"].is_null()).last().expect("an answer call");
+    let user = asked["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(user.contains(hint), "{user}");
+    app.chat(&kim, "What did Minji eat for breakfast?").await;
+    let asked = fake.chat_requests(None).into_iter().filter(|b| b["response_format"].is_null()).last().expect("an answer call");
+    assert!(!asked["messages"].to_string().contains(hint), "a lookup is no count: {asked}");
+}
