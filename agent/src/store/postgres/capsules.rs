@@ -193,7 +193,7 @@ impl CapsuleStore for PostgresStore {
         if opened.rows_affected() == 0 {
             return Ok(None);
         }
-        let created = super::entries::insert_entry_tx(&mut tx, family_id, entry_id, &entry, jobs).await?;
+        let created = super::entries::insert_entry_tx(&mut tx, family_id, entry_id, &entry, jobs, None).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(created))
     }

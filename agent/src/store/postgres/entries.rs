@@ -8,9 +8,10 @@ use super::*;
 pub const RECENT_CHAT_TURNS_SQL: &str = "SELECT chat_id, role, content, created_at FROM chat_turns WHERE family_id = $1 AND chat_id = $2 \
      ORDER BY created_at DESC, id DESC LIMIT $3";
 
-/// Inserts an entry (members, pending media, jobs) inside a caller's transaction; returns it.
-pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind]) -> StoreResult<Entry> {
-    let created = insert_entry_row(&mut **tx, family_id, id, entry, jobs, None).await?;
+/// Inserts an entry (members, pending media, jobs) inside a caller's
+/// transaction, claiming `claim` with it; returns it.
+pub(super) async fn insert_entry_tx(tx: &mut Tx, family_id: FamilyId, id: EntryId, entry: &NewEntry, jobs: &[JobKind], claim: Option<&str>) -> StoreResult<Entry> {
+    let created = insert_entry_row(&mut **tx, family_id, id, entry, jobs, claim).await?;
     for m in &entry.media {
         insert_pending_media(tx, family_id, id, m).await?;
     }
@@ -87,13 +88,9 @@ impl EntryStore for PostgresStore {
         if entry.media.is_empty() {
             return insert_entry_row(&self.pool, family_id, id, &entry, jobs, entry.dedupe_key.as_deref()).await;
         }
+        // With media: the media rows roll back with the entry and its claim.
         let mut tx = self.family_tx(family_id).await?;
-        if let Some(key) = &entry.dedupe_key
-            && !claim(&mut tx, family_id, key).await?
-        {
-            return Err(StoreError::AlreadyHandled);
-        }
-        let created = insert_entry_tx(&mut tx, family_id, id, &entry, jobs).await?;
+        let created = insert_entry_tx(&mut tx, family_id, id, &entry, jobs, entry.dedupe_key.as_deref()).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(created)
     }
