@@ -682,12 +682,13 @@ async fn a_counted_question_tells_the_model_its_sources_are_the_whole_count() {
         wait_indexed(&app, &kim, id).await;
     }
     let hint = "every entry found about this in that period";
+    let last_answer = |fake: &FakeOpenAi| fake.chat_requests(None).into_iter().rev().find(|b| b["response_format"].is_null()).expect("an answer call");
     let answer = app.chat(&kim, "How many times did Minji lose a tooth during the school holidays of 2025?").await;
     assert_eq!(source_ids(&answer), vec![first, second], "the period's tooth entries, oldest first: {answer}");
-    let asked = fake.chat_requests(None).into_iter().filter(|b| b["response_format"].is_null()).last().expect("an answer call");
+    let asked = last_answer(&fake);
     let user = asked["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
     assert!(user.contains(hint), "{user}");
     app.chat(&kim, "What did Minji eat for breakfast?").await;
-    let asked = fake.chat_requests(None).into_iter().filter(|b| b["response_format"].is_null()).last().expect("an answer call");
+    let asked = last_answer(&fake);
     assert!(!asked["messages"].to_string().contains(hint), "a lookup is no count: {asked}");
 }
