@@ -104,3 +104,24 @@ async fn a_count_is_over_the_entries_about_its_topic_on_postgres() {
     let Some(db) = services::postgres_database().await else { return };
     counted_by_topic(&TestApp::spawn_with(&[NO_FLOOR, ("DATABASE_URL", &db)]).await).await;
 }
+
+/// A count takes every entry of its period about its topic from the store,
+/// not only those among the nearest hits: here 55 notes worded like the
+/// question ("times", "winter") fill the search, and the two illnesses are
+/// still counted.
+#[tokio::test]
+async fn a_count_reaches_entries_beyond_the_nearest_hits() {
+    let app = TestApp::spawn().await;
+    let kim = app.family("Kim", &[("Junho", &["준호"])]).await;
+    let fever = app.entry(&kim, "Junho had a fever of 38.8 tonight", "2025-12-10T20:00:00Z").await;
+    let tummy = app.entry(&kim, "준호 장염인지 두 번 토했다", "2026-01-05T19:00:00Z").await;
+    let mut last = tummy.clone();
+    for i in 0..55 {
+        last = app.entry(&kim, &format!("Junho laughed so many times this winter, time {i}"), &format!("2026-01-{:02}T10:00:00Z", 6 + i % 20)).await;
+    }
+    for id in [&fever, &tummy, &last] {
+        app.wait_ready(&kim, id).await;
+    }
+    let answer = app.chat_at(&kim, "How many times was Junho sick this winter?", Some("2026-01-30T12:00:00Z")).await;
+    assert_eq!(source_ids(&answer), vec![fever, tummy], "{answer}");
+}

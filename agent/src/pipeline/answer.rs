@@ -562,25 +562,37 @@ impl Agent {
         // multilingual embedder puts every entry of the question's language
         // over the floor.
         let wanted = if plan.kind == QuestionKind::Count && plan.range.is_some() { crate::text::lexicon::topics(question) } else { Vec::new() };
-        let topical: Vec<EntryId> = match wanted.is_empty() {
-            true => Vec::new(),
-            false => {
-                let ids: Vec<EntryId> = hits.iter().chain(&cross_hits).map(|h| h.entry_id).collect();
-                let insights = self.b.store.get_insights(user.family_id, &ids).await?;
-                insights.into_iter().filter(|i| i.topics.iter().any(|t| wanted.contains(t))).map(|i| i.entry_id).collect()
+        // Read from the store by label and period, not picked from the
+        // nearest hits: a year of daily notes holds more than the search returns.
+        let mut topical: Vec<EntryId> = Vec::new();
+        for topic in &wanted {
+            let one_child = match plan.member_ids.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            };
+            let f = EntryFilter { member_id: one_child, from: filter.from, to: filter.to, topic: Some(topic.clone()), emotion: None, before: None, limit: COUNT_LIMIT as u32 };
+            for e in self.b.store.list_entries(user.family_id, &f).await? {
+                if (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m))) && !topical.contains(&e.id) {
+                    topical.push(e.id);
+                }
             }
-        };
+        }
         let by_topic = !topical.is_empty();
         retriever.metadata("counted_by_topic", json!(by_topic.then_some(&wanted)));
-        let dense: Vec<EntryId> = hits
-            .iter()
-            .filter(|h| if by_topic { topical.contains(&h.entry_id) } else { filtered_only || h.score >= floor })
-            .map(|h| h.entry_id)
-            .collect();
+        // Counted by topic: the hits about it in their order, then the rest of them.
+        let mut dense: Vec<EntryId> = hits.iter().filter(|h| if by_topic { topical.contains(&h.entry_id) } else { filtered_only || h.score >= floor }).map(|h| h.entry_id).collect();
+        if by_topic {
+            for id in &topical {
+                if !dense.contains(id) {
+                    dense.push(*id);
+                }
+            }
+        }
         // The lexical index beside the vectors: entries sharing at least two
         // thirds of the question's terms, fused with the dense ranking (RRF). Fusion,
         // not filtering: an entry in another language still comes through the vectors.
-        let terms = if plan.has_content && self.settings.lexical_weight > 0.0 { crate::text::lexical::terms(&searched_text) } else { Vec::new() };
+        // (Counted by topic, what shares the question's words is no more times.)
+        let terms = if plan.has_content && !by_topic && self.settings.lexical_weight > 0.0 { crate::text::lexical::terms(&searched_text) } else { Vec::new() };
         let lexical_hits = match terms.is_empty() {
             true => Vec::new(),
             false => match self.b.store.lexical_search(user.family_id, &terms, filter.from, filter.to, k).await {
@@ -593,12 +605,8 @@ impl Agent {
             },
         };
         let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.entry_id).collect();
-        let cross_ids: Vec<EntryId> = cross_hits
-            .iter()
-            .filter(|h| if by_topic { topical.contains(&h.entry_id) } else { h.score >= calibration.cross_floor })
-            .filter(|h| !dense.contains(&h.entry_id))
-            .map(|h| h.entry_id)
-            .collect();
+        // (Counted by topic, the store gave every entry about it, in either language.)
+        let cross_ids: Vec<EntryId> = cross_hits.iter().filter(|h| !by_topic && h.score >= calibration.cross_floor && !dense.contains(&h.entry_id)).map(|h| h.entry_id).collect();
         let ids: Vec<EntryId> = dense.iter().chain(&lexical_ids).chain(&cross_ids).copied().collect();
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
@@ -616,19 +624,14 @@ impl Agent {
             })
             .copied()
             .collect();
-        let dense_ranked: Vec<EntryId> = hits.iter().map(|h| h.entry_id).filter(|id| dense.contains(id)).collect();
-        // (Of the other-language search, only what is in the other language: the rest the
-        // first search ranked. Counted by topic, the topic is the evidence, in either language.)
+        let dense_ranked: Vec<EntryId> = if by_topic { dense.clone() } else { hits.iter().map(|h| h.entry_id).filter(|id| dense.contains(id)).collect() };
+        // (Of the other-language search, only what is in the other language: the rest the first search ranked.)
         let cross: Vec<EntryId> = cross_ids
             .iter()
-            .filter(|id| {
-                entries.iter().any(|e| {
-                    e.id == **id && (by_topic || crate::text::is_korean(&e.raw_text) != korean) && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))
-                })
-            })
+            .filter(|id| entries.iter().any(|e| e.id == **id && crate::text::is_korean(&e.raw_text) != korean && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))))
             .copied()
             .collect();
-        let cross = if by_topic { cross } else { standing_out(&cross, &cross_hits) };
+        let cross = standing_out(&cross, &cross_hits);
         let fused = crate::text::lexical::fuse(&[
             (self.settings.dense_weight, &dense_ranked[..]),
             (self.settings.dense_weight, &cross[..]),
