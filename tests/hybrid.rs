@@ -125,3 +125,22 @@ async fn a_count_reaches_entries_beyond_the_nearest_hits() {
     let answer = app.chat_at(&kim, "How many times was Junho sick this winter?", Some("2026-01-30T12:00:00Z")).await;
     assert_eq!(source_ids(&answer), vec![fever, tummy], "{answer}");
 }
+
+/// A period with more entries about the topic than a count draws on (50)
+/// is answered "more than 50", never with a number it did not count.
+#[tokio::test]
+async fn a_count_past_its_limit_says_more_than() {
+    let app = TestApp::spawn().await;
+    let kim = app.family("Kim", &[("Junho", &["준호"])]).await;
+    let mut fevers = Vec::new();
+    for i in 0..53 {
+        fevers.push(app.entry(&kim, &format!("Junho has a fever again ({i})"), &format!("2026-01-{:02}T10:00:00Z", 1 + i % 28)).await);
+    }
+    for id in &fevers {
+        app.wait_ready(&kim, id).await;
+    }
+    let answer = app.chat_at(&kim, "How many times was Junho sick this winter?", Some("2026-01-30T12:00:00Z")).await;
+    let reply = answer["reply"].as_str().unwrap();
+    assert!(reply.starts_with("More than 50 times in your journal"), "{reply}");
+    assert_eq!(source_ids(&answer).len(), 50, "{answer}");
+}

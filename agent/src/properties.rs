@@ -168,8 +168,8 @@ proptest! {
         let tasks = vec![
             Task::Route { message: text.clone() },
             Task::Enrich { text: text.clone(), member_names: vec!["Minji".into(), "민지".into()] },
-            Task::Answer { question: text.clone(), sources: vec![SourceNote { n: 1, date: "2026-11-27".into(), text: text.clone() }], korean: is_korean(&text), counted: false },
-            Task::Answer { question: text.clone(), sources: vec![SourceNote { n: 1, date: "2026-11-27".into(), text: text.clone() }], korean: is_korean(&text), counted: true },
+            Task::Answer { question: text.clone(), sources: vec![SourceNote { n: 1, date: "2026-11-27".into(), text: text.clone() }], korean: is_korean(&text), counted: None },
+            Task::Answer { question: text.clone(), sources: vec![SourceNote { n: 1, date: "2026-11-27".into(), text: text.clone() }], korean: is_korean(&text), counted: Some(crate::models::Counted::All) },
         ];
         for task in tasks {
             let enrich = matches!(task, Task::Enrich { .. });

@@ -63,6 +63,15 @@ pub struct SourceNote {
     pub text: String,
 }
 
+/// How a count's sources stand to what the journal holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// The sources are every entry about it in the period.
+    All,
+    /// The period holds more than this many; the sources are that many of them.
+    MoreThan(usize),
+}
+
 /// What the request is for, with its inputs in typed form.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Task {
@@ -73,9 +82,9 @@ pub enum Task {
     /// Turn a question into a search plan (text, children, period, kind).
     Plan { question: String },
     /// Answer a question from numbered sources. `counted`: the question asks
-    /// how many times, and the sources are every entry found for it in its
-    /// period, in date order.
-    Answer { question: String, sources: Vec<SourceNote>, korean: bool, counted: bool },
+    /// how many times, and the sources are the entries found for it in its
+    /// period, in date order (all of them, or some of more).
+    Answer { question: String, sources: Vec<SourceNote>, korean: bool, counted: Option<Counted> },
     /// Describe a photo (a vision model; the offline model cannot see).
     Describe { caption: String },
 }

@@ -129,7 +129,7 @@ fn first_sentence(text: &str) -> String {
 /// The most entries a counting answer lists one by one.
 const COUNT_LISTED: usize = 10;
 
-fn offline_answer(question: &str, sources: &[SourceNote], korean: bool, counted: bool) -> String {
+fn offline_answer(question: &str, sources: &[SourceNote], korean: bool, counted: Option<Counted>) -> String {
     let _ = question;
     if sources.is_empty() {
         return if korean {
@@ -140,16 +140,18 @@ fn offline_answer(question: &str, sources: &[SourceNote], korean: bool, counted:
     }
     // A count says how many, then lists them (in date order, as given).
     let (mut out, listed) = match (counted, korean) {
-        (true, true) => (format!("일기에서 {}번 찾았어요:\n", sources.len()), COUNT_LISTED),
-        (true, false) if sources.len() == 1 => ("Once in your journal:\n".to_string(), COUNT_LISTED),
-        (true, false) => (format!("{} times in your journal:\n", sources.len()), COUNT_LISTED),
-        (false, true) => ("일기에서 찾은 기록이에요:\n".to_string(), 3),
-        (false, false) => ("Here is what your journal says:\n".to_string(), 3),
+        (Some(Counted::MoreThan(n)), true) => (format!("일기에서 {n}번 넘게 찾았어요. 그중 일부예요:\n"), COUNT_LISTED),
+        (Some(Counted::MoreThan(n)), false) => (format!("More than {n} times in your journal; some of them:\n"), COUNT_LISTED),
+        (Some(Counted::All), true) => (format!("일기에서 {}번 찾았어요:\n", sources.len()), COUNT_LISTED),
+        (Some(Counted::All), false) if sources.len() == 1 => ("Once in your journal:\n".to_string(), COUNT_LISTED),
+        (Some(Counted::All), false) => (format!("{} times in your journal:\n", sources.len()), COUNT_LISTED),
+        (None, true) => ("일기에서 찾은 기록이에요:\n".to_string(), 3),
+        (None, false) => ("Here is what your journal says:\n".to_string(), 3),
     };
     for s in sources.iter().take(listed) {
         out.push_str(&format!("• {} — {} [{}]\n", s.date, snippet(&s.text, 200), s.n));
     }
-    if counted && sources.len() > listed {
+    if counted.is_some() && sources.len() > listed {
         let more = sources.len() - listed;
         out.push_str(&if korean { format!("… 그리고 {more}번 더\n") } else { format!("… and {more} more\n") });
     }
@@ -220,13 +222,17 @@ mod tests {
     #[test]
     fn a_counting_answer_says_how_many_and_lists_up_to_ten() {
         let notes = |n: usize| (1..=n).map(|i| SourceNote { n: i, date: format!("2026-01-{i:02}"), text: format!("fever {i}") }).collect::<Vec<_>>();
-        let twelve = offline_answer("How many times was Junho sick this winter?", &notes(12), false, true);
+        let twelve = offline_answer("How many times was Junho sick this winter?", &notes(12), false, Some(Counted::All));
         assert!(twelve.starts_with("12 times in your journal:\n") && twelve.contains("[10]") && !twelve.contains("[11]") && twelve.contains("… and 2 more"), "{twelve}");
-        assert!(offline_answer("how many times?", &notes(1), false, true).starts_with("Once in your journal:"));
-        assert!(offline_answer("몇 번 아팠어?", &notes(3), true, true).starts_with("일기에서 3번 찾았어요:"));
+        assert!(offline_answer("how many times?", &notes(1), false, Some(Counted::All)).starts_with("Once in your journal:"));
+        assert!(offline_answer("몇 번 아팠어?", &notes(3), true, Some(Counted::All)).starts_with("일기에서 3번 찾았어요:"));
         // Not a count: the three closest, and no number.
-        let quoted = offline_answer("what happened?", &notes(12), false, false);
+        let quoted = offline_answer("what happened?", &notes(12), false, None);
         assert!(quoted.starts_with("Here is what your journal says:") && quoted.contains("[3]") && !quoted.contains("[4]"), "{quoted}");
+        // More than were drawn on: no exact number is claimed.
+        let many = offline_answer("How many times did we play?", &notes(12), false, Some(Counted::MoreThan(12)));
+        assert!(many.starts_with("More than 12 times in your journal; some of them:") && !many.contains("12 times in your journal:"), "{many}");
+        assert!(offline_answer("몇 번 놀았어?", &notes(12), true, Some(Counted::MoreThan(12))).starts_with("일기에서 12번 넘게 찾았어요."));
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::agent::{Agent, AgentError, Citation};
 use crate::domain::*;
-use crate::models::{ChatMessage, ChatRequest, SourceNote, Task};
+use crate::models::{ChatMessage, ChatRequest, Counted, SourceNote, Task};
 use crate::text::{dates, is_korean, members, snippet, tokens};
 use crate::trace::{RunType, Span};
 use crate::vector::SearchFilter;
@@ -570,7 +570,8 @@ impl Agent {
                 [only] => Some(*only),
                 _ => None,
             };
-            let f = EntryFilter { member_id: one_child, from: filter.from, to: filter.to, topic: Some(topic.clone()), emotion: None, before: None, limit: COUNT_LIMIT as u32 };
+            // One more than a count draws on, to know when there are more.
+            let f = EntryFilter { member_id: one_child, from: filter.from, to: filter.to, topic: Some(topic.clone()), emotion: None, before: None, limit: (k + 1) as u32 };
             for e in self.b.store.list_entries(user.family_id, &f).await? {
                 if (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m))) && !topical.contains(&e.id) {
                     topical.push(e.id);
@@ -578,6 +579,9 @@ impl Agent {
             }
         }
         let by_topic = !topical.is_empty();
+        // More than a count draws on (the newest are kept): the answer says "more than".
+        let more_than_listed = topical.len() > k;
+        topical.truncate(k);
         retriever.metadata("counted_by_topic", json!(by_topic.then_some(&wanted)));
         // Counted by topic: the hits about it in their order, then the rest of them.
         let mut dense: Vec<EntryId> = hits.iter().filter(|h| if by_topic { topical.contains(&h.entry_id) } else { filtered_only || h.score >= floor }).map(|h| h.entry_id).collect();
@@ -701,9 +705,17 @@ impl Agent {
         // A count over its topic is answered by counting: the sources are every
         // entry about it in the period, in date order. (Without a topic they are
         // only what cleared the floor, which is no count.)
-        let counted = by_topic;
-        if counted {
-            asked.push_str("\n(The entries above are every entry found about this in that period, oldest first: count those that answer the question.)");
+        let counted = match by_topic {
+            false => None,
+            true if more_than_listed => Some(Counted::MoreThan(notes.len())),
+            true => Some(Counted::All),
+        };
+        match counted {
+            Some(Counted::All) => asked.push_str("\n(The entries above are every entry found about this in that period, oldest first: count those that answer the question.)"),
+            Some(Counted::MoreThan(n)) => asked.push_str(&format!(
+                "\n(The journal has more than {n} entries about this in that period; the entries above are {n} of them, oldest first: say there were more than {n}.)"
+            )),
+            None => {}
         }
         let (system, user_text) = prompt
             .render(&[("language", language), ("today", &today), ("sources", &sources_text), ("question", &asked)])
