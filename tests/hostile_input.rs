@@ -62,6 +62,7 @@ async fn odd_texts_are_recorded_and_enriched(app: &TestApp, kim: &Family) {
         "민지。오늘은 정말 즐거웠어",
         "민지！최고",
         "🦖。🦕",
+        "민지 열이 났다。🤒、",
     ] {
         let (status, v) = app.post(&kim.token, "/v1/chat", json!({ "message": format!("/record {text}") })).await;
         assert_eq!(status, StatusCode::OK, "{text}: {v}");
@@ -70,11 +71,26 @@ async fn odd_texts_are_recorded_and_enriched(app: &TestApp, kim: &Family) {
         let ready = app.wait_ready(kim, &id).await;
         assert!(!ready["insights"]["summary"].as_str().unwrap().is_empty(), "{text}: {ready}");
     }
-    for question in ["what happened in the last 999999999 days?", "최근 99999999999999일 동안 민지는?", "what did Minji do 999999999 weeks ago?"] {
+    for question in [
+        "what happened in the last 999999999 days?",
+        "최근 99999999999999일 동안 민지는?",
+        "what did Minji do 999999999 weeks ago?",
+        // Words searched (the lexical index) over a period past year 1.
+        "did Minji laugh at the dinosaurs in the last 999999999 days?",
+        // Counts (read by topic from the store) over odd and extreme periods.
+        "how many times was Minji sick in the last 999999999 days?",
+        "민지가 99999999999년에 몇 번 아팠어?",
+        "How many times was Minji sick in 9999?",
+        "0001년에 민지가 몇 번 아팠어。、🤒?",
+    ] {
         let (status, v) = app.post(&kim.token, "/v1/chat", json!({ "message": question })).await;
         assert_eq!(status, StatusCode::OK, "{question}: {v}");
         assert_eq!(v["kind"], "answered", "{question}: {v}");
     }
+    // A count with emoji and CJK punctuation around it still counts the fever recorded above.
+    let (status, v) = app.post(&kim.token, "/v1/chat", json!({ "message": "How many times was Minji sick this year 🤒。、?" })).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["reply"].as_str().unwrap().contains("in your journal:"), "{v}");
     let (_, status) = app.get(&kim.token, "/v1/status").await;
     assert_eq!(status["jobs"]["failed"], 0, "{status}");
 }

@@ -295,7 +295,14 @@ pub(crate) fn follow_up_plan(now: &QueryPlan, earlier: &QueryPlan) -> QueryPlan 
     }
 }
 
+/// A period's bound as an instant. No entry lies outside the years 1–9999,
+/// so a bound past them is that edge: "the last 999999999 days" starts at
+/// year 1, not in a year the database cannot store (Postgres' timestamps
+/// begin in 4713 BC).
 fn local_midnight(day: chrono::NaiveDate, offset: &FixedOffset) -> DateTime<Utc> {
+    let first = chrono::NaiveDate::from_ymd_opt(crate::validate::MIN_YEAR, 1, 1).expect("a date");
+    let past_last = chrono::NaiveDate::from_ymd_opt(crate::validate::MAX_YEAR + 1, 1, 1).expect("a date");
+    let day = day.clamp(first, past_last);
     offset.from_local_datetime(&day.and_time(NaiveTime::MIN)).single().map(|t| t.to_utc()).unwrap_or_default()
 }
 
