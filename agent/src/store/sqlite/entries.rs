@@ -18,10 +18,7 @@ pub(super) async fn insert_entry_tx(tx: &mut sqlx::SqliteConnection, family_id: 
 /// The entry's own row, written only when its author is of the family
 /// (`NotFound` otherwise, with nothing written).
 async fn insert_entry_row(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, id: EntryId, entry: &NewEntry, now: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
-         SELECT $1, family_id, id, $3, $4, $5, $6, $6, 1, $8, $9, $10 FROM users WHERE id = $2 AND family_id = $7",
-    )
+    sqlx::query(INSERT_ENTRY_SQL)
     .bind(id.to_string())
     .bind(entry.author_id.to_string())
     .bind(entry.source.as_str())
@@ -84,20 +81,9 @@ pub(super) struct GroupCommit {
     turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-enum Queued {
+pub(super) enum Queued {
     Entry { family_id: FamilyId, id: EntryId, entry: NewEntry, jobs: Vec<JobKind>, now: DateTime<Utc>, done: tokio::sync::oneshot::Sender<StoreResult<Entry>> },
     Turns { family_id: FamilyId, user_id: UserId, turns: Vec<ChatTurn>, done: tokio::sync::oneshot::Sender<StoreResult<()>> },
-}
-
-/// Why one write of a group was not done.
-enum Refused {
-    /// Before it wrote anything, by a check that undoes only its own
-    /// statement (a claimed update key, an author not of the family, a
-    /// unique key taken): the others stand.
-    Cleanly(StoreError),
-    /// After part of it was written, or by an error after which SQLite may
-    /// have ended the transaction: the group is rolled back.
-    Midway(StoreError),
 }
 
 impl SqliteStore {
@@ -121,21 +107,11 @@ impl SqliteStore {
     }
 }
 
-/// One transaction for the whole group; if it cannot be (a write failed
-/// midway, the commit failed), each write is done on its own instead, so
-/// one bad write never costs another its place.
+/// Writes the group (`direct::write_group`) and hands each caller its
+/// outcome; a caller may have gone (a dropped request): its write is done all
+/// the same.
 async fn write_group(pool: &SqlitePool, group: Vec<Queued>) {
-    let outcomes = match try_group(pool, &group).await {
-        Ok(outcomes) => outcomes,
-        Err(_) => {
-            let mut outcomes = Vec::with_capacity(group.len());
-            for q in &group {
-                outcomes.push(write_alone(pool, q).await);
-            }
-            outcomes
-        }
-    };
-    // A caller may have gone (a dropped request): its write is done all the same.
+    let outcomes = super::direct::write_group(pool, &group).await;
     for (q, outcome) in group.into_iter().zip(outcomes) {
         match q {
             Queued::Entry { family_id, id, entry, now, done, .. } => {
@@ -146,74 +122,6 @@ async fn write_group(pool: &SqlitePool, group: Vec<Queued>) {
             }
         }
     }
-}
-
-async fn try_group(pool: &SqlitePool, group: &[Queued]) -> StoreResult<Vec<StoreResult<()>>> {
-    let mut tx = begin_write(pool).await?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for q in group {
-        match write_queued(&mut tx, q).await {
-            Ok(()) => outcomes.push(Ok(())),
-            Err(Refused::Cleanly(e)) => outcomes.push(Err(e)),
-            Err(Refused::Midway(e)) => return Err(e),
-        }
-    }
-    tx.commit().await.map_err(map_err)?;
-    Ok(outcomes)
-}
-
-async fn write_alone(pool: &SqlitePool, q: &Queued) -> StoreResult<()> {
-    let mut tx = begin_write(pool).await?;
-    match write_queued(&mut tx, q).await {
-        Ok(()) => tx.commit().await.map_err(map_err),
-        Err(Refused::Cleanly(e) | Refused::Midway(e)) => Err(e),
-    }
-}
-
-/// One queued write inside the group's transaction.
-async fn write_queued(tx: &mut sqlx::SqliteConnection, q: &Queued) -> Result<(), Refused> {
-    // A failed statement leaves nothing of itself behind when it breaks a
-    // constraint or matches no row (SQLite undoes just that statement).
-    let clean_unless = |wrote: bool| move |e: StoreError| match e {
-        StoreError::NotFound | StoreError::Conflict(_) if !wrote => Refused::Cleanly(e),
-        e => Refused::Midway(e),
-    };
-    match q {
-        Queued::Entry { family_id, id, entry, jobs, now, .. } => {
-            let mut wrote = false;
-            if let Some(key) = &entry.dedupe_key {
-                match claim(&mut *tx, *family_id, key).await {
-                    Ok(true) => wrote = true,
-                    Ok(false) => return Err(Refused::Cleanly(StoreError::AlreadyHandled)),
-                    Err(e) => return Err(Refused::Midway(e)),
-                }
-            }
-            insert_entry_row(&mut *tx, *family_id, *id, entry, *now).await.map_err(clean_unless(wrote))?;
-            insert_entry_rest(tx, *family_id, *id, entry, jobs).await.map_err(Refused::Midway)
-        }
-        Queued::Turns { family_id, user_id, turns, .. } => {
-            // More than one piece: a later piece's failure follows an earlier one's write.
-            insert_chat_turns(tx, *family_id, *user_id, turns).await.map_err(clean_unless(turns.len() > CHAT_TURNS_PER_STATEMENT))
-        }
-    }
-}
-
-/// Rows per chat-turn statement: within SQLite's 32,766 parameters.
-const CHAT_TURNS_PER_STATEMENT: usize = 1_000;
-
-/// Chat turns in order, bound as parameters, so any text (a model's reply
-/// included) is stored exactly.
-async fn insert_chat_turns(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, user_id: UserId, turns: &[ChatTurn]) -> StoreResult<()> {
-    for piece in turns.chunks(CHAT_TURNS_PER_STATEMENT) {
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; piece.len()].join(", ");
-        let sql = format!("INSERT INTO chat_turns (id, family_id, user_id, chat_id, role, content, created_at) VALUES {rows}");
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for t in piece {
-            query = query.bind(Uuid::now_v7().to_string()).bind(family_id.to_string()).bind(user_id.to_string()).bind(&t.chat_id).bind(&t.role).bind(&t.content).bind(ms(t.created_at));
-        }
-        query.execute(&mut *tx).await.map_err(map_err)?;
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -598,7 +506,18 @@ mod tests {
     #[tokio::test]
     async fn a_group_commit_gives_each_write_its_own_outcome() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap());
+        group_commit_outcomes(&format!("sqlite://{}", dir.path().join("t.db").display())).await;
+    }
+
+    /// In memory, the one connection's handle is borrowed from sqlx for the
+    /// group and for the reads (`direct`), instead of the store's own readers.
+    #[tokio::test]
+    async fn a_group_commit_in_memory_gives_each_write_its_own_outcome() {
+        group_commit_outcomes("sqlite::memory:").await;
+    }
+
+    async fn group_commit_outcomes(url: &str) {
+        let store = Arc::new(SqliteStore::connect(url).await.unwrap());
         let kim = store.create_family("Kim").await.unwrap();
         let lee = store.create_family("Lee").await.unwrap();
         let dad = store.create_user(kim.id, "Dad").await.unwrap();
@@ -669,5 +588,11 @@ mod tests {
         assert_eq!(store.job_counts(Some(kim.id)).await.unwrap().queued, 10, "two jobs for each, once");
         let remembered: Vec<String> = store.recent_chat_turns(kim.id, "web", 10).await.unwrap().into_iter().map(|t| t.content).collect();
         assert_eq!(remembered, vec!["first group", "second group"]);
+
+        // The reads every message makes, and a token's user of no family.
+        assert_eq!(store.get_user(dad.id).await.unwrap(), dad);
+        assert!(matches!(store.get_user(Uuid::now_v7()).await, Err(StoreError::NotFound)));
+        assert_eq!(store.list_members(kim.id).await.unwrap(), vec![minji]);
+        assert_eq!(store.list_members(lee.id).await.unwrap(), vec![sora]);
     }
 }

@@ -42,19 +42,21 @@ impl FamilyStore for SqliteStore {
         Ok(user)
     }
     async fn get_user(&self, user_id: UserId) -> StoreResult<User> {
-        let row = sqlx::query("SELECT id, family_id, name, created_at, tokens_valid_after, role FROM users WHERE id = $1")
-            .bind(user_id.to_string())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(User {
-            id: uuid(&row, "id")?,
-            family_id: uuid(&row, "family_id")?,
-            name: row.try_get("name").map_err(map_err)?,
-            created_at: at(row.try_get("created_at").map_err(map_err)?),
-            tokens_valid_after: row.try_get::<Option<i64>, _>("tokens_valid_after").map_err(map_err)?.map(at),
-            role: Role::parse(&row.try_get::<String, _>("role").map_err(map_err)?),
+        // Every request's first read (a token becomes a family): on this thread.
+        self.read(|db| {
+            let mut query = db.prepare_cached("SELECT id, family_id, name, created_at, tokens_valid_after, role FROM users WHERE id = ?1")?;
+            query.query_row([user_id.to_string()], |row| {
+                Ok(User {
+                    id: direct::uuid_at(row, "id")?,
+                    family_id: direct::uuid_at(row, "family_id")?,
+                    name: row.get("name")?,
+                    created_at: at(row.get("created_at")?),
+                    tokens_valid_after: row.get::<_, Option<i64>>("tokens_valid_after")?.map(at),
+                    role: Role::parse(&row.get::<_, String>("role")?),
+                })
+            })
         })
+        .await
     }
     async fn revoke_tokens(&self, user_id: UserId, after: DateTime<Utc>) -> StoreResult<()> {
         let done = sqlx::query("UPDATE users SET tokens_valid_after = MAX(COALESCE(tokens_valid_after, 0), $2) WHERE id = $1")
@@ -91,12 +93,12 @@ impl FamilyStore for SqliteStore {
         Ok(created)
     }
     async fn list_members(&self, family_id: FamilyId) -> StoreResult<Vec<Member>> {
-        let rows = sqlx::query("SELECT * FROM members WHERE family_id = $1 ORDER BY created_at, id")
-            .bind(family_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(member_from_row).collect()
+        // Read for every message (who is it about?): on this thread.
+        self.read(|db| {
+            let mut query = db.prepare_cached("SELECT * FROM members WHERE family_id = ?1 ORDER BY created_at, id")?;
+            query.query_map([family_id.to_string()], direct::member_at)?.collect()
+        })
+        .await
     }
     async fn update_member(&self, family_id: FamilyId, id: MemberId, name: &str, aliases: &[String], birth_date: Option<NaiveDate>) -> StoreResult<Member> {
         let row = sqlx::query("UPDATE members SET name = $3, aliases = $4, birth_date = $5 WHERE id = $1 AND family_id = $2 RETURNING *")

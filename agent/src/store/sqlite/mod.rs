@@ -24,6 +24,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Writes waiting for the next group commit (see `entries::GroupCommit`).
     group_commit: entries::GroupCommit,
+    /// Read connections for the reads every message makes (`direct::Readers`).
+    readers: direct::Readers,
 }
 
 impl SqliteStore {
@@ -50,8 +52,9 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
+        let readers = direct::Readers::new((!in_memory).then(|| options.get_filename().to_path_buf()));
         let writer = if in_memory { pool.clone() } else { SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(unavailable)? };
-        let store = Self { pool, writer, group_commit: entries::GroupCommit::default() };
+        let store = Self { pool, writer, group_commit: entries::GroupCommit::default(), readers };
         store.migrate().await?;
         Ok(store)
     }
@@ -161,6 +164,41 @@ fn vector_from_bytes(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
+// The statements of a new entry's write, shared by the sqlx path and the
+// group commit's (`direct`): SQLite binds `?N` to the N-th value in both.
+
+/// Claims an update key: `?1` key, `?2` family, `?3` now; one row when new.
+const CLAIM_SQL: &str = "INSERT INTO processed_updates (update_key, family_id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+
+/// An entry's row, written only when its author (`?2`) is of the family (`?7`).
+const INSERT_ENTRY_SQL: &str = "INSERT INTO entries (id, family_id, author_id, source, raw_text, occurred_at, created_at, updated_at, version, status, external_key, reply_to) \
+     SELECT ?1, family_id, id, ?3, ?4, ?5, ?6, ?6, 1, ?8, ?9, ?10 FROM users WHERE id = ?2 AND family_id = ?7";
+
+/// Links entry `?1` to member `?2` when the member is of family `?3`.
+const LINK_MEMBER_SQL: &str = "INSERT INTO entry_members (entry_id, member_id, family_id) \
+     SELECT ?1, id, family_id FROM members WHERE id = ?2 AND family_id = ?3 ON CONFLICT DO NOTHING";
+
+/// Whether entry `?1` is linked to member `?2` already.
+const MEMBER_LINKED_SQL: &str = "SELECT 1 FROM entry_members WHERE entry_id = ?1 AND member_id = ?2";
+
+/// A media row awaiting its download.
+const PENDING_MEDIA_SQL: &str = "INSERT INTO media (id, family_id, entry_id, blob_key, content_type, size_bytes, sha256, created_at, source_ref, kind) \
+     VALUES (?1, ?2, ?3, '', ?4, 0, '', ?5, ?6, ?7)";
+
+/// An entry version's jobs from a JSON list (`jobs_json`), in one statement.
+const ENQUEUE_SQL: &str = "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
+     SELECT json_extract(value, '$.id'), ?1, json_extract(value, '$.kind'), ?2, ?3, json_extract(value, '$.key'), ?4, ?5, ?5, ?5 \
+     FROM json_each(?6) WHERE true ON CONFLICT (dedupe_key) DO NOTHING";
+
+/// The jobs of an entry version as `ENQUEUE_SQL` reads them; none for no kinds.
+fn jobs_json(entry_id: EntryId, version: i64, kinds: &[JobKind]) -> Option<String> {
+    let jobs: Vec<serde_json::Value> = kinds
+        .iter()
+        .map(|kind| serde_json::json!({ "id": Uuid::now_v7().to_string(), "kind": kind.as_str(), "key": NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key() }))
+        .collect();
+    (!jobs.is_empty()).then(|| serde_json::Value::Array(jobs).to_string())
+}
+
 async fn enqueue(
     tx: &mut sqlx::SqliteConnection,
     family_id: FamilyId,
@@ -169,29 +207,18 @@ async fn enqueue(
     kinds: &[JobKind],
 ) -> StoreResult<()> {
     // One statement for all (each statement is a round trip to SQLite's thread).
-    let jobs: Vec<serde_json::Value> = kinds
-        .iter()
-        .map(|kind| serde_json::json!({ "id": Uuid::now_v7().to_string(), "kind": kind.as_str(), "key": NewJob { kind: *kind, entry_id, entry_version: version }.dedupe_key() }))
-        .collect();
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let now = ms(Utc::now());
-    sqlx::query(
-        "INSERT INTO jobs (id, family_id, kind, entry_id, entry_version, dedupe_key, max_attempts, run_at, created_at, updated_at) \
-         SELECT json_extract(value, '$.id'), $1, json_extract(value, '$.kind'), $2, $3, json_extract(value, '$.key'), $4, $5, $5, $5 \
-         FROM json_each($6) WHERE true ON CONFLICT (dedupe_key) DO NOTHING",
-    )
-    .bind(family_id.to_string())
-    .bind(entry_id.to_string())
-    .bind(version)
-    .bind(MAX_JOB_ATTEMPTS)
-    .bind(now)
-    .bind(serde_json::Value::Array(jobs).to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)
-    .map(|_| ())
+    let Some(jobs) = jobs_json(entry_id, version, kinds) else { return Ok(()) };
+    sqlx::query(ENQUEUE_SQL)
+        .bind(family_id.to_string())
+        .bind(entry_id.to_string())
+        .bind(version)
+        .bind(MAX_JOB_ATTEMPTS)
+        .bind(ms(Utc::now()))
+        .bind(jobs)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)
+        .map(|_| ())
 }
 
 /// Enqueues one job under an explicit dedupe key.
@@ -224,7 +251,7 @@ async fn enqueue_keyed(
 
 /// Claims a channel update key; false if it was claimed before.
 async fn claim(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, key: &str) -> StoreResult<bool> {
-    let done = sqlx::query("INSERT INTO processed_updates (update_key, family_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+    let done = sqlx::query(CLAIM_SQL)
         .bind(key)
         .bind(family_id.to_string())
         .bind(ms(Utc::now()))
@@ -236,10 +263,7 @@ async fn claim(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, key: &str) 
 
 async fn insert_pending_media(tx: &mut sqlx::SqliteConnection, family_id: FamilyId, entry_id: EntryId, m: &PendingMedia) -> StoreResult<Uuid> {
     let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO media (id, family_id, entry_id, blob_key, content_type, size_bytes, sha256, created_at, source_ref, kind) \
-         VALUES ($1, $2, $3, '', $4, 0, '', $5, $6, $7)",
-    )
+    sqlx::query(PENDING_MEDIA_SQL)
     .bind(id.to_string())
     .bind(family_id.to_string())
     .bind(entry_id.to_string())
@@ -276,10 +300,7 @@ async fn add_entry_members(
 ) -> StoreResult<()> {
     for member_id in member_ids {
         // The sub-select refuses members of another family: the row is simply not written.
-        let done = sqlx::query(
-            "INSERT INTO entry_members (entry_id, member_id, family_id) \
-             SELECT $1, id, family_id FROM members WHERE id = $2 AND family_id = $3 ON CONFLICT DO NOTHING",
-        )
+        let done = sqlx::query(LINK_MEMBER_SQL)
         .bind(entry_id.to_string())
         .bind(member_id.to_string())
         .bind(family_id.to_string())
@@ -287,7 +308,7 @@ async fn add_entry_members(
         .await
         .map_err(map_err)?;
         if done.rows_affected() == 0 {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM entry_members WHERE entry_id = $1 AND member_id = $2")
+            let exists: Option<i64> = sqlx::query_scalar(MEMBER_LINKED_SQL)
                 .bind(entry_id.to_string())
                 .bind(member_id.to_string())
                 .fetch_optional(&mut *tx)
@@ -310,6 +331,7 @@ fn stored_now() -> DateTime<Utc> {
 
 mod capsules;
 mod channels;
+mod direct;
 mod entries;
 mod erasure;
 mod families;
