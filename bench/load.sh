@@ -5,10 +5,13 @@
 # or with BENCH_POSTGRES=1 on a fresh local Postgres database (owner and
 # runtime roles, as in production). Prints one table row per run, then the
 # server's RSS and the data directory's size.
+# With RATE=N the connections are paced (bench/paced.lua) to offer about N
+# requests/s in all, instead of each sending again as soon as it is answered.
 #   cargo build --release && bash bench/load.sh            # SQLite
 #   BENCH_POSTGRES=1 bash bench/load.sh                    # Postgres
+#   RATE=2100 CONNECTIONS=200 bash bench/load.sh           # 200 connections at about 2,000/s
 set -eu
-BIN=${CARGO_TARGET_DIR:-target}/release/dadly
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/dadly}
 DURATION=${DURATION:-20}
 PORT=18081
 ADMIN=${DADLY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -40,7 +43,9 @@ run() { # connections
   done
   local token
   token=$(env -i PATH="$PATH" HOME="$HOME" "${env[@]}" "$BIN" family create Load --parent Parent --child Minji --child Junho --child Sora --json | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
-  TOKEN=$token wrk -t2 -c"$1" -d"${DURATION}s" --timeout 10s -s "$HERE/record.lua" http://127.0.0.1:$PORT | grep '^|' | sed "s/^/| $1 /"
+  local script=record.lua
+  [ -n "${RATE:-}" ] && script=paced.lua && export PACE_MS=$((1000 * $1 / RATE))
+  TOKEN=$token wrk -t2 -c"$1" -d"${DURATION}s" --timeout 10s -s "$HERE/$script" http://127.0.0.1:$PORT | grep '^|' | sed "s/^/| $1 /"
   # Wait for the queue to drain, then read what the run left behind.
   for _ in $(seq 1 600); do
     curl -s -H "Authorization: Bearer $token" http://127.0.0.1:$PORT/v1/status | grep -q '"queued":0,"running":0' && break
@@ -54,4 +59,4 @@ run() { # connections
 }
 echo "| connections | throughput | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | socket errors | non-200 |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for c in 50 200; do run "$c"; done
+for c in ${CONNECTIONS:-50 200}; do run "$c"; done
