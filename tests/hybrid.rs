@@ -126,6 +126,27 @@ async fn a_count_reaches_entries_beyond_the_nearest_hits() {
     assert_eq!(source_ids(&answer), vec![fever, tummy], "{answer}");
 }
 
+/// A count about two children reaches their entries even when another
+/// child has more entries about the topic than a count draws on: each child
+/// is asked for on its own.
+#[tokio::test]
+async fn a_count_about_two_children_is_not_crowded_out_by_a_third() {
+    let app = TestApp::spawn().await;
+    let kim = app.family("Kim", &[("Minji", &["민지"]), ("Junho", &["준호"]), ("Sora", &[])]).await;
+    let minji = app.entry(&kim, "Minji had a fever at school", "2025-12-05T10:00:00Z").await;
+    let junho = app.entry(&kim, "준호 감기 걸려서 병원 갔다", "2025-12-08T10:00:00Z").await;
+    let mut last = junho.clone();
+    for i in 0..52 {
+        last = app.entry(&kim, &format!("Sora has a fever again ({i})"), &format!("2026-01-{:02}T10:00:00Z", 1 + i % 28)).await;
+    }
+    for id in [&minji, &junho, &last] {
+        app.wait_ready(&kim, id).await;
+    }
+    let answer = app.chat_at(&kim, "How many times were Minji and Junho sick this winter?", Some("2026-01-30T12:00:00Z")).await;
+    assert_eq!(source_ids(&answer), vec![minji, junho], "{answer}");
+    assert!(answer["reply"].as_str().unwrap().starts_with("2 times in your journal:"), "{answer}");
+}
+
 /// A period with more entries about the topic than a count draws on (50)
 /// is answered "more than 50", never with a number it did not count.
 #[tokio::test]

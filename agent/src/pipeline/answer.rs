@@ -571,24 +571,30 @@ impl Agent {
         let wanted = if plan.kind == QuestionKind::Count && plan.range.is_some() { crate::text::lexicon::topics(question) } else { Vec::new() };
         // Read from the store by label and period, not picked from the
         // nearest hits: a year of daily notes holds more than the search returns.
-        let mut topical: Vec<EntryId> = Vec::new();
+        // Each child named is asked for on its own: the store's limit then
+        // applies to that child's entries, not to the whole family's (another
+        // child's many fevers must not crowd out the ones asked about).
+        let children: Vec<Option<MemberId>> = match plan.member_ids.is_empty() {
+            true => vec![None],
+            false => plan.member_ids.iter().copied().map(Some).collect(),
+        };
+        let mut found: Vec<(DateTime<Utc>, EntryId)> = Vec::new();
         for topic in &wanted {
-            let one_child = match plan.member_ids.as_slice() {
-                [only] => Some(*only),
-                _ => None,
-            };
-            // One more than a count draws on, to know when there are more.
-            let f = EntryFilter { member_id: one_child, from: filter.from, to: filter.to, topic: Some(topic.clone()), emotion: None, before: None, limit: (k + 1) as u32 };
-            for e in self.b.store.list_entries(user.family_id, &f).await? {
-                if (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m))) && !topical.contains(&e.id) {
-                    topical.push(e.id);
+            for child in &children {
+                // One more than a count draws on, to know when there are more.
+                let f = EntryFilter { member_id: *child, from: filter.from, to: filter.to, topic: Some(topic.clone()), emotion: None, before: None, limit: (k + 1) as u32 };
+                for e in self.b.store.list_entries(user.family_id, &f).await? {
+                    if !found.iter().any(|(_, id)| *id == e.id) {
+                        found.push((e.occurred_at, e.id));
+                    }
                 }
             }
         }
-        let by_topic = !topical.is_empty();
-        // More than a count draws on (the newest are kept): the answer says "more than".
-        let more_than_listed = topical.len() > k;
-        topical.truncate(k);
+        // More than a count draws on: the newest are kept, and the answer says "more than".
+        found.sort_by(|a, b| b.cmp(a));
+        let by_topic = !found.is_empty();
+        let more_than_listed = found.len() > k;
+        let topical: Vec<EntryId> = found.into_iter().take(k).map(|(_, id)| id).collect();
         retriever.metadata("counted_by_topic", json!(by_topic.then_some(&wanted)));
         // Counted by topic: the hits about it in their order, then the rest of them.
         let mut dense: Vec<EntryId> = hits.iter().filter(|h| if by_topic { topical.contains(&h.entry_id) } else { filtered_only || h.score >= floor }).map(|h| h.entry_id).collect();
