@@ -14,9 +14,8 @@ set -eu
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/dadly}
 DURATION=${DURATION:-20}
 PORT=18081
-ADMIN=${DADLY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-PG=${ADMIN%/*}
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/pg_db.sh"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "$BIN is missing: cargo build --release" >&2; exit 1; }
 
@@ -26,14 +25,8 @@ run() { # connections
   local db=""
   if [ "${BENCH_POSTGRES:-0}" = 1 ]; then
     db=dadly_load_$$
-    psql "$ADMIN" -qAtc "DO \$\$BEGIN
-      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'load_owner') THEN CREATE ROLE load_owner LOGIN CREATEROLE; END IF;
-      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'load_app') THEN CREATE ROLE load_app LOGIN; END IF;
-      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dadly_runtime') THEN CREATE ROLE dadly_runtime NOLOGIN; END IF;
-    END\$\$; GRANT dadly_runtime TO load_app; GRANT dadly_runtime TO load_owner WITH ADMIN OPTION;" >/dev/null
-    psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null
-    psql "$ADMIN" -qc "CREATE DATABASE $db OWNER load_owner"
-    env+=(DATABASE_URL="$PG/$db?user=load_app" DADLY_DATABASE_OWNER_URL="$PG/$db?user=load_owner")
+    fresh_pg_database "$db"
+    env+=("${PG_ENV[@]}")
   fi
   env -i PATH="$PATH" HOME="$HOME" "${env[@]}" "$BIN" >"$dir/log" 2>&1 &
   local pid=$!

@@ -7,20 +7,13 @@
 # release binary. Uses the local PostgreSQL (DADLY_TEST_POSTGRES_URL).
 #   cargo build --release && bash bench/telegram_write.sh
 set -eu
-BIN=${CARGO_TARGET_DIR:-target}/release/dadly
-ADMIN=${DADLY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-PG=${ADMIN%/*}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/dadly}
+. "$(cd "$(dirname "$0")" && pwd)/pg_db.sh"
 DB=dadly_telegram_write
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"; psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
-psql "$ADMIN" -qAtc "SET client_min_messages = warning; DO \$\$BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'load_owner') THEN CREATE ROLE load_owner LOGIN CREATEROLE; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'load_app') THEN CREATE ROLE load_app LOGIN; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dadly_runtime') THEN CREATE ROLE dadly_runtime NOLOGIN; END IF;
-END\$\$; GRANT dadly_runtime TO load_app; GRANT dadly_runtime TO load_owner WITH ADMIN OPTION;" >/dev/null
-psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null
-psql "$ADMIN" -qc "CREATE DATABASE $DB OWNER load_owner"
-ids=$(env -i PATH="$PATH" HOME="$HOME" DADLY_DATA_DIR="$dir" JWT_SECRET=telegram-write-secret DATABASE_URL="$PG/$DB?user=load_app" DADLY_DATABASE_OWNER_URL="$PG/$DB?user=load_owner" \
+fresh_pg_database "$DB"
+ids=$(env -i PATH="$PATH" HOME="$HOME" DADLY_DATA_DIR="$dir" JWT_SECRET=telegram-write-secret "${PG_ENV[@]}" \
   "$BIN" family create Bench --parent Parent --child Minji --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["family_id"], d["user_id"])')
 read -r fid uid <<<"$ids"
 args="'$fid', gen_random_uuid(), '$uid', 'telegram', 'Minji laughed at the puppet show', now(), now(), 'ready', NULL, NULL, '{}', 5, ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY['embed','enrich'], ARRAY[gen_random_uuid()::text, gen_random_uuid()::text]"
