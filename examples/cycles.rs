@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
             let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
             let vectors = backends.embedder.embed(&texts, dadly_agent::models::EmbedRole::Passage).await?.vectors;
             for ((entry, _), vector) in batch.drain(..).zip(vectors) {
-                let record = VectorRecord { entry_id: entry.id, entry_version: 1, model: backends.embedder.model_name().into(), vector, extra_chunks: vec![], member_ids: entry.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: entry.occurred_at };
+                let record = VectorRecord { entry_id: entry.id, entry_version: 1, model: backends.embedder.model_name().into(), vector, extra_chunks: vec![], member_ids: entry.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: entry.occurred_at, terms: vec![] };
                 store.put_vector(family.id, &record).await?;
                 store.mark_indexed(family.id, entry.id, 1).await?;
             }

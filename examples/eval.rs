@@ -12,6 +12,8 @@
 //! entries among the first five sources, out of min(expected, 5).
 //! `EVAL_MISSES=1` lists every question that missed, with the sources' scores.
 //! `EVAL_TYPES=count,first_last` asks only the questions of those types.
+//! `EVAL_QDRANT=stand-in` puts the vectors (and the lexical terms, as sparse
+//! vectors) in the in-memory Qdrant gRPC stand-in the tests use.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -156,6 +158,10 @@ async fn main() -> anyhow::Result<()> {
     }
     vars.entry("JWT_SECRET".into()).or_insert_with(|| "eval-secret-eval-secret".into());
     vars.remove("DATABASE_URL");
+    if std::env::var("EVAL_QDRANT").is_ok_and(|v| v == "stand-in") {
+        let qdrant = dadly_testkit::qdrant::QdrantStandIn::start(None).await;
+        vars.insert("QDRANT_URL".into(), qdrant.url.clone());
+    }
     let settings = Settings::from_lookup(&move |k| vars.get(k).cloned())?;
     let app = App::build(settings).await?;
     let store = app.agent.store().clone();

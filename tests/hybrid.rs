@@ -1,12 +1,14 @@
 //! Hybrid retrieval end to end: the lexical index beside the vectors finds an
 //! entry by its words when the vectors alone would not (here: a similarity
-//! floor no vector reaches), in English and Korean, on SQLite (FTS5) and on
-//! Postgres (tsvector under row-level security), and never across families.
+//! floor no vector reaches), in English and Korean, on SQLite (FTS5), on
+//! Postgres (tsvector under row-level security) and in Qdrant (sparse
+//! vectors), and never across families.
 //! Counts over a period are taken over the entries about the question's topic.
 
 mod common;
 
 use common::{TestApp, source_ids};
+use dadly_testkit::qdrant::QdrantStandIn;
 use dadly_testkit::services;
 
 async fn found_by_words(app: &TestApp, expect_lexical: bool) {
@@ -55,6 +57,22 @@ async fn with_a_lexical_weight_of_zero_only_the_vectors_search() {
 async fn the_lexical_index_finds_entries_by_their_words_on_postgres() {
     let Some(db) = services::postgres_database().await else { return };
     found_by_words(&TestApp::spawn_with(&[FLOOR, ("DATABASE_URL", &db)]).await, true).await;
+}
+
+/// With Qdrant as the vector index, the lexical side is Qdrant's too: the
+/// entries' terms are its sparse vectors, searched through the Query API,
+/// always confined to the asking family.
+#[tokio::test]
+async fn the_lexical_index_finds_entries_by_their_words_in_qdrant() {
+    let qdrant = QdrantStandIn::start(None).await;
+    let app = TestApp::spawn_with(&[FLOOR, ("QDRANT_URL", &qdrant.url)]).await;
+    let probe = app.family("Probe", &[]).await;
+    let (_, status) = app.get(&probe.token, "/v1/status").await;
+    assert_eq!((status["vector_index"].as_str(), status["retrieval"]["lexical_index"].as_str()), (Some("qdrant"), Some("qdrant")), "{status}");
+    found_by_words(&app, true).await;
+    let queries: Vec<_> = qdrant.calls().into_iter().filter(|c| c.method == "query").collect();
+    assert!(queries.len() >= 4, "each question's lexical side went to Qdrant: {queries:?}");
+    assert!(queries.iter().all(|c| c.must_owner.is_some()), "{queries:?}");
 }
 
 /// "How many times was Junho sick this winter?" counts the winter's entries

@@ -46,6 +46,7 @@ fn data(n: usize, dims: usize, queries: usize, lean: f32) -> (Vec<VectorRecord>,
             topics: vec![],
             emotions: vec![],
             occurred_at: DateTime::from_timestamp(1_700_000_000 + i as i64 * 3600, 0).unwrap(),
+            terms: vec![],
         })
         .collect();
     let qs = (0..queries).map(|i| near(&mut rng, i * 31, 1.0)).collect();

@@ -224,6 +224,9 @@ pub struct Status {
 pub struct RetrievalStatus {
     /// Whether the lexical ranking is fused with the vectors'.
     pub lexical: bool,
+    /// Where the lexical terms are searched: `store` (FTS5 on SQLite, a
+    /// tsvector on Postgres) or `qdrant` (sparse vectors beside the dense ones).
+    pub lexical_index: &'static str,
     /// Whether the other language (Korean ↔ English) is searched on its own too.
     pub cross_language: bool,
     /// The similarity floor: `configured`, or `measured` on the embedder.
@@ -366,6 +369,7 @@ impl Agent {
             },
             retrieval: RetrievalStatus {
                 lexical: self.settings.lexical_weight > 0.0,
+                lexical_index: self.b.index.lexical_backend(),
                 cross_language: self.settings.cross_language,
                 floor: if self.settings.calibrate_min_score { "measured" } else { "configured" },
                 min_score: match self.settings.calibrate_min_score {

@@ -41,7 +41,7 @@ async fn world(store: &dyn Store, name: &str) -> World {
 }
 
 fn record(e: &Entry, vector: [f32; DIMS]) -> VectorRecord {
-    VectorRecord { entry_id: e.id, entry_version: e.version, model: "m".into(), vector: vector.to_vec(), extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at }
+    VectorRecord { entry_id: e.id, entry_version: e.version, model: "m".into(), vector: vector.to_vec(), extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at, terms: vec![] }
 }
 
 fn ids(hits: &[Hit]) -> Vec<EntryId> {
@@ -270,4 +270,82 @@ async fn a_wrong_api_key_is_refused() {
     let qdrant = QdrantStandIn::start(Some("right")).await;
     let err = QdrantIndex::connect(&qdrant.url, Some("wrong"), "entries_v1", 4).await.err().expect("refused");
     assert!(matches!(err, IndexError::Unavailable(_)), "{err:?}");
+}
+
+/// Qdrant keeps an entry's lexical terms as the sparse vector `terms` (IDF
+/// applied by the server) and answers the lexical side of hybrid retrieval
+/// through the Query API: by the family, the filter, rarer terms first, with
+/// the question's terms each entry holds, and following upserts and deletes.
+#[tokio::test]
+async fn qdrant_keeps_the_lexical_terms_as_sparse_vectors() {
+    let qdrant = QdrantStandIn::start(None).await;
+    let (store, _dir) = support::sqlite().await;
+    let index = QdrantIndex::connect(&qdrant.url, None, "entries_v1", DIMS).await.unwrap();
+    assert_eq!(index.lexical_backend(), "qdrant");
+    assert_eq!(qdrant.sparse_vectors("entries_v1").get("terms"), Some(&1), "a `terms` sparse vector with the IDF modifier");
+    let k = world(store.as_ref(), "K").await;
+    let l = world(store.as_ref(), "L").await;
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let with_terms = |e: &Entry, v: [f32; DIMS], t: &[&str]| VectorRecord { terms: words(t), ..record(e, v) };
+    let mut long = with_terms(&k.entries[2], [0.0, 0.0, 1.0, 0.0], &["park", "swim", "minji"]);
+    long.extra_chunks = vec![vec![0.0, 1.0, 0.0, 0.0]];
+    index
+        .upsert_many(k.family.id, vec![with_terms(&k.entries[0], [1.0, 0.0, 0.0, 0.0], &["bike", "wheel", "junho"]), with_terms(&k.entries[1], [0.0, 1.0, 0.0, 0.0], &["bike", "park", "minji"]), long])
+        .await
+        .unwrap();
+    index.upsert(l.family.id, with_terms(&l.entries[0], [1.0, 0.0, 0.0, 0.0], &["bike", "wheel", "sora"])).await.unwrap();
+    // Only an entry's first point carries its terms: one lexical hit per entry.
+    assert!(qdrant.sparse_vector("entries_v1", &k.entries[0].id.to_string(), "terms").is_some());
+    assert_eq!(qdrant.count("entries_v1"), 5);
+
+    let all = SearchFilter::default();
+    let search = |family: FamilyId, t: &[&str], f: &SearchFilter| {
+        let (index, terms, f) = (&index, words(t), f.clone());
+        async move { index.lexical_search(family, &terms, &f, 10).await.unwrap().expect("qdrant answers the lexical side") }
+    };
+    let found = search(k.family.id, &["wheel", "bike"], &all).await;
+    let ids: Vec<EntryId> = found.iter().map(|h| h.entry_id).collect();
+    assert_eq!(ids, vec![k.entries[0].id, k.entries[1].id], "both terms beat one; the other family's bike never: {found:?}");
+    assert_eq!((found[0].terms.clone(), found[1].terms.clone()), (words(&["wheel", "bike"]), words(&["bike"])), "the question's terms each holds");
+    // "swim" is in one point of four, "bike" in three: the rarer term ranks first (IDF).
+    let rare = search(k.family.id, &["bike", "swim"], &all).await;
+    assert_eq!(rare.len(), 3, "{rare:?}");
+    assert_eq!(rare[0].entry_id, k.entries[2].id, "{rare:?}");
+    assert!(rare[0].score > rare[1].score && rare[1].score == rare[2].score, "{rare:?}");
+    // The search filter narrows it as it does the dense search.
+    let about_a = SearchFilter { member_ids: vec![k.kids[0].id], ..Default::default() };
+    // (kid A is in e0 and e2: e1's "bike" and "park" are about kid B.)
+    let about_a_found: Vec<EntryId> = search(k.family.id, &["bike", "park"], &about_a).await.iter().map(|h| h.entry_id).collect();
+    assert_eq!(about_a_found.len(), 2, "{about_a_found:?}");
+    assert!(about_a_found.contains(&k.entries[0].id) && about_a_found.contains(&k.entries[2].id));
+    let october_late = SearchFilter { from: Some(t("2026-10-10T00:00:00Z")), ..Default::default() };
+    assert_eq!(search(k.family.id, &["bike"], &october_late).await.iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![k.entries[1].id]);
+    assert!(search(l.family.id, &["junho", "park", "swim"], &all).await.is_empty(), "another family's words find nothing");
+    // An edit's new terms replace the old; a deleted entry is gone from the lexical side too.
+    index.upsert(k.family.id, with_terms(&k.entries[1], [0.0, 1.0, 0.0, 0.0], &["scooter"])).await.unwrap();
+    assert_eq!(search(k.family.id, &["bike"], &all).await.iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![k.entries[0].id]);
+    index.delete(k.family.id, k.entries[0].id).await.unwrap();
+    assert!(search(k.family.id, &["bike", "wheel"], &all).await.is_empty());
+    let calls = qdrant.calls();
+    assert!(calls.iter().any(|c| c.method == "query"), "{calls:?}");
+    assert!(calls.iter().all(|c| c.must_owner.is_some()), "every query confined to its family: {calls:?}");
+}
+
+/// A collection made before the sparse vector existed keeps working: the
+/// dense search is unchanged and the store's lexical index answers the rest.
+#[tokio::test]
+async fn a_collection_without_the_sparse_vector_leaves_the_lexical_side_to_the_store() {
+    use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, VectorParamsBuilder};
+    let qdrant = QdrantStandIn::start(None).await;
+    let client = qdrant_client::Qdrant::from_url(&qdrant.url).skip_compatibility_check().build().unwrap();
+    client.create_collection(CreateCollectionBuilder::new("entries_v1").vectors_config(VectorParamsBuilder::new(DIMS as u64, Distance::Cosine))).await.unwrap();
+    let (store, _dir) = support::sqlite().await;
+    let index = QdrantIndex::connect(&qdrant.url, None, "entries_v1", DIMS).await.unwrap();
+    assert_eq!(index.lexical_backend(), "store");
+    let k = world(store.as_ref(), "K").await;
+    index.upsert(k.family.id, VectorRecord { terms: vec!["bike".into()], ..record(&k.entries[0], [1.0, 0.0, 0.0, 0.0]) }).await.unwrap();
+    assert!(qdrant.sparse_vector("entries_v1", &k.entries[0].id.to_string(), "terms").is_none(), "no sparse vector is written where none is configured");
+    assert!(index.lexical_search(k.family.id, &["bike".into()], &SearchFilter::default(), 5).await.unwrap().is_none());
+    let hits = index.search(k.family.id, &[1.0, 0.0, 0.0, 0.0], &SearchFilter::default(), 5).await.unwrap();
+    assert_eq!(hits.iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![k.entries[0].id]);
 }

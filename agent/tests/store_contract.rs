@@ -151,7 +151,7 @@ async fn families_are_isolated(store: Arc<dyn Store>) {
     assert!(matches!(store.delete_entry(lid, secret.id).await, Err(StoreError::NotFound)));
     assert!(matches!(store.entry_history(lid, secret.id).await, Ok(h) if h.is_empty()));
     assert!(!store.put_insight(lid, &insight(&secret, 1, &[], &[])).await.unwrap());
-    let v = VectorRecord { entry_id: secret.id, entry_version: 1, model: "m".into(), vector: vec![1.0, 0.0], extra_chunks: vec![], member_ids: vec![], topics: vec![], emotions: vec![], occurred_at: secret.occurred_at };
+    let v = VectorRecord { entry_id: secret.id, entry_version: 1, model: "m".into(), vector: vec![1.0, 0.0], extra_chunks: vec![], member_ids: vec![], topics: vec![], emotions: vec![], occurred_at: secret.occurred_at, terms: vec![] };
     store.put_vector(lid, &v).await.unwrap();
     assert!(store.load_vectors(lid, None, None).await.unwrap().is_empty(), "a vector cannot be attached to another family's entry");
     assert!(store.load_vectors(kid, None, None).await.unwrap().is_empty());
@@ -169,7 +169,7 @@ async fn vectors_and_index_marks(store: Arc<dyn Store>) {
     let f = fam(store.as_ref(), "Kim").await;
     let fid = f.family.id;
     let e = add(store.as_ref(), &f, "v", "2026-10-05T10:00:00Z", &[0]).await;
-    let rec = VectorRecord { entry_id: e.id, entry_version: 1, model: "m".into(), vector: vec![0.25, -1.5, 3.0], extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec!["a".into()], emotions: vec![], occurred_at: e.occurred_at };
+    let rec = VectorRecord { entry_id: e.id, entry_version: 1, model: "m".into(), vector: vec![0.25, -1.5, 3.0], extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec!["a".into()], emotions: vec![], occurred_at: e.occurred_at, terms: vec![] };
     assert_eq!(store.vector_generation(fid).await.unwrap(), 0);
     store.put_vector(fid, &rec).await.unwrap();
     let g1 = store.vector_generation(fid).await.unwrap();
@@ -525,7 +525,7 @@ async fn batched_jobs_and_vectors(store: Arc<dyn Store>) {
     // Many vectors in one transaction: only the family's own live entries are written.
     let fid = a.family.id;
     store.delete_entry(fid, mine[2].id).await.unwrap();
-    let rec = |e: &Entry| VectorRecord { entry_id: e.id, entry_version: 1, model: "m".into(), vector: vec![1.0, 0.0, 0.5], extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at };
+    let rec = |e: &Entry| VectorRecord { entry_id: e.id, entry_version: 1, model: "m".into(), vector: vec![1.0, 0.0, 0.5], extra_chunks: vec![], member_ids: e.member_ids.clone(), topics: vec![], emotions: vec![], occurred_at: e.occurred_at, terms: vec![] };
     let before = store.vector_generation(fid).await.unwrap();
     let written = store.put_vectors(fid, &[rec(&mine[0]), rec(&mine[1]), rec(&mine[2]), rec(&theirs)]).await.unwrap();
     assert_eq!(written, vec![mine[0].id, mine[1].id], "not a deleted entry, not another family's");

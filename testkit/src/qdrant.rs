@@ -1,11 +1,15 @@
 //! An in-memory Qdrant that speaks the real gRPC protocol: it implements the
 //! server traits generated in qdrant-client, so our real `QdrantIndex` code
 //! talks to it unchanged. It covers the calls Dadly makes — collections
-//! (create, exists, info), field indexes, upsert, set payload, delete, search
-//! — with Qdrant's semantics: cosine scores, `must`/`should`/`must_not`
-//! filters with keyword, any-of-keywords, datetime-range and has-id
-//! conditions, and the `api-key` header. Anything else answers
-//! `UNIMPLEMENTED` rather than pretending.
+//! (create, exists, info), field indexes, upsert, set payload, delete, search,
+//! and the Query API's nearest-neighbour query on the dense vector or a
+//! sparse one — with Qdrant's semantics: cosine scores, sparse dot products
+//! with the collection's IDF modifier (`ln(1 + (N − n + 0.5)/(n + 0.5))`, N
+//! the points holding that sparse vector, n those holding the dimension),
+//! `must`/`should`/`must_not` filters with keyword, any-of-keywords,
+//! datetime-range and has-id conditions, and the `api-key` header. Anything
+//! else (prefetches, fusion, other query kinds) answers `UNIMPLEMENTED`
+//! rather than pretending.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,13 +25,32 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 struct Point {
     vector: Vec<f32>,
+    /// Sparse vectors by name: dimensions (ascending) and values.
+    sparse: HashMap<String, (Vec<u32>, Vec<f32>)>,
     payload: HashMap<String, Value>,
 }
 
 struct Collection {
     size: u64,
+    /// Sparse vectors by name, with their modifier (`Modifier` as i32).
+    sparse: HashMap<String, i32>,
     points: HashMap<String, Point>,
     indexes: HashMap<String, i32>,
+}
+
+impl Collection {
+    /// Qdrant's IDF of one dimension of a sparse vector, over the points holding that vector.
+    fn idf(&self, name: &str, dim: u32) -> f32 {
+        let holding = self.points.values().filter_map(|p| p.sparse.get(name));
+        let (mut n_all, mut n_dim) = (0f32, 0f32);
+        for (dims, _) in holding {
+            n_all += 1.0;
+            if dims.binary_search(&dim).is_ok() {
+                n_dim += 1.0;
+            }
+        }
+        (1.0 + (n_all - n_dim + 0.5) / (n_dim + 0.5)).ln()
+    }
 }
 
 #[derive(Default)]
@@ -170,6 +193,17 @@ impl QdrantStandIn {
     pub fn indexes(&self, collection: &str) -> HashMap<String, i32> {
         self.state.lock().unwrap().collections.get(collection).map(|c| c.indexes.clone()).unwrap_or_default()
     }
+
+    /// A collection's sparse vectors: name → `Modifier` as i32.
+    pub fn sparse_vectors(&self, collection: &str) -> HashMap<String, i32> {
+        self.state.lock().unwrap().collections.get(collection).map(|c| c.sparse.clone()).unwrap_or_default()
+    }
+
+    /// A point's sparse vector `name` (dimensions, values), if it has one.
+    pub fn sparse_vector(&self, collection: &str, point_id: &str, name: &str) -> Option<(Vec<u32>, Vec<f32>)> {
+        let state = self.state.lock().unwrap();
+        state.collections.get(collection)?.points.get(&point_id.to_lowercase())?.sparse.get(name).cloned()
+    }
 }
 
 #[derive(Clone)]
@@ -204,8 +238,32 @@ fn key_to_id(key: &str) -> PointId {
 fn dense(v: &Vector) -> Result<Vec<f32>, Status> {
     match &v.vector {
         Some(vector::Vector::Dense(d)) => Ok(d.data.clone()),
-        Some(_) => Err(Status::unimplemented("only dense vectors are supported by the stand-in")),
+        Some(_) => Err(Status::unimplemented("only dense and sparse vectors are supported by the stand-in")),
+        None if v.indices.is_some() => Err(Status::invalid_argument("Wrong input: expected a dense vector, got a sparse one")),
         None => Ok(v.data.clone()),
+    }
+}
+
+/// A sparse vector as Qdrant checks it: as many values as dimensions, each
+/// dimension once; kept sorted by dimension.
+fn checked_sparse(indices: &[u32], values: &[f32]) -> Result<(Vec<u32>, Vec<f32>), Status> {
+    if indices.len() != values.len() {
+        return Err(Status::invalid_argument("Wrong input: sparse vector indices and values must have the same length"));
+    }
+    let mut pairs: Vec<(u32, f32)> = indices.iter().copied().zip(values.iter().copied()).collect();
+    pairs.sort_by_key(|p| p.0);
+    if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(Status::invalid_argument("Wrong input: sparse vector indices must be unique"));
+    }
+    Ok(pairs.into_iter().unzip())
+}
+
+#[allow(deprecated)]
+fn sparse(v: &Vector) -> Result<(Vec<u32>, Vec<f32>), Status> {
+    match (&v.vector, &v.indices) {
+        (Some(vector::Vector::Sparse(s)), _) => checked_sparse(&s.indices, &s.values),
+        (None, Some(ix)) => checked_sparse(&ix.data, &v.data),
+        _ => Err(Status::invalid_argument("Wrong input: expected a sparse vector")),
     }
 }
 
@@ -302,6 +360,26 @@ fn selected(coll: &Collection, selector: Option<&PointsSelector>) -> Result<Vec<
     }
 }
 
+/// The vectors a query asked to see: all (`true`) or those named.
+fn vectors_output(p: &Point, selector: Option<&WithVectorsSelector>) -> Option<VectorsOutput> {
+    let wanted = |name: &str| match selector.and_then(|s| s.selector_options.as_ref()) {
+        Some(with_vectors_selector::SelectorOptions::Enable(all)) => *all,
+        Some(with_vectors_selector::SelectorOptions::Include(names)) => names.names.iter().any(|n| n == name),
+        None => false,
+    };
+    let mut named = HashMap::new();
+    if wanted("") {
+        named.insert(String::new(), VectorOutput { vector: Some(vector_output::Vector::Dense(DenseVector { data: p.vector.clone() })), ..Default::default() });
+    }
+    for (name, (dims, values)) in &p.sparse {
+        if wanted(name) {
+            let v = SparseVector { indices: dims.clone(), values: values.clone() };
+            named.insert(name.clone(), VectorOutput { vector: Some(vector_output::Vector::Sparse(v)), ..Default::default() });
+        }
+    }
+    (!named.is_empty()).then_some(VectorsOutput { vectors_options: Some(vectors_output::VectorsOptions::Vectors(NamedVectorsOutput { vectors: named })) })
+}
+
 impl Service {
     fn record(&self, method: &'static str, filter: Option<&Filter>) {
         self.state.lock().unwrap().calls.push(Call { method, must_owner: must_owner(filter) });
@@ -348,6 +426,9 @@ impl Collections for Service {
                     config: Some(vectors_config::Config::Params(VectorParams { size: c.size, distance: Distance::Cosine as i32, ..Default::default() })),
                 }),
                 shard_number: 1,
+                sparse_vectors_config: (!c.sparse.is_empty()).then(|| SparseVectorConfig {
+                    map: c.sparse.iter().map(|(name, m)| (name.clone(), SparseVectorParams { index: None, modifier: Some(*m) })).collect(),
+                }),
                 ..Default::default()
             };
             Ok(Response::new(GetCollectionInfoResponse {
@@ -375,11 +456,12 @@ impl Collections for Service {
             Some(vectors_config::Config::Params(_)) => return Err(Status::unimplemented("the stand-in supports cosine distance only")),
             _ => return Err(Status::invalid_argument("one unnamed vector config is required")),
         };
+        let sparse = req.sparse_vectors_config.map(|s| s.map.into_iter().map(|(name, p)| (name, p.modifier.unwrap_or(Modifier::None as i32))).collect()).unwrap_or_default();
         let mut state = self.state.lock().unwrap();
         if state.collections.contains_key(&req.collection_name) {
             return Err(Status::already_exists(format!("Collection `{}` already exists!", req.collection_name)));
         }
-        state.collections.insert(req.collection_name, Collection { size, points: HashMap::new(), indexes: HashMap::new() });
+        state.collections.insert(req.collection_name, Collection { size, sparse, points: HashMap::new(), indexes: HashMap::new() });
         Ok(Response::new(CollectionOperationResponse { result: true, time: 0.0 }))
     }
 
@@ -424,9 +506,24 @@ impl Points for Service {
                 if refused.contains(&key) {
                     return Err(Status::invalid_argument(format!("Wrong input: payload of point {key} is too large")));
                 }
+                let mut sparse_vectors = HashMap::new();
                 let mut vector = match p.vectors.and_then(|v| v.vectors_options) {
                     Some(vectors::VectorsOptions::Vector(v)) => dense(&v)?,
-                    _ => return Err(Status::unimplemented("the stand-in supports one unnamed dense vector per point")),
+                    // Named: the unnamed dense vector is "", the rest are the collection's sparse vectors.
+                    Some(vectors::VectorsOptions::Vectors(named)) => {
+                        let mut found = None;
+                        for (name, v) in &named.vectors {
+                            if name.is_empty() {
+                                found = Some(dense(v)?);
+                            } else if c.sparse.contains_key(name) {
+                                sparse_vectors.insert(name.clone(), sparse(v)?);
+                            } else {
+                                return Err(Status::invalid_argument(format!("Wrong input: Not existing vector name error: {name}")));
+                            }
+                        }
+                        found.ok_or_else(|| Status::unimplemented("the stand-in needs the unnamed dense vector on every point"))?
+                    }
+                    None => return Err(Status::invalid_argument("point without vectors")),
                 };
                 if vector.len() as u64 != c.size {
                     return Err(Status::invalid_argument(format!(
@@ -436,7 +533,7 @@ impl Points for Service {
                     )));
                 }
                 normalise(&mut vector);
-                points.push((key, Point { vector, payload: p.payload }));
+                points.push((key, Point { vector, sparse: sparse_vectors, payload: p.payload }));
             }
             c.points.extend(points);
             Ok(ok_update())
@@ -515,6 +612,87 @@ impl Points for Service {
         })
     }
 
+    /// The Query API's nearest-neighbour query, on the dense vector (no
+    /// `using`, or "") or on a sparse one by name; no prefetch, no fusion.
+    async fn query(&self, r: Request<QueryPoints>) -> Result<Response<QueryResponse>, Status> {
+        let req = r.into_inner();
+        self.record("query", req.filter.as_ref());
+        if !req.prefetch.is_empty() {
+            return Err(Status::unimplemented("prefetch is not supported by the Qdrant stand-in"));
+        }
+        let input = match req.query.as_ref().and_then(|q| q.variant.as_ref()) {
+            Some(query::Variant::Nearest(v)) => v.variant.clone(),
+            _ => return Err(Status::unimplemented("the Qdrant stand-in answers nearest-neighbour queries only")),
+        };
+        let using = req.using.clone().unwrap_or_default();
+        self.with(&req.collection_name, |c| {
+            let mut scored: Vec<(String, f32)> = Vec::new();
+            match input {
+                Some(vector_input::Variant::Dense(d)) if using.is_empty() => {
+                    if d.data.len() as u64 != c.size {
+                        return Err(Status::invalid_argument(format!("Wrong input: Vector dimension error: expected dim: {}, got {}", c.size, d.data.len())));
+                    }
+                    let mut query = d.data.clone();
+                    normalise(&mut query);
+                    for (key, p) in &c.points {
+                        if filter_matches(key, p, req.filter.as_ref())? {
+                            scored.push((key.clone(), p.vector.iter().zip(&query).map(|(a, b)| a * b).sum()));
+                        }
+                    }
+                }
+                Some(vector_input::Variant::Sparse(s)) => {
+                    let Some(modifier) = c.sparse.get(&using) else {
+                        return Err(Status::invalid_argument(format!("Wrong input: Not existing vector name error: {using}")));
+                    };
+                    let (dims, values) = checked_sparse(&s.indices, &s.values)?;
+                    // The query's weights, times each dimension's IDF when the collection applies it.
+                    let weights: Vec<f32> = dims
+                        .iter()
+                        .zip(&values)
+                        .map(|(d, v)| if *modifier == Modifier::Idf as i32 { v * c.idf(&using, *d) } else { *v })
+                        .collect();
+                    for (key, p) in &c.points {
+                        let Some((pd, pv)) = p.sparse.get(&using) else { continue };
+                        // Only points sharing a dimension with the query score at all.
+                        let mut score = 0f32;
+                        let mut shared = false;
+                        for (d, w) in dims.iter().zip(&weights) {
+                            if let Ok(i) = pd.binary_search(d) {
+                                score += w * pv[i];
+                                shared = true;
+                            }
+                        }
+                        if shared && filter_matches(key, p, req.filter.as_ref())? {
+                            scored.push((key.clone(), score));
+                        }
+                    }
+                }
+                Some(vector_input::Variant::Dense(_)) => return Err(Status::invalid_argument(format!("Wrong input: vector {using} is not a dense vector of this collection"))),
+                _ => return Err(Status::unimplemented("the Qdrant stand-in queries dense or sparse vectors only")),
+            }
+            scored.retain(|(_, s)| req.score_threshold.is_none_or(|t| *s >= t));
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let with_payload = req.with_payload.is_some_and(|w| matches!(w.selector_options, Some(with_payload_selector::SelectorOptions::Enable(true))));
+            let result = scored
+                .into_iter()
+                .skip(req.offset.unwrap_or(0) as usize)
+                .take(req.limit.unwrap_or(10) as usize)
+                .map(|(key, score)| {
+                    let p = &c.points[&key];
+                    ScoredPoint {
+                        id: Some(key_to_id(&key)),
+                        payload: if with_payload { p.payload.clone() } else { HashMap::new() },
+                        score,
+                        version: 0,
+                        vectors: vectors_output(p, req.with_vectors.as_ref()),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            Ok(Response::new(QueryResponse { result, time: 0.0, usage: None }))
+        })
+    }
+
     unimplemented_calls! {
         get(GetPoints) -> GetResponse;
         update_vectors(UpdatePointVectors) -> PointsOperationResponse;
@@ -535,7 +713,6 @@ impl Points for Service {
         discover_batch(DiscoverBatchPoints) -> DiscoverBatchResponse;
         count(CountPoints) -> CountResponse;
         update_batch(UpdateBatchPoints) -> UpdateBatchResponse;
-        query(QueryPoints) -> QueryResponse;
         query_batch(QueryBatchPoints) -> QueryBatchResponse;
         query_groups(QueryPointGroups) -> QueryGroupsResponse;
         facet(FacetCounts) -> FacetResponse;

@@ -610,17 +610,20 @@ impl Agent {
         // not filtering: an entry in another language still comes through the vectors.
         // (Counted by topic, what shares the question's words is no more times.)
         let terms = if plan.has_content && !by_topic && self.settings.lexical_weight > 0.0 { crate::text::lexical::terms(&searched_text) } else { Vec::new() };
-        let lexical_hits = match terms.is_empty() {
-            true => Vec::new(),
-            false => match self.b.store.lexical_search(user.family_id, &terms, filter.from, filter.to, k).await {
-                Ok(found) => found,
-                Err(e) => {
-                    // The vectors still answer; the lexical side is an improvement, not a dependency.
-                    tracing::warn!(error = %e, "lexical search failed; answering from the vectors alone");
-                    Vec::new()
-                }
+        // (Kept beside the vectors when the index can — Qdrant's sparse vectors — else in the store.)
+        let searched = match terms.is_empty() {
+            true => Ok(Vec::new()),
+            false => match self.b.index.lexical_search(user.family_id, &terms, &filter, k).await {
+                Ok(Some(found)) => Ok(found),
+                Ok(None) => self.b.store.lexical_search(user.family_id, &terms, filter.from, filter.to, k).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             },
         };
+        let lexical_hits = searched.unwrap_or_else(|e| {
+            // The vectors still answer; the lexical side is an improvement, not a dependency.
+            tracing::warn!(error = %e, "lexical search failed; answering from the vectors alone");
+            Vec::new()
+        });
         let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.entry_id).collect();
         // (Counted by topic, the store gave every entry about it, in either language.)
         let cross_ids: Vec<EntryId> = cross_hits.iter().filter(|h| !by_topic && h.score >= calibration.cross_floor && !dense.contains(&h.entry_id)).map(|h| h.entry_id).collect();

@@ -479,7 +479,7 @@ impl Agent {
         if let Some(done) = embedded {
             let mut vectors = done.vectors.into_iter();
             let mut records: Vec<(usize, bool, VectorRecord)> = Vec::with_capacity(live.len());
-            for ((i, entry), (_, count)) in live.iter().zip(&spans) {
+            for (((i, entry), (_, count)), text) in live.iter().zip(&spans).zip(&indexed_text) {
                 let mut mine: Vec<Vec<f32>> = vectors.by_ref().take(*count).collect();
                 let vector = if mine.is_empty() { Vec::new() } else { mine.remove(0) };
                 // The payload from the insight if enrichment already ran for this version.
@@ -499,6 +499,7 @@ impl Agent {
                     topics,
                     emotions,
                     occurred_at: entry.occurred_at,
+                    terms: crate::text::lexical::terms(text),
                 };
                 records.push((*i, had_insight, record));
             }
@@ -515,13 +516,7 @@ impl Agent {
                     continue;
                 }
                 span.end(json!({ "ok": true }));
-                let versions: Vec<(EntryId, i64, String)> = mine
-                    .iter()
-                    .map(|(i, _, r)| {
-                        let text = live.iter().position(|(j, _)| j == i).map(|k| indexed_text[k].as_str()).unwrap_or_default();
-                        (r.entry_id, r.entry_version, crate::text::lexical::joined(text))
-                    })
-                    .collect();
+                let versions: Vec<(EntryId, i64, String)> = mine.iter().map(|(_, _, r)| (r.entry_id, r.entry_version, r.terms.join(" "))).collect();
                 let first = match self.b.store.mark_indexed_many(family, &versions).await {
                     Ok(first) => first,
                     Err(e) => {

@@ -188,6 +188,11 @@ pub struct VectorRecord {
     pub topics: Vec<String>,
     pub emotions: Vec<String>,
     pub occurred_at: DateTime<Utc>,
+    /// The entry's lexical terms (`text::lexical::terms` of its text and its
+    /// photos' descriptions), for an index that keeps them beside the vectors
+    /// (Qdrant's sparse vectors). Empty when read back from a store: the
+    /// store's own lexical index holds them there.
+    pub terms: Vec<String>,
 }
 
 impl VectorRecord {
@@ -408,7 +413,7 @@ pub trait VectorStore: Send + Sync + 'static {
     /// the entry has moved on or is gone).
     async fn mark_indexed(&self, family_id: FamilyId, entry_id: EntryId, version: i64) -> StoreResult<()>;
     /// `mark_indexed` for many of the family's entries in one transaction,
-    /// each with its lexical terms (`text::lexical::joined`), which replace
+    /// each with its lexical terms (`text::lexical::terms`, space-separated), which replace
     /// the entry's earlier ones in the lexical index. Returns the entries whose
     /// version is indexed for the first time (not a re-embedding of it).
     async fn mark_indexed_many(&self, family_id: FamilyId, versions: &[(EntryId, i64, String)]) -> StoreResult<Vec<EntryId>>;

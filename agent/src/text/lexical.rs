@@ -105,11 +105,6 @@ pub fn fuse<T: PartialEq + Clone>(lists: &[(f32, &[T])]) -> Vec<(T, f32)> {
     fused
 }
 
-/// The terms as one space-separated string (what the backends store).
-pub fn joined(text: &str) -> String {
-    terms(text).join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

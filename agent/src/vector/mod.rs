@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{EntryId, FamilyId, MemberId};
-use crate::store::{PayloadUpdate, VectorRecord};
+use crate::store::{LexicalHit, PayloadUpdate, VectorRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -91,6 +91,24 @@ pub trait VectorIndex: Send + Sync + 'static {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<Hit>, IndexError>;
+    /// Where the entries' lexical terms are kept: `store` (the store's own
+    /// lexical index: FTS5, a tsvector) unless this index keeps them beside
+    /// the vectors.
+    fn lexical_backend(&self) -> &'static str {
+        "store"
+    }
+    /// The family's entries that pass the filter and hold any of `terms`,
+    /// best first, each with the question's terms it holds; `None` when
+    /// this index keeps no terms (the store's lexical index answers then).
+    async fn lexical_search(
+        &self,
+        _family_id: FamilyId,
+        _terms: &[String],
+        _filter: &SearchFilter,
+        _limit: usize,
+    ) -> Result<Option<Vec<LexicalHit>>, IndexError> {
+        Ok(None)
+    }
 }
 
 /// Cosine similarity; zero when either vector is all zeros or lengths differ.

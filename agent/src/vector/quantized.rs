@@ -475,6 +475,7 @@ mod tests {
             topics: vec![],
             emotions: vec![],
             occurred_at: DateTime::from_timestamp(day * 86_400, 0).unwrap(),
+            terms: vec![],
         }
     }
 

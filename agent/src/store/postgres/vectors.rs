@@ -87,6 +87,7 @@ impl VectorStore for PostgresStore {
                     topics: r.try_get("topics").map_err(map_err)?,
                     emotions: r.try_get("emotions").map_err(map_err)?,
                     occurred_at: r.try_get("occurred_at").map_err(map_err)?,
+                    terms: Vec::new(),
                 })
             })
             .collect()

@@ -103,6 +103,7 @@ impl VectorStore for SqliteStore {
                     topics: json_list(r, "topics")?,
                     emotions: json_list(r, "emotions")?,
                     occurred_at: at(r.try_get("occurred_at").map_err(map_err)?),
+                    terms: Vec::new(),
                 })
             })
             .collect()
