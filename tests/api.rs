@@ -56,7 +56,9 @@ async fn time_bounded_and_per_child_questions_filter_entries() {
     let oct_fever = app.entry(&kim, "Junho had a fever and stayed home", "2026-10-20T10:00:00+09:00").await;
     let nov_paint = app.entry(&kim, "Minji painted a dragon at school", "2026-11-10T10:00:00+09:00").await;
     let nov_swim = app.entry(&kim, "Minji went swimming with her class", "2026-11-20T10:00:00+09:00").await;
-    for id in [&oct_paint, &oct_fever, &nov_paint, &nov_swim] {
+    // Names no child: about the whole family, so about each child too.
+    let nov_fort = app.entry(&kim, "Rainy Sunday, built a blanket fort in the living room and read stories inside", "2026-11-15T10:00:00+09:00").await;
+    for id in [&oct_paint, &oct_fever, &nov_paint, &nov_swim, &nov_fort] {
         app.wait_ready(&kim, id).await;
     }
 
@@ -71,9 +73,12 @@ async fn time_bounded_and_per_child_questions_filter_entries() {
     expected.sort();
     assert_eq!(both, expected, "{unbounded}");
 
-    // Only a child and a period: every entry in it counts, newest first.
+    // Only a child and a period: every entry in it counts, newest first,
+    // the family's own entries (no child named) with the child's.
     let this_month = app.chat_at(&kim, "What did Minji do this month?", Some(NOW)).await;
-    assert_eq!(source_ids(&this_month), vec![nov_swim.clone(), nov_paint.clone()], "{this_month}");
+    assert_eq!(source_ids(&this_month), vec![nov_swim.clone(), nov_fort.clone(), nov_paint.clone()], "{this_month}");
+    let korean_month = app.chat_at(&kim, "이번 달에 민지는 뭐 했어?", Some(NOW)).await;
+    assert_eq!(source_ids(&korean_month), vec![nov_swim.clone(), nov_fort.clone(), nov_paint.clone()], "{korean_month}");
     let junho = app.chat_at(&kim, "What did Junho do last month?", Some(NOW)).await;
     assert_eq!(source_ids(&junho), vec![oct_fever.clone()], "{junho}");
     let korean = app.chat_at(&kim, "지난달 준호는 뭐 했지?", Some(NOW)).await;

@@ -118,6 +118,18 @@ async fn contract(store: Arc<dyn Store>, index: Arc<dyn VectorIndex>) {
     index.delete(fid, w.entries[0].id).await.unwrap();
     let gone = index.search(fid, &[0.0, 1.0, 0.0, 0.0], &SearchFilter::default(), 10).await.unwrap();
     assert!(!ids(&gone).contains(&w.entries[0].id), "every piece deleted: {gone:?}");
+
+    // An entry about no child in particular ("built a blanket fort") is about
+    // the whole family: a filter on any child admits it, one on another child's
+    // entries still does not admit theirs.
+    index.set_payload(fid, w.entries[2].id, &[], &[], &[]).await.unwrap();
+    let only_a = SearchFilter { member_ids: vec![w.kids[0].id], ..Default::default() };
+    assert_eq!(ids(&index.search(fid, &q, &only_a, 10).await.unwrap()), vec![w.entries[2].id]);
+    let mut about_b = ids(&index.search(fid, &q, &only_b, 10).await.unwrap());
+    about_b.sort();
+    let mut expected = vec![w.entries[1].id, w.entries[2].id];
+    expected.sort();
+    assert_eq!(about_b, expected);
 }
 
 /// The embedded index keeps a family's vectors in memory: every way a vector

@@ -6,8 +6,8 @@
 //! sparse one — with Qdrant's semantics: cosine scores, sparse dot products
 //! with the collection's IDF modifier (`ln(1 + (N − n + 0.5)/(n + 0.5))`, N
 //! the points holding that sparse vector, n those holding the dimension),
-//! `must`/`should`/`must_not` filters with keyword, any-of-keywords,
-//! datetime-range and has-id conditions, and the `api-key` header. Anything
+//! `must`/`should`/`must_not` filters (nested too) with keyword,
+//! any-of-keywords, datetime-range, has-id and is-empty conditions, and the `api-key` header. Anything
 //! else (prefetches, fusion, other query kinds) answers `UNIMPLEMENTED`
 //! rather than pretending.
 
@@ -313,6 +313,12 @@ fn condition_matches(key: &str, point: &Point, c: &Condition) -> Result<bool, St
         Some(condition::ConditionOneOf::Field(f)) => field_matches(point, f),
         Some(condition::ConditionOneOf::HasId(h)) => Ok(h.has_id.iter().filter_map(|i| id_key(i).ok()).any(|k| k == key)),
         Some(condition::ConditionOneOf::Filter(f)) => filter_matches(key, point, Some(f)),
+        // Qdrant's is_empty: the field missing, null, or an empty list.
+        Some(condition::ConditionOneOf::IsEmpty(c)) => Ok(match point.payload.get(&c.key).and_then(|v| v.kind.as_ref()) {
+            None | Some(value::Kind::NullValue(_)) => true,
+            Some(value::Kind::ListValue(l)) => l.values.is_empty(),
+            Some(_) => false,
+        }),
         _ => Err(Status::unimplemented("condition not supported by the stand-in")),
     }
 }

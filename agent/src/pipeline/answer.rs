@@ -247,6 +247,9 @@ const MONTH_WORDS: &[&str] = &[
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "days", "past",
     "작년", "올해", "이번", "최근", "요즘", "지난", "저번", "winter", "spring", "summer", "autumn", "겨울", "봄", "여름", "가을",
+    // The Korean period nouns a question's time is said with ("이번 달", "저번 주"),
+    // as "month" and "week" are English stop words.
+    "달", "주", "해", "이번달", "저번달", "이번주", "저번주",
 ];
 
 /// The question without the named children's names (and their particles).
@@ -631,6 +634,8 @@ impl Agent {
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
         entries.retain(|e| e.family_id == user.family_id);
+        // About a child asked about, or about none in particular (the whole family), as the index filters.
+        let about_children = |e: &Entry| plan.member_ids.is_empty() || e.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m));
         // (Overlap is counted on the terms the entry is indexed under: its text and its photos' descriptions.)
         let overlap = |id: &EntryId| lexical_hits.iter().find(|h| h.entry_id == *id).map(|h| crate::text::lexical::overlap(&terms, &h.terms));
         let lexical: Vec<EntryId> = lexical_ids
@@ -638,7 +643,7 @@ impl Agent {
             .filter(|id| {
                 entries.iter().any(|e| {
                     e.id == **id
-                        && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))
+                        && about_children(e)
                         && overlap(id).is_some_and(|o| o >= LEXICAL_MIN_OVERLAP)
                 })
             })
@@ -648,7 +653,7 @@ impl Agent {
         // (Of the other-language search, only what is in the other language: the rest the first search ranked.)
         let cross: Vec<EntryId> = cross_ids
             .iter()
-            .filter(|id| entries.iter().any(|e| e.id == **id && crate::text::is_korean(&e.raw_text) != korean && (plan.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m)))))
+            .filter(|id| entries.iter().any(|e| e.id == **id && crate::text::is_korean(&e.raw_text) != korean && about_children(e)))
             .copied()
             .collect();
         let cross = standing_out(&cross, &cross_hits);
@@ -849,6 +854,10 @@ mod tests {
         let p = plan("민지 10월에 뭐 했지?", &fam, today);
         assert_eq!(p.member_ids, vec![minji.id]);
         assert!(!p.has_content, "{p:?}");
+        for question in ["이번 달에 민지는 뭐 했어?", "저번 주에 민지 뭐 했지?", "이번달 민지는?"] {
+            let p = plan(question, &fam, today);
+            assert!(p.range.is_some() && !p.has_content, "a Korean period noun is time, not content: {question} {p:?}");
+        }
         let p = plan("How many times was Junho sick this winter?", &fam, today);
         assert_eq!((p.kind, p.has_content), (QuestionKind::Count, true), "{p:?}");
         assert!(p.range.is_some());

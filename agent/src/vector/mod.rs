@@ -27,7 +27,8 @@ pub enum IndexError {
 /// Narrows a search. The family is not optional: it is an argument of every call.
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
-    /// Entries about any of these children (empty: any entry).
+    /// Entries about any of these children, or about no child in particular
+    /// (the whole family: "built a blanket fort"); empty: any entry.
     pub member_ids: Vec<MemberId>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,

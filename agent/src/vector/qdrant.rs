@@ -184,7 +184,9 @@ impl QdrantIndex {
     fn owner_filter(&self, family_id: FamilyId, filter: &SearchFilter) -> Filter {
         let mut must = vec![Condition::matches("owner_id", family_id.to_string())];
         if !filter.member_ids.is_empty() {
-            must.push(Condition::matches("member_ids", filter.member_ids.iter().map(|m| m.to_string()).collect::<Vec<_>>()));
+            // About one of these children, or about none in particular (the whole family).
+            let about = Condition::matches("member_ids", filter.member_ids.iter().map(|m| m.to_string()).collect::<Vec<_>>());
+            must.push(Condition::from(Filter::should([about, Condition::is_empty("member_ids")])));
         }
         if filter.from.is_some() || filter.to.is_some() {
             must.push(Condition::datetime_range(

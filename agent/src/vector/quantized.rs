@@ -417,7 +417,7 @@ impl FamilyVectors {
                 s.live
                     && from.is_none_or(|f| s.occurred_at >= f)
                     && to.is_none_or(|t| s.occurred_at < t)
-                    && (filter.member_ids.is_empty() || s.members.iter().any(|m| filter.member_ids.contains(m)))
+                    && (filter.member_ids.is_empty() || s.members.is_empty() || s.members.iter().any(|m| filter.member_ids.contains(m)))
             })
             .collect();
         let Some(q) = normalized(query) else {
@@ -579,8 +579,8 @@ mod tests {
 
     #[test]
     fn updates_deletes_payloads_and_filters_apply_in_place() {
-        let kid = uuid::Uuid::from_u128(500);
-        let mut records: Vec<VectorRecord> = vectors(200, 32, 3).into_iter().enumerate().map(|(i, v)| record(i as u128, v, vec![], i as i64)).collect();
+        let (kid, sibling) = (uuid::Uuid::from_u128(500), uuid::Uuid::from_u128(501));
+        let mut records: Vec<VectorRecord> = vectors(200, 32, 3).into_iter().enumerate().map(|(i, v)| record(i as u128, v, vec![sibling], i as i64)).collect();
         let mut family = FamilyVectors::from_records(&records);
         let q = records[5].vector.clone();
         assert_eq!(family.search(&q, &SearchFilter::default(), 1)[0].entry_id, records[5].entry_id);
@@ -603,6 +603,11 @@ mod tests {
         family.set_payload(records[150].entry_id, &[kid], None);
         let only = SearchFilter { member_ids: vec![kid], ..Default::default() };
         assert_eq!(family.search(&q, &only, 10).iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![records[150].entry_id]);
+        // An entry about no child in particular is about the whole family: every child's filter admits it.
+        family.set_payload(records[160].entry_id, &[], None);
+        let mut about_kid: Vec<EntryId> = family.search(&q, &only, 10).iter().map(|h| h.entry_id).collect();
+        about_kid.sort();
+        assert_eq!(about_kid, vec![records[150].entry_id, records[160].entry_id]);
         let days = SearchFilter { from: Some(DateTime::from_timestamp(160 * 86_400, 0).unwrap()), to: Some(DateTime::from_timestamp(170 * 86_400, 0).unwrap()), ..Default::default() };
         assert_eq!(family.search(&q, &days, 50).len(), 10);
         // Another model's vectors are left out, not compared.
