@@ -123,6 +123,33 @@ async fn a_count_is_over_the_entries_about_its_topic_on_postgres() {
     counted_by_topic(&TestApp::spawn_with(&[NO_FLOOR, ("DATABASE_URL", &db)]).await).await;
 }
 
+/// A count that names a feeling takes it too: "how many nightmares" is
+/// sleep and fear (not a nap, not a fright by day), "how many times did he
+/// cry" is sadness, with no topic at all.
+#[tokio::test]
+async fn a_count_takes_the_feeling_it_names_too() {
+    let app = TestApp::spawn_with(&[NO_FLOOR]).await;
+    let kim = app.family("Kim", &[("Junho", &["준호"])]).await;
+    let nightmare = app.entry(&kim, "Junho had a nightmare and slept in our bed", "2025-12-10T03:00:00Z").await;
+    let nap = app.entry(&kim, "Junho took a long nap after lunch", "2025-12-12T14:00:00Z").await;
+    let dog = app.entry(&kim, "Junho was scared of the big dog at the park", "2025-12-15T10:00:00Z").await;
+    let scary_dream = app.entry(&kim, "준호가 악몽을 꿔서 무서웠다고 울면서 잤다", "2026-01-04T03:00:00Z").await;
+    let cried = app.entry(&kim, "Junho cried when grandma left", "2026-01-08T18:00:00Z").await;
+    let fell = app.entry(&kim, "준호가 놀이터에서 넘어져서 울었다", "2026-01-10T11:00:00Z").await;
+    for id in [&nightmare, &nap, &dog, &scary_dream, &cried, &fell] {
+        app.wait_ready(&kim, id).await;
+    }
+    const SENT: Option<&str> = Some("2026-01-20T12:00:00Z");
+    for question in ["How many nightmares did Junho have this winter?", "이번 겨울에 준호 악몽 몇 번 꿨어?"] {
+        let answer = app.chat_at(&kim, question, SENT).await;
+        assert_eq!(source_ids(&answer), vec![nightmare.clone(), scary_dream.clone()], "{question}: {answer}");
+    }
+    let cry = app.chat_at(&kim, "How many times did Junho cry this winter?", SENT).await;
+    assert_eq!(source_ids(&cry), vec![cried.clone(), fell.clone()], "{cry}");
+    assert!(cry["reply"].as_str().unwrap().starts_with("2 times in your journal:"), "{cry}");
+    assert!(!source_ids(&cry).contains(&nap) && !source_ids(&cry).contains(&dog));
+}
+
 /// A count takes every entry of its period about its topic from the store,
 /// not only those among the nearest hits: here 55 notes worded like the
 /// question ("times", "winter") fill the search, and the two illnesses are

@@ -571,7 +571,18 @@ impl Agent {
         // times was Junho sick" is not answered by the cat being fed), and a
         // multilingual embedder puts every entry of the question's language
         // over the floor.
-        let wanted = if plan.kind == QuestionKind::Count && plan.range.is_some() { crate::text::lexicon::topics(question) } else { Vec::new() };
+        // A feeling the question counts ("how many nightmares": sleep and fear;
+        // "how many times did he cry": sadness) narrows the topic's entries to
+        // those that carry it too, or stands for the topic when there is none.
+        let counting = plan.kind == QuestionKind::Count && plan.range.is_some();
+        let wanted = if counting { crate::text::lexicon::topics(question) } else { Vec::new() };
+        let felt = if counting { crate::text::lexicon::emotions(question) } else { Vec::new() };
+        let labels: Vec<(Option<String>, Option<String>)> = match (wanted.is_empty(), felt.is_empty()) {
+            (true, true) => Vec::new(),
+            (false, true) => wanted.iter().map(|t| (Some(t.clone()), None)).collect(),
+            (true, false) => felt.iter().map(|e| (None, Some(e.clone()))).collect(),
+            (false, false) => wanted.iter().flat_map(|t| felt.iter().map(move |e| (Some(t.clone()), Some(e.clone())))).collect(),
+        };
         // Read from the store by label and period, not picked from the
         // nearest hits: a year of daily notes holds more than the search returns.
         // Each child named is asked for on its own: the store's limit then
@@ -582,10 +593,10 @@ impl Agent {
             false => plan.member_ids.iter().copied().map(Some).collect(),
         };
         let mut found: Vec<(DateTime<Utc>, EntryId)> = Vec::new();
-        for topic in &wanted {
+        for (topic, emotion) in &labels {
             for child in &children {
                 // One more than a count draws on, to know when there are more.
-                let f = EntryFilter { member_id: *child, from: filter.from, to: filter.to, topic: Some(topic.clone()), emotion: None, before: None, limit: (k + 1) as u32 };
+                let f = EntryFilter { member_id: *child, from: filter.from, to: filter.to, topic: topic.clone(), emotion: emotion.clone(), before: None, limit: (k + 1) as u32 };
                 for e in self.b.store.list_entries(user.family_id, &f).await? {
                     if !found.iter().any(|(_, id)| *id == e.id) {
                         found.push((e.occurred_at, e.id));
@@ -599,6 +610,7 @@ impl Agent {
         let more_than_listed = found.len() > k;
         let topical: Vec<EntryId> = found.into_iter().take(k).map(|(_, id)| id).collect();
         retriever.metadata("counted_by_topic", json!(by_topic.then_some(&wanted)));
+        retriever.metadata("counted_by_emotion", json!(by_topic.then_some(&felt)));
         // Counted by topic: the hits about it in their order, then the rest of them.
         let mut dense: Vec<EntryId> = hits.iter().filter(|h| if by_topic { topical.contains(&h.entry_id) } else { filtered_only || h.score >= floor }).map(|h| h.entry_id).collect();
         if by_topic {
