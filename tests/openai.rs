@@ -383,6 +383,40 @@ async fn answers_cite_their_sources_and_earlier_answers_are_never_shown_to_the_m
     assert!(quoted["sources"].as_array().unwrap().iter().any(|s| s["cited"] == true), "{quoted}");
 }
 
+/// The nearest entries do not always answer: a model that says so (ending
+/// with `[0]`, as the prompt asks) gets "nothing found", with no sources,
+/// first time or when asked again after an uncited answer.
+#[tokio::test]
+async fn a_model_that_finds_no_answer_in_the_sources_says_nothing_was_found() {
+    let fake = FakeOpenAi::start().await;
+    let app = app_with(&fake).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    let piano = app.entry(&kim, "Minji played the piano at her first recital", "2026-05-10T10:00:00Z").await;
+    app.wait_ready(&kim, &piano).await;
+    let prompt = fake.chat_requests(None).into_iter().filter(|b| b["stream"] != true).count();
+
+    fake.fail_next_answer(&[Fault::NothingThere]);
+    let violin = app.chat(&kim, "What did Minji play at her first violin recital?").await;
+    assert!(source_ids(&violin).is_empty() && violin["sources"].as_array().is_some_and(|s| s.is_empty()), "no sources: {violin}");
+    assert_eq!(violin["reply"], "Your journal doesn't mention a violin recital.", "{violin}");
+    // The model was shown the nearest entry and told how to say it has no answer.
+    let sent = fake.chat_requests(None).into_iter().filter(|b| b["stream"] != true).collect::<Vec<_>>();
+    assert_eq!(sent.len(), prompt + 1);
+    let system = sent.last().unwrap()["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(system.contains("[0]"), "{system}");
+    assert!(sent.last().unwrap()["messages"][1]["content"].as_str().unwrap().contains("piano"));
+
+    // Uncited first, then "nothing" when asked again: still nothing found, not the quoted entries.
+    fake.fail_next_answer(&[Fault::Uncited, Fault::NothingThere]);
+    let again = app.chat(&kim, "What did Minji play at her first violin recital?").await;
+    assert!(source_ids(&again).is_empty(), "{again}");
+    assert!(!again["reply"].as_str().unwrap().contains("piano"), "the entry is not quoted: {again}");
+
+    // An answer that cites an entry is kept with its sources as before.
+    let found = app.chat(&kim, "When was Minji's piano recital?").await;
+    assert_eq!(source_ids(&found), vec![piano], "{found}");
+}
+
 /// A model's reply with NUL characters is passed on without them and kept as
 /// chat memory on Postgres too (whose `text` cannot hold NUL): the follow-up
 /// still knows what the earlier question was about.

@@ -352,6 +352,22 @@ fn grounded(text: &str, n: usize) -> bool {
     n == 0 || cited_numbers(text).iter().any(|c| (1..=n).contains(c))
 }
 
+/// Whether the model read the sources and found no answer in them: it cites
+/// `[0]` ("no entry", as the prompt asks) and none of its `n` sources.
+fn found_nothing(text: &str, n: usize) -> bool {
+    let cited = cited_numbers(text);
+    cited.contains(&0) && !cited.iter().any(|c| (1..=n).contains(c))
+}
+
+/// A "found nothing" answer without its `[0]` mark; the standard reply if
+/// nothing else is left.
+fn without_mark(text: &str, korean: bool, plan: &QueryPlan) -> String {
+    let said = text.replace("[0]", "");
+    let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    let said = said.replace(" .", ".").replace(" !", "!");
+    if said.trim_matches(|c: char| c.is_whitespace() || c.is_ascii_punctuation()).is_empty() { nothing_found(korean, plan) } else { said }
+}
+
 fn nothing_found(korean: bool, plan: &QueryPlan) -> String {
     match (korean, plan.range.is_some()) {
         (true, true) => "그 기간의 일기에서는 관련된 기록을 찾지 못했어요.".into(),
@@ -762,7 +778,15 @@ impl Agent {
             let request = ChatRequest { deltas: None, ..request.clone() };
             async move { crate::models::ChatModel::complete(&offline, &request).await.map(|c| c.content).unwrap_or_default() }
         };
+        // The model may find that the sources, though the nearest, do not answer
+        // the question (an embedder ranks something first for any question):
+        // then the answer is that the journal has nothing about it, with no sources.
+        let mut model_found_nothing = false;
         let text = match self.call_chat(user.family_id, parent, "answer", &request).await {
+            Ok(done) if found_nothing(&done.content, notes.len()) => {
+                model_found_nothing = true;
+                done.content
+            }
             Ok(done) if grounded(&done.content, notes.len()) => cut_marked(done, request.deltas.as_ref()),
             Ok(done) => {
                 // Sources were given and none is cited: ask once more, plainly;
@@ -772,11 +796,16 @@ impl Agent {
                 again.deltas = None;
                 again.messages.push(ChatMessage::assistant(&done.content));
                 again.messages.push(ChatMessage::user(if korean {
-                    "위 답에는 출처 번호가 없어요. 번호가 붙은 일기만 근거로, 사실마다 [1]처럼 번호를 달아 다시 답해 주세요. 일기에 답이 없다면 그렇다고만 말해 주세요."
+                    "위 답에는 출처 번호가 없어요. 번호가 붙은 일기만 근거로, 사실마다 [1]처럼 번호를 달아 다시 답해 주세요. 일기에 답이 없다면 그렇다고만 말하고 [0]으로 끝내 주세요."
                 } else {
-                    "That answer cites no entry. Answer again from the numbered entries only, citing each fact like [1]; if they do not answer the question, say only that."
+                    "That answer cites no entry. Answer again from the numbered entries only, citing each fact like [1]; if they do not answer the question, say only that, ending with [0]."
                 }));
                 match self.call_chat(user.family_id, &check, "answer_reask", &again).await {
+                    Ok(second) if found_nothing(&second.content, notes.len()) => {
+                        check.end(json!({ "outcome": "found_nothing" }));
+                        model_found_nothing = true;
+                        second.content
+                    }
                     Ok(second) if grounded(&second.content, notes.len()) => {
                         check.end(json!({ "outcome": "reasked" }));
                         cut_marked(second, None)
@@ -796,6 +825,11 @@ impl Agent {
                 format!("{quoted}\n{note}")
             }
         };
+        if model_found_nothing {
+            parent.child("found_nothing", RunType::Parser, json!({ "answer": text, "sources": notes.len() })).end(json!({ "sources_kept": 0 }));
+            self.b.metrics.inc("dadly_answers_found_nothing_total", &[]);
+            return Ok(Answer { text: without_mark(&text, korean, &plan), sources: Vec::new() });
+        }
         let cited = cited_numbers(&text);
         let sources = ranked
             .iter()
@@ -955,6 +989,18 @@ mod tests {
         let resolved = follow_up_plan(&plan("and what about Junho?", &fam, today), &plan("How many times was Minji sick this winter?", &fam, today));
         assert_eq!((resolved.member_ids, resolved.kind, resolved.has_content), (vec![junho.id], QuestionKind::Count, true));
         assert!(resolved.range.is_some(), "the earlier period carries over");
+    }
+
+    #[test]
+    fn an_answer_citing_only_no_entry_found_nothing() {
+        let plan = QueryPlan { member_ids: vec![], range: None, has_content: true, kind: QuestionKind::Lookup };
+        assert!(found_nothing("Nothing about a violin in your journal [0].", 3));
+        assert!(!found_nothing("She played piano [1]; nothing about a violin [0].", 3), "an entry cited: an answer");
+        assert!(!found_nothing("Nothing here.", 3), "no mark: uncited, asked again");
+        assert!(found_nothing("일기에 바이올린 이야기는 없어요 [0]", 2));
+        assert_eq!(without_mark("Nothing about a violin in your journal [0].", false, &plan), "Nothing about a violin in your journal.");
+        assert_eq!(without_mark("[0]", true, &plan), nothing_found(true, &plan));
+        assert_eq!(without_mark(" [0] . ", false, &plan), nothing_found(false, &plan));
     }
 
     #[test]
