@@ -66,6 +66,30 @@ async fn one_search_alone_ranks_every_korean_entry_above_it() {
     assert!(!sources.is_empty() && !sources.contains(&english), "without the second search the English entry is out of reach: {sources:?}");
 }
 
+/// An other-language entry that the first search also found ranks by both
+/// searches (reciprocal rank fusion rewards agreement): the English answer
+/// to a Korean question comes first, not behind the Korean entries that
+/// only share the question's language.
+#[tokio::test]
+async fn an_entry_both_searches_found_ranks_first() {
+    let fake = FakeOpenAi::start().await;
+    fake.multilingual();
+    let app = app(&fake, &[("DADLY_MIN_SCORE", "0")]).await;
+    let kim = app.family("Kim", &[]).await;
+    let puzzle = app.entry(&kim, "오늘 집에서 퍼즐을 했다", "2026-05-01T10:00:00Z").await;
+    let pancake = app.entry(&kim, "오늘 할머니 댁에서 팬케이크를 먹었다", "2026-05-02T10:00:00Z").await;
+    let bike = app.entry(&kim, "No more training wheels: a whole bike ride around the park", "2026-05-03T10:00:00Z").await;
+    let mut ids = vec![puzzle, pancake, bike.clone()];
+    for (i, text) in ["We had a picnic in the park", "Grandma came to the park with us", "Walked the dog to the park", "Fed the ducks at the park pond"].iter().enumerate() {
+        ids.push(app.entry(&kim, text, &format!("2026-05-{:02}T10:00:00Z", 4 + i)).await);
+    }
+    for id in &ids {
+        app.wait_ready(&kim, id).await;
+    }
+    let answer = app.chat(&kim, "공원에서 자전거 보조바퀴 없이 탄 게 언제야?").await;
+    assert_eq!(source_ids(&answer).first(), Some(&bike), "{answer}");
+}
+
 /// Odd questions through the two-search path: Hangul with CJK punctuation,
 /// emoji, NUL, invisible-only text and a very long number are answered or
 /// refused with a JSON error — never a 5xx.

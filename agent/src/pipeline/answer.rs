@@ -657,8 +657,16 @@ impl Agent {
         });
         let lexical_ids: Vec<EntryId> = lexical_hits.iter().map(|h| h.entry_id).collect();
         // (Counted by topic, the store gave every entry about it, in either language.)
-        let cross_ids: Vec<EntryId> = cross_hits.iter().filter(|h| !by_topic && h.score >= calibration.cross_floor && !dense.contains(&h.entry_id)).map(|h| h.entry_id).collect();
-        let ids: Vec<EntryId> = dense.iter().chain(&lexical_ids).chain(&cross_ids).copied().collect();
+        // An entry the first search also found stays in this ranking too: fusion
+        // then rewards the two searches' agreement, so an other-language answer
+        // the first search ranked behind its own language's entries comes first.
+        let cross_ids: Vec<EntryId> = cross_hits.iter().filter(|h| !by_topic && h.score >= calibration.cross_floor).map(|h| h.entry_id).collect();
+        let mut ids: Vec<EntryId> = Vec::with_capacity(dense.len() + lexical_ids.len() + cross_ids.len());
+        for id in dense.iter().chain(&lexical_ids).chain(&cross_ids) {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
         // Fetched through the family again: the index's answer is never trusted across families.
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
         entries.retain(|e| e.family_id == user.family_id);
