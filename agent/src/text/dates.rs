@@ -124,6 +124,12 @@ static KO_WEEKDAY: LazyLock<Regex> = LazyLock::new(|| re(r"([월화수목금토�
 static IN_MONTH: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"\b(?:in|during|of|since)\s+({MONTHS})\b(?:\s+(\d{{4}}))?")));
 static MONTH_YEAR: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"\b({MONTHS})\s+(\d{{4}})\b")));
 static KO_MONTH: LazyLock<Regex> = LazyLock::new(|| re(r"(?:(\d{4})\s*년\s*)?(\d{1,2})\s*월(?:\s*\d)?"));
+/// A month with a year said in words: "작년 5월", "올해 3월에", "May last year",
+/// "in March of this year", "last May", "this March".
+static KO_RELATIVE_MONTH: LazyLock<Regex> = LazyLock::new(|| re(r"(작년|올해|지난해|재작년)\s*(\d{1,2})\s*월(?:\s*(\d{1,2})\s*일)?"));
+static EN_RELATIVE_MONTH: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(r"\b(?:({MONTHS})\s+(?:of\s+)?(last|this)\s+year|(last|this)\s+({MONTHS}))\b"))
+});
 static IN_YEAR: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:in|during)\s+(\d{4})\b|(\d{4})\s*년"));
 static SEASON: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\b(?:(this|last|past)\s+)?(winter|spring|summer|autumn|fall)\b(?:\s+(?:of\s+)?(\d{4})\b(?:\s*[-/–]\s*\d{2,4})?)?|(?:(\d{4})\s*년\s*|(지난|작년|올해|이번|저번)\s*)?(겨울|봄|여름|가을)")
@@ -305,6 +311,9 @@ pub fn resolve_range(text: &str, today: NaiveDate) -> Option<DateRange> {
     if let Some(r) = season_range(&t, today) {
         return Some(r);
     }
+    if let Some(r) = relative_month(&t, today) {
+        return Some(r);
+    }
     if t.contains("last year") || t.contains("작년") {
         return DateRange::year(today.year().checked_sub(1)?);
     }
@@ -330,6 +339,42 @@ pub fn resolve_range(text: &str, today: NaiveDate) -> Option<DateRange> {
         return DateRange::year(year);
     }
     resolve_date(&t, today).and_then(DateRange::day)
+}
+
+/// A month whose year is said in words ("작년 5월", "May last year", "last
+/// May"). "last May" is the latest May before this month, as an unqualified
+/// month is; "this May" is this year's.
+fn relative_month(t: &str, today: NaiveDate) -> Option<DateRange> {
+    if let Some(c) = KO_RELATIVE_MONTH.captures(t) {
+        let month: u32 = c[2].parse().ok()?;
+        let year = match &c[1] {
+            "올해" => today.year(),
+            "재작년" => today.year().checked_sub(2)?,
+            _ => today.year().checked_sub(1)?,
+        };
+        // "작년 10월 3일" is a day.
+        return match c.get(3).and_then(|d| d.as_str().parse().ok()) {
+            Some(day) => DateRange::day(NaiveDate::from_ymd_opt(year, month, day)?),
+            None => DateRange::month(year, month),
+        };
+    }
+    let c = EN_RELATIVE_MONTH.captures(t)?;
+    let (month, which) = match (c.get(1), c.get(2), c.get(3), c.get(4)) {
+        (Some(m), Some(w), _, _) => (month_number(m.as_str())?, w.as_str()),
+        (_, _, Some(w), Some(m)) => (month_number(m.as_str())?, w.as_str()),
+        _ => return None,
+    };
+    match (which, c.get(1).is_some()) {
+        // "this may be silly, but…" is no month.
+        ("this", false) if month == 5 => None,
+        ("this", _) => DateRange::month(today.year(), month),
+        ("last", true) => DateRange::month(today.year().checked_sub(1)?, month),
+        // "last May": the latest May before this month.
+        _ => {
+            let year = if month >= today.month() { today.year().checked_sub(1)? } else { today.year() };
+            DateRange::month(year, month)
+        }
+    }
 }
 
 fn month_range(today: NaiveDate, month: u32, year: Option<i32>) -> Option<DateRange> {
@@ -428,6 +473,16 @@ mod tests {
         assert_eq!(resolve_range("10월에 무슨 일 있었지?", today()), range(d(2026, 10, 1), d(2026, 11, 1)));
         assert_eq!(resolve_range("10월 3일에 뭐 했어?", today()), range(d(2026, 10, 3), d(2026, 10, 4)));
         assert_eq!(resolve_range("작년에", today()), range(d(2025, 1, 1), d(2026, 1, 1)));
+        // A month with its year in words.
+        assert_eq!(resolve_range("작년 5월에 하늘이 뭐 했어?", today()), range(d(2025, 5, 1), d(2025, 6, 1)));
+        assert_eq!(resolve_range("올해 3월에 뭐 했지?", today()), range(d(2026, 3, 1), d(2026, 4, 1)));
+        assert_eq!(resolve_range("재작년 12월", today()), range(d(2024, 12, 1), d(2025, 1, 1)));
+        assert_eq!(resolve_range("What did we do in May last year?", today()), range(d(2025, 5, 1), d(2025, 6, 1)));
+        assert_eq!(resolve_range("in March of this year", today()), range(d(2026, 3, 1), d(2026, 4, 1)));
+        assert_eq!(resolve_range("What did Minji do last May?", today()), range(d(2026, 5, 1), d(2026, 6, 1)));
+        assert_eq!(resolve_range("What did Minji do last December?", today()), range(d(2025, 12, 1), d(2026, 1, 1)));
+        assert_eq!(resolve_range("this may sound odd, but when did she swim?", today()), None);
+        assert_eq!(resolve_range("작년 10월 3일", today()), DateRange::day(d(2025, 10, 3)));
         assert_eq!(resolve_range("준호 자전거 언제 탔지?", today()), None);
     }
 

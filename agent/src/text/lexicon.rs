@@ -8,7 +8,7 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("school", &["school", "class", "teacher", "homework", "kindergarten", "daycare", "preschool", "학교", "유치원", "어린이집", "선생님", "숙제", "수업"]),
     ("health", &[
         "sick", "unwell", "fever", "doctor", "hospital", "cough", "cold", "vaccine", "dentist", "infection", "medicine", "antibiotic",
-        "threw up", "vomit", "stomach bug", "runny nose", "아파", "아팠", "열이", "병원", "감기", "기침", "치과", "예방접종", "토했", "장염", "중이염",
+        "threw up", "throw up", "throwing up", "throws up", "vomit", "stomach bug", "runny nose", "아파", "아팠", "열이", "병원", "감기", "기침", "치과", "예방접종", "토했", "토하", "구토", "장염", "중이염",
         "콧물", "해열제", "항생제",
     ]),
     ("food", &["ate", "eat", "dinner", "lunch", "breakfast", "snack", "cook", "bake", "baked", "먹", "밥", "간식", "요리", "저녁", "점심", "아침밥"]),
@@ -30,7 +30,7 @@ const EMOTIONS: &[(&str, &[&str])] = &[
     ("excitement", &["excited", "thrill", "can't wait", "신나", "신났", "설레"]),
     ("sadness", &["sad", "cried", "cry", "tears", "miss", "슬퍼", "슬펐", "울었", "울어", "울고", "그리워"]),
     ("fear", &["scared", "afraid", "fear", "nightmare", "nervous", "무서", "겁", "악몽", "긴장"]),
-    ("anger", &["angry", "mad", "tantrum", "upset", "화가", "화났", "떼를", "짜증"]),
+    ("anger", &["angry", "mad", "tantrum", "meltdown", "melted down", "upset", "화가", "화났", "떼를", "떼쓰", "떼썼", "짜증"]),
     ("tiredness", &["tired", "exhausted", "sleepy", "피곤", "졸려", "지쳤"]),
     ("love", &["love", "hug", "kiss", "cuddle", "사랑", "안아", "뽀뽀"]),
     ("surprise", &["surprise", "wow", "amazing", "놀랐", "깜짝", "대박"]),
@@ -71,5 +71,9 @@ mod tests {
         assert_eq!(topics("Junho threw up twice — stomach bug going around"), vec!["health"]);
         assert_eq!(topics("병원에서 준호 중이염이래"), vec!["health"]);
         assert!(emotions("We went to the store").is_empty());
+        // A question is worded in its own tense: "throw up" as the entry's "threw up".
+        assert_eq!(topics("How many times did Jiwoo throw up this year?"), vec!["health"]);
+        assert_eq!(emotions("올해 지우 몇 번 떼썼어?"), vec!["anger"]);
+        assert_eq!(emotions("He melted down at the store"), vec!["anger"]);
     }
 }
