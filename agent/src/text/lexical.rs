@@ -40,6 +40,11 @@ fn stem(word: &str) -> String {
     word.to_string()
 }
 
+/// English movement verbs a question wraps its subject in ("when did we go
+/// to the zoo", "first go skiing"): no content to match, and an entry seldom
+/// repeats them, so they would hold a real match under the two-thirds rule.
+const EN_LIGHT_VERBS: &[&str] = &["go", "goes", "going", "went", "gone"];
+
 /// Korean ways of asking "how is it / how was it": no content to match.
 const KO_QUESTION_WORDS: &[&str] = &["어때", "어때요", "어땠어", "어땠어요", "어땠니", "어땠지", "어떤지", "어땠는지", "어떻게"];
 
@@ -52,7 +57,9 @@ const KO_QUESTION_WORDS: &[&str] = &["어때", "어때요", "어땠어", "어땠
 fn forms(written: &str, token: &str) -> Vec<String> {
     let mut out = Vec::new();
     if !token.chars().any(is_hangul) {
-        out.push(stem(token));
+        if !EN_LIGHT_VERBS.contains(&token) {
+            out.push(stem(token));
+        }
     } else if !KO_QUESTION_WORDS.contains(&written) && !KO_QUESTION_WORDS.contains(&token) {
         out.push(token.to_string());
         if written != token {
@@ -114,6 +121,13 @@ mod tests {
         assert_eq!(terms("No more little wheels on the bike!"), vec!["no", "more", "little", "wheel", "bike"]);
         assert_eq!(terms("swimming, hopped, stories, glass"), vec!["swim", "hop", "story", "glass"]);
         assert_eq!(stem("wheels"), stem("wheel"));
+    }
+
+    #[test]
+    fn going_somewhere_is_no_term() {
+        assert_eq!(terms("When did Haneul first go skiing?"), vec!["haneul", "ski"]);
+        assert_eq!(terms("We went to the zoo"), vec!["zoo"]);
+        assert!(overlap(&terms("When did we go to the zoo?"), &terms("Zoo trip with cousins")) >= 2.0 / 3.0);
     }
 
     #[test]
