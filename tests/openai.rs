@@ -414,7 +414,12 @@ async fn a_model_that_finds_no_answer_in_the_sources_says_nothing_was_found() {
 
     // An answer that cites an entry is kept with its sources as before.
     let found = app.chat(&kim, "When was Minji's piano recital?").await;
-    assert_eq!(source_ids(&found), vec![piano], "{found}");
+    assert_eq!(source_ids(&found), vec![piano.clone()], "{found}");
+    // One that also says what is missing keeps its sources, without the mark.
+    fake.fail_next_answer(&[Fault::PartlyThere]);
+    let partly = app.chat(&kim, "What did Minji play at her first violin recital?").await;
+    assert_eq!(partly["reply"], "She played the piano [1]; nothing about a violin.", "{partly}");
+    assert_eq!(source_ids(&partly).first(), Some(&piano), "{partly}");
 }
 
 /// A model's reply with NUL characters is passed on without them and kept as

@@ -37,6 +37,9 @@ pub enum Fault {
     /// Answer 200 saying the sources do not answer the question, marked
     /// `[0]` as the answer prompt asks.
     NothingThere,
+    /// Answer 200 citing the first source and saying, marked `[0]`, what
+    /// the sources do not hold.
+    PartlyThere,
     /// Answer 200 citing the first source, with NUL characters in the text
     /// (which a Postgres `text` column cannot hold).
     Nul,
@@ -197,6 +200,7 @@ async fn apply(fault: Option<Fault>) -> Option<Response> {
         Fault::Malformed => Some(completion("{\"summary\": \"unterminated", 5)),
         Fault::Uncited => Some(completion("Sounds like a lovely day out!", 5)),
         Fault::NothingThere => Some(completion("Your journal doesn't mention a violin recital [0].", 5)),
+        Fault::PartlyThere => Some(completion("She played the piano [1]; nothing about a violin [0].", 5)),
         Fault::Nul => Some(completion("According to\u{0} your journal: the zoo\u{0} [1]", 5)),
         Fault::Truncated => {
             let mut body = completion_body("According to your journal [1], Minji went to the zoo and then she", 5, 1024);

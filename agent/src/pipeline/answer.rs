@@ -838,6 +838,8 @@ impl Agent {
             self.b.metrics.inc("dadly_answers_found_nothing_total", &[]);
             return Ok(Answer { text: without_mark(&text, korean, &plan), sources: Vec::new() });
         }
+        // An answer may also say what the entries do not hold, marked "no entry".
+        let text = text.replace(" [0]", "").replace("[0]", "");
         let cited = cited_numbers(&text);
         let sources = ranked
             .iter()
