@@ -290,7 +290,19 @@ async fn a_wrong_api_key_is_refused() {
 /// the question's terms each entry holds, and following upserts and deletes.
 #[tokio::test]
 async fn qdrant_keeps_the_lexical_terms_as_sparse_vectors() {
+    sparse_contract(QdrantStandIn::start(None).await).await;
+}
+
+/// The same against a server that sends sparse vectors back in the older
+/// fields (Qdrant before 1.16; `docker-compose.yml` runs 1.15).
+#[tokio::test]
+async fn qdrant_before_1_16_answers_the_lexical_side_too() {
     let qdrant = QdrantStandIn::start(None).await;
+    qdrant.answer_like_1_15();
+    sparse_contract(qdrant).await;
+}
+
+async fn sparse_contract(qdrant: QdrantStandIn) {
     let (store, _dir) = support::sqlite().await;
     let index = QdrantIndex::connect(&qdrant.url, None, "entries_v1", DIMS).await.unwrap();
     assert_eq!(index.lexical_backend(), "qdrant");

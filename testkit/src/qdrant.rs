@@ -62,6 +62,8 @@ struct State {
     refused: std::collections::HashSet<String>,
     /// The next upsert waits here (see `hold_next_upsert`).
     hold: Option<UpsertHold>,
+    /// Vectors go out in the fields servers before 1.16 use (see `answer_like_1_15`).
+    legacy_vectors: bool,
 }
 
 /// An upsert held before it is applied, so a test can make something
@@ -192,6 +194,12 @@ impl QdrantStandIn {
     /// The payload indexes of a collection: field → `FieldType` as i32.
     pub fn indexes(&self, collection: &str) -> HashMap<String, i32> {
         self.state.lock().unwrap().collections.get(collection).map(|c| c.indexes.clone()).unwrap_or_default()
+    }
+
+    /// Sends vectors back as Qdrant servers before 1.16 do: a sparse vector
+    /// in `VectorOutput`'s older `data` and `indices` fields, not its `vector`.
+    pub fn answer_like_1_15(&self) {
+        self.state.lock().unwrap().legacy_vectors = true;
     }
 
     /// A collection's sparse vectors: name → `Modifier` as i32.
@@ -366,8 +374,10 @@ fn selected(coll: &Collection, selector: Option<&PointsSelector>) -> Result<Vec<
     }
 }
 
-/// The vectors a query asked to see: all (`true`) or those named.
-fn vectors_output(p: &Point, selector: Option<&WithVectorsSelector>) -> Option<VectorsOutput> {
+/// The vectors a query asked to see: all (`true`) or those named; `legacy`:
+/// in the fields servers before 1.16 use.
+#[allow(deprecated)]
+fn vectors_output(p: &Point, selector: Option<&WithVectorsSelector>, legacy: bool) -> Option<VectorsOutput> {
     let wanted = |name: &str| match selector.and_then(|s| s.selector_options.as_ref()) {
         Some(with_vectors_selector::SelectorOptions::Enable(all)) => *all,
         Some(with_vectors_selector::SelectorOptions::Include(names)) => names.names.iter().any(|n| n == name),
@@ -379,8 +389,11 @@ fn vectors_output(p: &Point, selector: Option<&WithVectorsSelector>) -> Option<V
     }
     for (name, (dims, values)) in &p.sparse {
         if wanted(name) {
-            let v = SparseVector { indices: dims.clone(), values: values.clone() };
-            named.insert(name.clone(), VectorOutput { vector: Some(vector_output::Vector::Sparse(v)), ..Default::default() });
+            let out = match legacy {
+                true => VectorOutput { data: values.clone(), indices: Some(SparseIndices { data: dims.clone() }), ..Default::default() },
+                false => VectorOutput { vector: Some(vector_output::Vector::Sparse(SparseVector { indices: dims.clone(), values: values.clone() })), ..Default::default() },
+            };
+            named.insert(name.clone(), out);
         }
     }
     (!named.is_empty()).then_some(VectorsOutput { vectors_options: Some(vectors_output::VectorsOptions::Vectors(NamedVectorsOutput { vectors: named })) })
@@ -631,6 +644,7 @@ impl Points for Service {
             _ => return Err(Status::unimplemented("the Qdrant stand-in answers nearest-neighbour queries only")),
         };
         let using = req.using.clone().unwrap_or_default();
+        let legacy = self.state.lock().unwrap().legacy_vectors;
         self.with(&req.collection_name, |c| {
             let mut scored: Vec<(String, f32)> = Vec::new();
             match input {
@@ -690,7 +704,7 @@ impl Points for Service {
                         payload: if with_payload { p.payload.clone() } else { HashMap::new() },
                         score,
                         version: 0,
-                        vectors: vectors_output(p, req.with_vectors.as_ref()),
+                        vectors: vectors_output(p, req.with_vectors.as_ref(), legacy),
                         ..Default::default()
                     }
                 })

@@ -357,8 +357,12 @@ fn point_terms(point: &ScoredPoint) -> Vec<u32> {
         Some(vectors_output::VectorsOptions::Vectors(named)) => named,
         _ => return Vec::new(),
     };
-    let mut dims = match named.vectors.get(TERMS).and_then(|v| v.vector.as_ref()) {
-        Some(vector_output::Vector::Sparse(s)) => s.indices.clone(),
+    let Some(v) = named.vectors.get(TERMS) else { return Vec::new() };
+    #[allow(deprecated)]
+    let mut dims = match (&v.vector, &v.indices) {
+        (Some(vector_output::Vector::Sparse(s)), _) => s.indices.clone(),
+        // Servers before 1.16 send a sparse vector in the older fields.
+        (None, Some(indices)) => indices.data.clone(),
         _ => Vec::new(),
     };
     dims.sort_unstable();
