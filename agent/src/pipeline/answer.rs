@@ -671,7 +671,7 @@ impl Agent {
         let mut entries = self.b.store.get_entries(user.family_id, &ids).await?;
         entries.retain(|e| e.family_id == user.family_id);
         // About a child asked about, or about none in particular (the whole family), as the index filters.
-        let about_children = |e: &Entry| plan.member_ids.is_empty() || e.member_ids.is_empty() || plan.member_ids.iter().any(|m| e.member_ids.contains(m));
+        let about_children = |e: &Entry| filter.admits(&e.member_ids);
         // (Overlap is counted on the terms the entry is indexed under: its text and its photos' descriptions.)
         let overlap = |id: &EntryId| lexical_hits.iter().find(|h| h.entry_id == *id).map(|h| crate::text::lexical::overlap(&terms, &h.terms));
         let lexical: Vec<EntryId> = lexical_ids

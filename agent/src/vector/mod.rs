@@ -34,6 +34,15 @@ pub struct SearchFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
+impl SearchFilter {
+    /// Whether an entry about `members` is one this filter asks for: any
+    /// entry without children named, else one about any of them or about no
+    /// child in particular (the whole family).
+    pub fn admits(&self, members: &[MemberId]) -> bool {
+        self.member_ids.is_empty() || members.is_empty() || members.iter().any(|m| self.member_ids.contains(m))
+    }
+}
+
 /// One search result: cosine similarity in `[-1, 1]`, higher is closer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -124,4 +133,19 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         nb += y * y;
     }
     if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na.sqrt() * nb.sqrt()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_filter_admits_the_childs_entries_and_the_familys() {
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let about_a = SearchFilter { member_ids: vec![a], ..Default::default() };
+        assert!(about_a.admits(&[a]) && about_a.admits(&[a, b]));
+        assert!(about_a.admits(&[]), "an entry naming no child is the whole family's");
+        assert!(!about_a.admits(&[b]));
+        assert!(SearchFilter::default().admits(&[b]));
+    }
 }

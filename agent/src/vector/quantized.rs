@@ -417,7 +417,7 @@ impl FamilyVectors {
                 s.live
                     && from.is_none_or(|f| s.occurred_at >= f)
                     && to.is_none_or(|t| s.occurred_at < t)
-                    && (filter.member_ids.is_empty() || s.members.is_empty() || s.members.iter().any(|m| filter.member_ids.contains(m)))
+                    && filter.admits(&s.members)
             })
             .collect();
         let Some(q) = normalized(query) else {
