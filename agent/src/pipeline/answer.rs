@@ -364,8 +364,9 @@ fn found_nothing(text: &str, n: usize) -> bool {
 fn without_mark(text: &str, korean: bool, plan: &QueryPlan) -> String {
     let said = text.replace("[0]", "");
     let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
-    let said = said.replace(" .", ".").replace(" !", "!");
-    if said.trim_matches(|c: char| c.is_whitespace() || c.is_ascii_punctuation()).is_empty() { nothing_found(korean, plan) } else { said }
+    let said = [".", "!", "?", ",", "。", "、"].iter().fold(said, |t, p| t.replace(&format!(" {p}"), p));
+    // Nothing but marks and punctuation left ("[0]。"): the standard reply.
+    if !said.chars().any(char::is_alphanumeric) { nothing_found(korean, plan) } else { said }
 }
 
 fn nothing_found(korean: bool, plan: &QueryPlan) -> String {
@@ -1011,6 +1012,8 @@ mod tests {
         assert_eq!(without_mark("Nothing about a violin in your journal [0].", false, &plan), "Nothing about a violin in your journal.");
         assert_eq!(without_mark("[0]", true, &plan), nothing_found(true, &plan));
         assert_eq!(without_mark(" [0] . ", false, &plan), nothing_found(false, &plan));
+        assert_eq!(without_mark("[0]。", true, &plan), nothing_found(true, &plan), "CJK punctuation alone is no reply");
+        assert_eq!(without_mark("일기에 없어요 [0]。", true, &plan), "일기에 없어요。");
     }
 
     #[test]
