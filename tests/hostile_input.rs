@@ -82,6 +82,14 @@ async fn odd_texts_are_recorded_and_enriched(app: &TestApp, kim: &Family) {
         "민지가 99999999999년에 몇 번 아팠어?",
         "How many times was Minji sick in 9999?",
         "0001년에 민지가 몇 번 아팠어。、🤒?",
+        // Months with their year in words, including ones no calendar has.
+        "작년 99월에 민지는 뭐 했어?",
+        "작년 2월 30일에 민지는?",
+        "/ask 재작년 13월 99999999999999999999일",
+        "What did Minji do last May。🦖?",
+        // Counts by a feeling, with odd punctuation.
+        "올해 민지 몇 번 떼썼어。、🤒?",
+        "How many times was Minji mad in the last 999999999 days?",
     ] {
         let (status, v) = app.post(&kim.token, "/v1/chat", json!({ "message": question })).await;
         assert_eq!(status, StatusCode::OK, "{question}: {v}");
@@ -101,6 +109,18 @@ async fn hostile_input_on_sqlite() {
     let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
     hostile_requests_get_clear_answers(&app, &kim).await;
     odd_texts_are_recorded_and_enriched(&app, &kim).await;
+}
+
+/// The same with Qdrant (the gRPC stand-in) as the vector index, whose
+/// sparse vectors then answer the lexical side.
+#[tokio::test]
+async fn hostile_input_with_qdrant() {
+    let qdrant = dadly_testkit::qdrant::QdrantStandIn::start(None).await;
+    let app = TestApp::spawn_with(&[("QDRANT_URL", qdrant.url.as_str())]).await;
+    let kim = app.family("Kim", &[("Minji", &["민지"])]).await;
+    hostile_requests_get_clear_answers(&app, &kim).await;
+    odd_texts_are_recorded_and_enriched(&app, &kim).await;
+    assert!(qdrant.calls().iter().any(|c| c.method == "query"), "the lexical side went to Qdrant");
 }
 
 #[tokio::test]
