@@ -9,13 +9,7 @@
 #   python3 bench/answer_probe.py prompts/answer.md eval/heldout.json eval/heldout2.json
 import json, sys, re, time, urllib.request, numpy as np
 CHAT = "http://127.0.0.1:8081/v1/chat/completions"
-def embed(texts, kind):
-    out=[]
-    for i in range(0, len(texts), 64):
-        body=json.dumps({"model":"multilingual-e5-small","input":texts[i:i+64],"input_type":kind}).encode()
-        r=urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:8084/v1/embeddings", body, {"Content-Type":"application/json"}))
-        out += [x["embedding"] for x in json.load(r)["data"]]
-    v=np.array(out); return v/np.linalg.norm(v,axis=1,keepdims=True)
+from e5 import embed  # bench/e5.py, beside this script
 prompt = open(sys.argv[1]).read().split("---", 2)[2]
 system, user_t = prompt.split("===", 1)
 def cited(t): return {int(x) for x in re.findall(r"\[(\d+)\]", t)}

